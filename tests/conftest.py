@@ -1,0 +1,30 @@
+"""Shared fixtures: the tiny random model (fast) and the default real model (marked `real`)."""
+
+import pytest
+import torch
+
+from interp_steer import load_model
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The 4-layer random Gemma-3 model; treat it as read-only."""
+    return load_model("tiny")
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """The default real model, Gemma-3-270M, converted offline from PyPI."""
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    return load_model("gemma-3-270m")
+
+
+@pytest.fixture(autouse=True)
+def _no_hooks_leak(request):
+    """Every test must leave the shared models without hooks."""
+    yield
+    for name in ("tiny", "gemma"):
+        if name in request.fixturenames:
+            model = request.getfixturevalue(name)
+            left = [n for n, hp in model.hook_dict.items() if hp.fwd_hooks or hp.bwd_hooks]
+            assert not left, f"hooks left on the model after the test: {left}"
