@@ -206,9 +206,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
 
     folder, fname = str(gguf_path.parent), gguf_path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
-    quantised = AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=fname, dtype=torch.float32
-    )
+    quantised = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=torch.float32)
     config = quantised.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config

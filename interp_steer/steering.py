@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
@@ -24,7 +24,8 @@ from interp_steer.models import model_name
 from interp_steer.types import Direction, Mask, Residual, Tokens
 from interp_steer.vectors import SteeringVector
 
-Positions = Literal["all", "prompt", "generated", "last"]
+Positions = str
+"""One of ``POSITION_MODES`` (checked by :func:`steer` with a clear error)."""
 POSITION_MODES: tuple[str, ...] = ("all", "prompt", "generated", "last")
 """Where a vector is added: every real token (the paper's setting), the prompt only,
 generated tokens only, or the last prompt token only."""
@@ -48,8 +49,9 @@ def check_vector(model: TransformerBridge, vector: SteeringVector) -> None:
             f"d_model {d_model}"
         )
     if not 0 <= vector.layer < n_layers:
-        raise ValueError(f"vector layer {vector.layer} is out of range: the model has "
-                         f"layers 0..{n_layers - 1}")
+        raise ValueError(
+            f"vector layer {vector.layer} is out of range: the model has layers 0..{n_layers - 1}"
+        )
     if vector.hook_name not in model.hook_dict:
         raise ValueError(f"the model has no hook point named {vector.hook_name!r}")
     if not bool(torch.isfinite(vector.direction).all()):

