@@ -304,8 +304,8 @@ def read_flores(lang: str) -> tuple[list[str], int]:
     """Read one FLORES-200 devtest file, undoing the CSV quoting some lines carry.
 
     In several languages of this copy (ben, kor, tam, tel, deu, est, ...) a line holding
-    quotation marks was written CSV-style: wrapped in ``"`` with inner quotes doubled. Such
-    lines are unquoted; lines are otherwise returned as they are.
+    quotation marks was written CSV-style: wrapped in ``"`` with inner quotes doubled (some
+    Telugu lines twice over). Such lines are unquoted; others are returned as they are.
 
     Returns:
         The 1012 sentences and how many of them were unquoted.
@@ -318,9 +318,11 @@ def read_flores(lang: str) -> tuple[list[str], int]:
     path = _paths("flores", lang)[0]
     lines, unquoted = [], 0
     for line in read_lines(path):
-        fixed = _csv_unquote(line)
-        unquoted += fixed is not None
-        lines.append(line if fixed is None else fixed)
+        original = line
+        while (fixed := _csv_unquote(line)) is not None:  # some lines were quoted twice
+            line = fixed
+        unquoted += line != original
+        lines.append(line)
     return lines, unquoted
 
 
