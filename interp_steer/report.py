@@ -64,9 +64,8 @@ def render_report(report: Report) -> str:
         if section.note:
             parts.append(f"<p class='note'>{html.escape(section.note)}</p>")
         for fig in section.figures:
-            include = True if first else False
+            div = pio.to_html(fig, full_html=False, include_plotlyjs=first)
             first = False
-            div = pio.to_html(fig, full_html=False, include_plotlyjs=include)
             parts.append(f"<div class='figure'>{div}</div>")
         for table in section.tables:
             parts.append(table.to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0))
