@@ -160,10 +160,10 @@ _PREFIX = re.compile(r"^(.*?[:：])\s*")
 def read_mgsm_exemplars(lang: str) -> list[dict[str, str]]:
     """Read MGSM's 8 translated few-shot exemplars for one language.
 
-    Each row holds the ``question`` without its ``Frage:`` prefix, the full worked
-    ``solution`` as released (it starts with ``Schritt-für-Schritt-Antwort:``), both
-    prefixes (``question_prefix``, ``answer_prefix``), the final ``answer`` and the
-    ``equation``.
+    Each row holds the ``question`` and the full worked ``solution`` without their
+    ``Frage:`` / ``Schritt-für-Schritt-Antwort:`` prefixes, both prefixes
+    (``question_prefix``, ``answer_prefix``), the solution as released with its prefix
+    (``solution_raw``), the final ``answer`` and the ``equation``.
 
     Example:
         >>> ex = read_mgsm_exemplars("de")
@@ -188,7 +188,8 @@ def read_mgsm_exemplars(lang: str) -> list[dict[str, str]]:
             {
                 "question": item["q"][q_prefix.end() :].strip(),
                 "question_prefix": q_prefix.group(1),
-                "solution": item["a"].strip(),
+                "solution": item["a"][a_prefix.end() :].strip(),
+                "solution_raw": item["a"].strip(),
                 "answer_prefix": a_prefix.group(1),
                 "answer": normalize_number(str(number)),
                 "equation": equation,

@@ -168,7 +168,8 @@ def _mgsm(code: str, split: str) -> tuple[list[TaskItem], list[TaskItem]]:
     en_exemplars = read_mgsm_exemplars(ENGLISH)
     for k, (ex, en_ex) in enumerate(zip(read_mgsm_exemplars(code), en_exemplars, strict=True)):
         meta = {
-            key: ex[key] for key in ("solution", "question_prefix", "answer_prefix", "equation")
+            key: ex[key]
+            for key in ("solution", "solution_raw", "question_prefix", "answer_prefix", "equation")
         }
         meta["english_solution"] = en_ex["solution"]
         exemplars.append(
@@ -229,8 +230,10 @@ def load_task(name: str, lang: str, *, split: str = "test", n: int | None = None
 
     * ``"mgsm"``: 250 problems per language (split ``"test"``); gold numbers without
       thousands commas; ``english`` is ``mgsm_en.tsv`` line i; exemplars: the 8 translated
-      few-shot exemplars (question without its ``Frage:`` prefix; ``meta["solution"]`` holds
-      the full worked solution, ``answer`` the number).
+      few-shot exemplars (``answer`` the number; ``meta["solution"]`` the full worked
+      solution; question and solution without their ``Frage:`` /
+      ``Schritt-für-Schritt-Antwort:`` prefixes, which are in ``meta["question_prefix"]``
+      and ``meta["answer_prefix"]``; ``meta["solution_raw"]`` as released).
     * ``"msvamp"``: 1000 problems (``"test"``); ``english`` is the English ``query``;
       answers from ``response`` (``"8.0"`` becomes ``"8"``).
     * ``"xcopa"``: 500 test / 100 val items with two choices; ``english`` and

@@ -48,10 +48,16 @@ def test_mgsm_exemplars():
     first = ts.exemplars[0]
     assert first.question.startswith("Roger hat 5 Tennisbälle")
     assert first.meta["question_prefix"] == "Frage:"
-    assert first.meta["solution"].startswith("Schritt-für-Schritt-Antwort:")
+    assert first.meta["answer_prefix"] == "Schritt-für-Schritt-Antwort:"
+    assert first.meta["solution"].startswith("Roger begann mit 5 Bällen.")
     assert first.meta["solution"].rstrip(".").endswith("11")
+    assert first.meta["solution_raw"] == "Schritt-für-Schritt-Antwort: " + first.meta["solution"]
     assert first.english.startswith("Roger has 5 tennis balls")
-    assert first.meta["english_solution"].startswith("Step-by-Step Answer:")
+    assert first.meta["english_solution"].startswith("Roger started with 5 balls.")
+    for lang in available_languages("mgsm"):  # the prefixes are split off in every language
+        for ex in load_task("mgsm", lang).exemplars:
+            assert ex.meta["solution_raw"].startswith(ex.meta["answer_prefix"])
+            assert not ex.meta["solution"].startswith(ex.meta["answer_prefix"])
     assert all(ex.id.startswith("mgsm-de-exemplar-") for ex in ts.exemplars)
 
 
