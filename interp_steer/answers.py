@@ -34,8 +34,48 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 
 DECIMAL_COMMA_LANGS: frozenset[str] = frozenset(
-    "de fr es it pt ru id tr vi et nl pl cs sk sl hr sr bs mk bg uk be el ro hu fi sv da nb "
-    "nn is lt lv ca gl eu az kk uz sq".split()
+    [
+        "de",
+        "fr",
+        "es",
+        "it",
+        "pt",
+        "ru",
+        "id",
+        "tr",
+        "vi",
+        "et",
+        "nl",
+        "pl",
+        "cs",
+        "sk",
+        "sl",
+        "hr",
+        "sr",
+        "bs",
+        "mk",
+        "bg",
+        "uk",
+        "be",
+        "el",
+        "ro",
+        "hu",
+        "fi",
+        "sv",
+        "da",
+        "nb",
+        "nn",
+        "is",
+        "lt",
+        "lv",
+        "ca",
+        "gl",
+        "eu",
+        "az",
+        "kk",
+        "uz",
+        "sq",
+    ]
 )
 """Languages whose usual decimal separator is a comma (``3,5``) and thousands a dot."""
 

@@ -113,13 +113,8 @@ def binomial_two_sided(k: int, n: int) -> float:
     """
     if n == 0:
         return 1.0
-    low = min(k, n - k)
-    log_half_n = n * math.log(0.5)
-    tail = sum(
-        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half_n)
-        for i in range(low + 1)
-    )
-    return min(1.0, 2 * tail)
+    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1))  # exact integers
+    return min(1.0, 2 * tail / 2**n)
 
 
 def mcnemar_exact(first: Sequence[bool], second: Sequence[bool]) -> PairedTest:
