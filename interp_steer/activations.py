@@ -1,0 +1,412 @@
+"""Residual-stream activations of many texts at many layers, in one batched pass.
+
+:func:`collect_activations` runs the model once per batch, reads
+``blocks.{layer}.hook_resid_post`` for every requested layer, pools each text's tokens
+(pad positions never count) and moves the result to the CPU in float32 as it goes. The
+forward stops right after the deepest requested layer: through the bridge's
+``stop_at_layer`` (which counts blocks *run*, so ``stop_at_layer=L + 1`` ends after block
+``L``), or, for the last block, by raising the bridge's own ``StopAtLayerException`` from
+the hook, so the unembedding (262k columns on Gemma-3) is never computed.
+
+Results can be cached on disk (safetensors, written atomically), keyed by a hash of the
+model (name, dtype, a fingerprint of its embedding weights), the texts, the layers, the
+pooling and the hook.
+"""
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens.model_bridge import TransformerBridge
+from transformer_lens.model_bridge.exceptions import StopAtLayerException
+
+from interp_steer.models import model_name
+from interp_steer.storage import atomic_write
+from interp_steer.types import Mask, Residual
+
+Pooling = Literal["last", "mean", "all"]
+POOLINGS: tuple[str, ...] = ("last", "mean", "all")
+"""``"last"``: the last real token; ``"mean"``: the mean over real tokens; ``"all"``: every
+real token, concatenated over texts."""
+
+HOOK_TEMPLATE = "blocks.{layer}.hook_resid_post"
+_CACHE_FORMAT = "interp_steer.Activations"
+_CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Pooled residual-stream activations of ``n`` texts at some layers (CPU, float32).
+
+    Attributes:
+        layers: The layers, ascending.
+        pooling: ``"last"``, ``"mean"`` or ``"all"`` (see ``POOLINGS``).
+        data: Layer -> ``[n, d_model]`` for ``"last"``/``"mean"``; for ``"all"``,
+            ``[sum(lengths), d_model]``: every pooled token of every text, in text order.
+        model_name: The model they come from.
+        n: Number of texts.
+        lengths: For ``"all"``: the number of pooled tokens of each text; else ``None``.
+        norms: Layer -> ``[n]``: each text's mean per-token residual L2 norm (the scale a
+            steering vector added at every position competes with); may be empty.
+        exclude_bos: Whether a leading BOS token was left out of ``"mean"``/``"all"``
+            pooling and of ``norms`` (Gemma's BOS residual is ~15x larger than the rest).
+
+    >>> acts = Activations((1,), "last", {1: torch.zeros(2, 4)}, "tiny", 2,
+    ...                    norms={1: torch.ones(2)})
+    >>> acts[1].shape, acts.d_model
+    (torch.Size([2, 4]), 4)
+    """
+
+    layers: tuple[int, ...]
+    pooling: str
+    data: Mapping[int, Tensor]
+    model_name: str
+    n: int
+    lengths: tuple[int, ...] | None = None
+    norms: Mapping[int, Tensor] = field(default_factory=dict)
+    exclude_bos: bool = True
+
+    def __post_init__(self) -> None:
+        layers = tuple(self.layers)
+        if not layers or list(layers) != sorted(set(layers)) or layers[0] < 0:
+            raise ValueError(f"layers must be non-empty, non-negative, unique, ascending: {layers}")
+        if self.pooling not in POOLINGS or self.n < 1:
+            raise ValueError(f"pooling must be one of {POOLINGS} and n >= 1")
+        if (self.pooling == "all") != (self.lengths is not None):
+            raise ValueError("lengths must be given for pooling='all' and only then")
+        if self.lengths is not None and (len(self.lengths) != self.n or min(self.lengths) < 1):
+            raise ValueError(f"lengths must hold {self.n} positive counts")
+        rows = sum(self.lengths) if self.lengths is not None else self.n
+        checks = [("data", self.data, 2, rows)] + [("norms", self.norms, 1, self.n)] * bool(
+            self.norms
+        )
+        for name, table, ndim, expected in checks:
+            if set(table) != set(layers):
+                raise ValueError(f"{name} has layers {sorted(table)}, expected {list(layers)}")
+            for layer, t in table.items():
+                if not isinstance(t, Tensor) or not t.is_floating_point() or t.ndim != ndim:
+                    raise ValueError(f"{name}[{layer}] must be a {ndim}-D float tensor")
+                if t.shape[0] != expected:
+                    raise ValueError(f"{name}[{layer}] has {t.shape[0]} rows, expected {expected}")
+        if len({t.shape[1] for t in self.data.values()}) != 1:
+            raise ValueError("all layers must have the same d_model")
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "data", dict(self.data))
+        object.__setattr__(self, "norms", dict(self.norms))
+
+    def __getitem__(self, layer: int) -> Tensor:
+        """Return the activations at ``layer``."""
+        if layer not in self.data:
+            raise KeyError(f"layer {layer} was not collected; layers: {list(self.layers)}")
+        return self.data[layer]
+
+    @property
+    def d_model(self) -> int:
+        """The residual width."""
+        return int(self.data[self.layers[0]].shape[1])
+
+    def take(self, indices: Sequence[int]) -> "Activations":
+        """Return the activations of the texts at ``indices``, in that order.
+
+        >>> acts = Activations((0,), "all", {0: torch.arange(6.).reshape(3, 2)}, "m", 2,
+        ...                    lengths=(1, 2), norms={0: torch.ones(2)})
+        >>> acts.take([1]).data[0].tolist()
+        [[2.0, 3.0], [4.0, 5.0]]
+        """
+        idx = list(indices)
+        if not idx or min(idx) < -self.n or max(idx) >= self.n:
+            raise ValueError(f"indices must be a non-empty selection of 0..{self.n - 1}")
+        if self.lengths is None:
+            rows = torch.tensor(idx, dtype=torch.long)
+            lengths = None
+        else:
+            starts = [0]
+            for length in self.lengths:
+                starts.append(starts[-1] + length)
+            rows = torch.cat([torch.arange(starts[i], starts[i] + self.lengths[i]) for i in idx])
+            lengths = tuple(self.lengths[i] for i in idx)
+        sel = torch.tensor(idx, dtype=torch.long)
+        return Activations(
+            layers=self.layers,
+            pooling=self.pooling,
+            data={k: v[rows] for k, v in self.data.items()},
+            model_name=self.model_name,
+            n=len(idx),
+            lengths=lengths,
+            norms={k: v[sel] for k, v in self.norms.items()},
+            exclude_bos=self.exclude_bos,
+        )
+
+
+def collect_activations(
+    model: TransformerBridge,
+    texts: Sequence[str],
+    *,
+    layers: int | Sequence[int],
+    pooling: Pooling = "last",
+    batch_size: int = 8,
+    exclude_bos: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> Activations:
+    """Collect ``blocks.{layer}.hook_resid_post`` for all ``layers`` in one batched pass.
+
+    Texts are tokenised one by one (as ``model.to_tokens(text)`` does), sorted by length,
+    left-padded into batches with an explicit attention mask, and put back in their
+    original order afterwards. Pad positions never enter the pooling.
+
+    Args:
+        model: The bridge; it is not modified.
+        texts: The texts (a sequence of strings, not one string).
+        layers: One layer or several; each in ``0..n_layers - 1``.
+        pooling: ``"last"`` (last real token), ``"mean"`` (mean over real tokens) or
+            ``"all"`` (every real token; see :class:`Activations`).
+        batch_size: Texts per forward pass.
+        exclude_bos: Leave a leading BOS token out of ``"mean"``/``"all"`` pooling and of
+            the norm statistics (kept when a text is nothing but BOS).
+        cache_dir: If given, results are cached there; a second identical call reads them
+            back without running the model. The cache is bypassed (with a warning) while
+            other hooks are attached to the model, e.g. inside ``steer``.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        The activations, CPU float32.
+
+    Raises:
+        ValueError: no texts, a non-string text, a layer out of range, or a bad option.
+
+    >>> from interp_steer import load_model
+    >>> model = load_model("tiny")
+    >>> acts = collect_activations(model, ["Hallo Welt", "Hello"], layers=[0, 3],
+    ...                            pooling="mean", progress=False)
+    >>> acts.layers, acts[3].shape
+    ((0, 3), torch.Size([2, 64]))
+    """
+    layer_tuple = check_layers(model, layers)
+    if isinstance(texts, str) or not texts:
+        raise ValueError("texts must be a non-empty sequence of strings (not one string)")
+    text_list = list(texts)
+    if not all(isinstance(t, str) for t in text_list):
+        raise ValueError("every text must be a str")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+    path = None
+    if cache_dir is not None:
+        if any(hp.fwd_hooks for hp in model.hook_dict.values()):
+            warnings.warn(
+                "hooks are attached to the model: activation cache bypassed", stacklevel=2
+            )
+        else:
+            key = _cache_key(model, text_list, layer_tuple, pooling, exclude_bos)
+            path = Path(cache_dir) / f"activations-{key[:40]}.safetensors"
+            cached = _read_cache(path, key)
+            if cached is not None:
+                return cached
+
+    acts = _collect(model, text_list, layer_tuple, pooling, batch_size, exclude_bos, progress)
+    if path is not None:
+        _write_cache(path, key, acts)
+    return acts
+
+
+def check_layers(model: TransformerBridge, layers: int | Sequence[int]) -> tuple[int, ...]:
+    """Return ``layers`` as a sorted tuple of unique ints, or raise ``ValueError``.
+
+    >>> from interp_steer import load_model
+    >>> check_layers(load_model("tiny"), [3, 1, 3])
+    (1, 3)
+    """
+    n_layers = int(model.cfg.n_layers)
+    items = [layers] if isinstance(layers, int) else list(layers)
+    if not items:
+        raise ValueError("layers must name at least one layer")
+    for layer in items:
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
+            raise ValueError(
+                f"layer {layer!r} is out of range: the model has layers 0..{n_layers - 1}"
+            )
+    return tuple(sorted(set(items)))
+
+
+def left_pad(
+    sequences: Sequence[Tensor], pad_id: int, device: torch.device | str
+) -> tuple[Tensor, Tensor]:
+    """Left-pad 1-D token tensors into ``(ids [batch, pos], attention_mask [batch, pos])``.
+
+    >>> ids, mask = left_pad([torch.tensor([5, 6]), torch.tensor([7])], 0, "cpu")
+    >>> ids.tolist(), mask.tolist()
+    ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, width - len(seq) :] = seq
+        mask[row, width - len(seq) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _collect(
+    model: TransformerBridge,
+    texts: list[str],
+    layers: tuple[int, ...],
+    pooling: str,
+    batch_size: int,
+    exclude_bos: bool,
+    progress: bool,
+) -> Activations:
+    tokens = [model.to_tokens(t, move_to_device=False)[0] for t in texts]
+    if min(len(t) for t in tokens) == 0:
+        raise ValueError("a text tokenised to zero tokens; give the model a BOS token or text")
+    tok = model.tokenizer
+    pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    bos_id = tok.bos_token_id
+    order = sorted(range(len(texts)), key=lambda i: -len(tokens[i]))  # longest first
+    top, n_layers = layers[-1], int(model.cfg.n_layers)
+    pooled: dict[int, list[Tensor | None]] = {layer: [None] * len(texts) for layer in layers}
+    norms: dict[int, Tensor] = {layer: torch.zeros(len(texts)) for layer in layers}
+    state: dict[str, Any] = {}
+
+    def make_hook(layer: int) -> Any:
+        def hook(resid: Residual, hook: Any) -> Residual:
+            r, keep = resid.detach().float(), state["keep"]
+            rows = state["rows"]
+            norms[layer][rows] = _masked_mean(r.norm(dim=-1, keepdim=True), keep)[:, 0].cpu()
+            if pooling == "last":
+                out = list(r[:, -1].cpu())
+            elif pooling == "mean":
+                out = list(_masked_mean(r, keep).cpu())
+            else:
+                out = [r[i][keep[i]].cpu() for i in range(r.shape[0])]
+            for i, row in enumerate(rows):
+                pooled[layer][row] = out[i]
+            if layer == top and top == n_layers - 1:
+                raise StopAtLayerException(resid)  # skip ln_final and the unembedding
+            return resid
+
+        return hook
+
+    hooks = [(HOOK_TEMPLATE.format(layer=layer), make_hook(layer)) for layer in layers]
+    stop = top + 1 if top + 1 < n_layers else None
+    bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not progress)
+    device = model.cfg.device or "cpu"
+    with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            ids, mask = left_pad([tokens[i] for i in rows], pad_id, device)
+            keep = mask.bool()
+            if exclude_bos and bos_id is not None:
+                first = mask.shape[1] - mask.sum(1)  # column of each row's first real token
+                is_bos = (ids.gather(1, first[:, None])[:, 0] == bos_id) & (mask.sum(1) > 1)
+                keep[torch.arange(len(rows)), first] &= ~is_bos
+            state.update(rows=torch.tensor(rows), keep=keep)
+            model.forward(ids, attention_mask=mask, stop_at_layer=stop)
+            bar.update(len(rows))
+    bar.close()
+
+    parts = {layer: [t for t in pooled[layer] if t is not None] for layer in layers}
+    lengths = tuple(int(t.shape[0]) for t in parts[top]) if pooling == "all" else None
+    data = {
+        layer: torch.cat(p) if pooling == "all" else torch.stack(p) for layer, p in parts.items()
+    }
+    return Activations(
+        layers, pooling, data, model_name(model), len(texts), lengths, norms, exclude_bos
+    )
+
+
+def _masked_mean(x: Residual, keep: Mask) -> Tensor:
+    """Mean over positions where ``keep`` is true: ``[batch, pos, d] -> [batch, d]``."""
+    w = keep.to(x.dtype).unsqueeze(-1)
+    return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+# ----------------------------------------------------------------- on-disk cache
+
+
+def _fingerprint(model: TransformerBridge) -> str:
+    """A cheap fingerprint of the weights: a hash of a slice of the input embeddings."""
+    hf: Any = model.original_model
+    weight = hf.get_input_embeddings().weight
+    sample = weight.detach().flatten()[:4096].float().cpu().numpy().tobytes()
+    return hashlib.sha256(sample).hexdigest()[:16]
+
+
+def _cache_key(
+    model: TransformerBridge,
+    texts: list[str],
+    layers: tuple[int, ...],
+    pooling: str,
+    exclude_bos: bool,
+) -> str:
+    header = {
+        "version": _CACHE_VERSION,
+        "model": model_name(model),
+        "dtype": str(model.cfg.dtype),
+        "weights": _fingerprint(model),
+        "hook": HOOK_TEMPLATE,
+        "layers": list(layers),
+        "pooling": pooling,
+        "exclude_bos": exclude_bos,
+        "n": len(texts),
+    }
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    for text in texts:
+        raw = text.encode("utf-8", "surrogatepass")
+        digest.update(len(raw).to_bytes(8, "little"))
+        digest.update(raw)
+    return digest.hexdigest()
+
+
+def _write_cache(path: Path, key: str, acts: Activations) -> None:
+    tensors = {f"data.{k}": v.contiguous() for k, v in acts.data.items()}
+    tensors.update({f"norms.{k}": v.contiguous() for k, v in acts.norms.items()})
+    meta = {
+        "format": _CACHE_FORMAT,
+        "key": key,
+        "layers": json.dumps(list(acts.layers)),
+        "pooling": acts.pooling,
+        "model_name": acts.model_name,
+        "n": str(acts.n),
+        "lengths": json.dumps(acts.lengths),
+        "exclude_bos": json.dumps(acts.exclude_bos),
+    }
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def _read_cache(path: Path, key: str) -> Activations | None:
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != _CACHE_FORMAT or meta.get("key") != key:
+            raise ValueError("not the activations this key names")
+        tensors = load_file(str(path))
+        layers = tuple(json.loads(meta["layers"]))
+        lengths = json.loads(meta["lengths"])
+        return Activations(
+            layers=layers,
+            pooling=meta["pooling"],
+            data={k: tensors[f"data.{k}"] for k in layers},
+            model_name=meta["model_name"],
+            n=int(meta["n"]),
+            lengths=None if lengths is None else tuple(lengths),
+            norms={k: tensors[f"norms.{k}"] for k in layers},
+            exclude_bos=json.loads(meta["exclude_bos"]),
+        )
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+        warnings.warn(f"ignoring unreadable activation cache {path}: {err}", stacklevel=3)
+        return None
