@@ -47,8 +47,9 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations import Activations, Pooling, check_layers, collect_activations
-from interp_steer.languages import ENGLISH, canonical, get_language
+from interp_steer.languages import ENGLISH, canonical
 from interp_steer.models import model_name
+from interp_steer.plotting_style import family_order
 from interp_steer.storage import atomic_write_json
 
 FORMAT = "interp_steer.SimilarityResult"
@@ -441,29 +442,6 @@ def cross_lingual_similarity(
         pooling=pooling,
         meta=meta,
     )
-
-
-def family_order(langs: Sequence[str]) -> list[str]:
-    """Return ``langs`` ordered by language family, English first, stable within a family.
-
-    Families appear in the order of their first language in ``langs``; English's family
-    (Germanic) comes first.
-
-    >>> family_order(["en", "sw", "fr", "de", "es"])
-    ['en', 'de', 'sw', 'fr', 'es']
-    """
-    families: dict[str, list[str]] = {}
-    ordered = sorted(langs, key=lambda c: c != ENGLISH)
-    for code in ordered:
-        families.setdefault(_family(code), []).append(code)
-    return [c for group in families.values() for c in group]
-
-
-def _family(code: str) -> str:
-    try:
-        return get_language(code).family
-    except ValueError:
-        return "unknown"
 
 
 __all__ = [
