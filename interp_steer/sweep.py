@@ -123,6 +123,13 @@ class TaskEvaluator:
             return f"{self.task} {self.test_split} items 0..{self.select_items - 1} (held out)"
         return f"{self.task} {self.select_split} split"
 
+    @property
+    def testing(self) -> str:
+        """What the test stage evaluates on."""
+        if self.select_items is not None:
+            return f"{self.task} {self.test_split} items from {self.select_items} on"
+        return f"{self.task} {self.test_split} split"
+
     def items(self, lang: str, stage: Stage) -> Any:
         """The :class:`~interp_steer.tasks.TaskSet` of a stage."""
         from interp_steer.tasks import load_task
