@@ -160,7 +160,8 @@ def _translate(run: _Run, items: list[TaskItem], timings: dict[str, float]) -> l
         flat = [t for ts in texts for t in ts]
         shots = _shots(run.lang)
         prompts = [self_translation_prompt(t, run.lang, shots) for t in flat]
-        budget = min(256, 8 + 2 * max(len(token_ids(run.model, t, bos=False)) for t in flat))
+        longest = max(len(token_ids(run.model, t, bos=False)) for t in flat)
+        budget = min(run.budget, 8 + 2 * longest)
         done = generate_texts(run.model, prompts, max_new_tokens=budget, stop=("\n",))
         translated = iter([t.strip() or src for t, src in zip(done, flat, strict=True)])
         for item, ts in zip(items, texts, strict=True):
@@ -292,7 +293,8 @@ def evaluate(
         split: The task split.
         batch_size: Items per batch (a choice batch is ``batch_size × choices`` rows).
         seed: Torch seed of the run (decoding is greedy: results are deterministic).
-        max_new_tokens: Generation budget; default 256 for math, 32 for forcing.
+        max_new_tokens: Generation budget (also caps self-translations); default 256,
+            32 for forcing.
         translator: For ``baseline="translator"``: a ``str -> str`` callable, or a Hugging
             Face seq2seq model id such as ``"facebook/nllb-200-distilled-600M"``.
         k: Exemplars for ``k_shot``.
@@ -335,6 +337,12 @@ def evaluate(
         raise ValueError("language forcing supports only baseline='basic'")
     if baseline == "k_shot" and len(exemplars) < k:
         raise ValueError(f"k_shot needs {k} exemplars but {name}-{code} has {len(exemplars)}")
+    if baseline == "translate_test":  # fail before any work when an English version is missing
+        for item in units:
+            if item.english is None or len(item.english_choices) != len(item.choices):
+                raise ValueError(
+                    f"{item.id}: no English version of this item; translate_test needs one"
+                )
     if isinstance(translator, str):
         translator = load_translator(translator, code)
     budget = max_new_tokens or (32 if name == "forcing" else 256)
@@ -407,8 +415,9 @@ def evaluate(
         where = f"; partial result ({partial.n} items) saved to {output}" if output else ""
         raise EvaluationError(
             f"evaluation of {name}-{code} ({empty.method}) failed at {failure}{where}",
-            partial=partial, item_id=failure.item_id,
-        ) from failure.__cause__  # fmt: skip
+            partial=partial,
+            item_id=failure.item_id,
+        ) from failure.__cause__
     except BaseException:
         if output is not None:
             snapshot(False, "interrupted").save(output)

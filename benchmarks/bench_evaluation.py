@@ -1,0 +1,127 @@
+"""Benchmark the evaluation side: steering overhead in generation, batched choice scoring.
+
+Prints ratios measured in one run (targets in brackets):
+
+1. greedy generation of ``--n`` MGSM prompts for ``--max-new-tokens`` tokens, steered
+   (one vector, every position, through ``steer()``) vs unsteered, same batch  [<= 1.1x]
+2. log-likelihood of the k choices of ``--n`` XCOPA items: k separate passes (one per
+   choice) vs all k choices in ONE batched forward (the harness's way)    [>= 1x, same scores]
+
+Conditions alternate (A B A B ...) and the median of ``--repeats`` runs is reported, so a
+busy machine slows both alike; the load average is printed with the numbers.
+
+Usage (about two minutes on 2 CPU cores)::
+
+    python benchmarks/bench_evaluation.py --model gemma-3-270m --n 8 --max-new-tokens 32
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from interp_steer import load_model
+from interp_steer.batching import left_pad, score_continuations, token_ids
+from interp_steer.prompts import build_prompt
+from interp_steer.steering import steer
+from interp_steer.tasks import load_task
+from interp_steer.vectors import SteeringVector
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def alternate(a, b, repeats):
+    """Run ``a`` and ``b`` alternately; return their outputs and median times."""
+    times_a, times_b, out_a, out_b = [], [], None, None
+    for _ in range(repeats):
+        out_a, t = timed(a)
+        times_a.append(t)
+        out_b, t = timed(b)
+        times_b.append(t)
+    return out_a, out_b, statistics.median(times_a), statistics.median(times_b)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gemma-3-270m")
+    parser.add_argument("--n", type=int, default=8, help="items (prompts) per batch")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--layer", type=int, default=None, help="steered layer (default: middle)")
+    parser.add_argument("--lang", default="sw")
+    args = parser.parse_args()
+    if args.n <= 0 or args.repeats <= 0 or args.max_new_tokens <= 0:
+        parser.error("--n, --repeats and --max-new-tokens must be positive")
+
+    model = load_model(args.model)
+    layer = model.cfg.n_layers // 2 if args.layer is None else args.layer
+    gen = torch.Generator().manual_seed(0)
+    direction = torch.randn(model.cfg.d_model, generator=gen)
+    vector = SteeringVector(direction / direction.norm() * 4.0, layer=layer, method="random")
+    print(f"model {args.model}, {torch.get_num_threads()} threads, n={args.n}, layer {layer}")
+
+    # 1. generation, steered vs unsteered, on the same left-padded batch
+    prompts = [build_prompt(item).text for item in load_task("mgsm", args.lang, n=args.n)]
+    ids, mask = left_pad(model, [token_ids(model, p, bos=True) for p in prompts])
+
+    def generate():
+        with torch.no_grad():
+            return model.generate(
+                ids,
+                attention_mask=mask.long(),
+                max_new_tokens=args.max_new_tokens,
+                do_sample=False,
+                stop_at_eos=False,  # the same number of steps in both conditions
+                verbose=False,
+                return_type="tokens",
+            )
+
+    def generate_steered():
+        with steer(model, vector, alpha=1.0, positions="all"):
+            return generate()
+
+    generate()  # warm-up
+    plain, steered, t_plain, t_steered = alternate(generate, generate_steered, args.repeats)
+    changed = float((plain != steered).float().mean())
+    print(
+        f"1. generation {args.n}x{args.max_new_tokens} tokens: unsteered {t_plain:.2f} s, "
+        f"steered {t_steered:.2f} s -> ratio {t_steered / t_plain:.3f}x [target <= 1.1x] "
+        f"({changed:.0%} of tokens changed by steering)"
+    )
+
+    # 2. choice scoring: k passes vs one batched forward of all k choices
+    ps = [build_prompt(item) for item in load_task("xcopa", args.lang, n=args.n)]
+    contexts, conts = [p.text for p in ps], [p.continuations for p in ps]
+    k = len(conts[0])
+
+    def one_forward():
+        return score_continuations(model, contexts, conts)
+
+    def k_passes():
+        per_choice = [
+            score_continuations(model, contexts, [[c[j]] for c in conts]) for j in range(k)
+        ]
+        return [[per_choice[j][i][0] for j in range(k)] for i in range(len(contexts))]
+
+    one_forward()  # warm-up
+    batched, separate, t_one, t_k = alternate(one_forward, k_passes, args.repeats)
+    diff = max(
+        abs(a[0] - b[0])
+        for x, y in zip(batched, separate, strict=True)
+        for a, b in zip(x, y, strict=True)
+    )
+    print(
+        f"2. scoring {args.n} items x {k} choices: {k} passes {t_k:.2f} s, one forward "
+        f"{t_one:.2f} s -> speed-up {t_k / t_one:.2f}x (max |score diff| {diff:.1e})"
+    )
+    print(f"load average (1/5/15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
