@@ -86,18 +86,33 @@ def family(code: str) -> str:
         return "unknown"
 
 
-def family_order(langs: Sequence[str]) -> list[str]:
-    """Order languages by family (English's family first), stable within a family.
+FAMILY_ORDER: tuple[str, ...] = (
+    "Germanic", "Romance", "Italic", "Celtic", "Hellenic", "Albanian", "Armenian", "Baltic",
+    "Slavic", "Iranian", "Indo-Aryan", "Uralic", "Basque (isolate)", "Kartvelian", "Turkic",
+    "Mongolic", "Semitic", "Berber", "Sino-Tibetan", "Japonic", "Koreanic", "Tai-Kadai",
+    "Austroasiatic", "Austronesian", "Dravidian", "Bantu", "Niger-Congo", "Quechuan",
+    "Creole", "Constructed",
+)  # fmt: skip
+"""Family order in figures: English's (Germanic) first, Indo-European branches together,
+then the others roughly west to east; families not listed come last, by name."""
 
-    Families appear in the order of their first language, English first.
+
+def family_order(langs: Sequence[str]) -> list[str]:
+    """Order languages by family (:data:`FAMILY_ORDER`), English first, stable within one.
+
+    The order does not depend on the order ``langs`` come in, apart from languages of the
+    same family, so every figure of a notebook lists its languages the same way.
 
     >>> family_order(["sw", "fr", "en", "es", "de"])
-    ['en', 'de', 'sw', 'fr', 'es']
+    ['en', 'de', 'fr', 'es', 'sw']
     """
-    groups: dict[str, list[str]] = {}
-    for code in sorted(langs, key=lambda c: c != ENGLISH):
-        groups.setdefault(family(code), []).append(code)
-    return [c for group in groups.values() for c in group]
+
+    def key(code: str) -> tuple[int, str, bool]:
+        fam = family(code)
+        rank = FAMILY_ORDER.index(fam) if fam in FAMILY_ORDER else len(FAMILY_ORDER)
+        return rank, fam, code != ENGLISH
+
+    return sorted(langs, key=key)
 
 
 def family_spans(ordered: Sequence[str]) -> list[tuple[str, int, int]]:
@@ -145,6 +160,7 @@ def discrete_colorscale(colors: Sequence[str]) -> list[list[float | str]]:
 __all__ = [
     "BUCKET_COLORS",
     "DIVERGING",
+    "FAMILY_ORDER",
     "FONT",
     "SEQUENTIAL",
     "TEMPLATE",

@@ -195,7 +195,9 @@ class SimilarityResult:
 
 
 def _nan_to_none(arr: np.ndarray) -> Any:
-    return np.where(np.isnan(arr), None, arr).tolist()
+    out = np.asarray(arr, dtype=object)
+    out[np.isnan(arr)] = None
+    return out.tolist()
 
 
 # ----------------------------------------------------------------- the metrics
@@ -305,7 +307,7 @@ def similarity_from_activations(
             raise ValueError(f"english_per_lang and acts must both hold {missing}")
     all_tables = list(tables.values()) + list((per_lang or {}).values())
     layers = sorted(all_tables[0])
-    shapes = set()
+    shapes: set[tuple[int, ...]] = set()
     for t in all_tables:
         if sorted(t) != layers:
             raise ValueError(f"every language needs the same layers, got {sorted(t)} vs {layers}")

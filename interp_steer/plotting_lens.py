@@ -1,0 +1,319 @@
+"""Figures of the logit lens and of cross-lingual similarity (re-exported by ``plotting``).
+
+Example:
+    >>> from interp_steer import load_model
+    >>> from interp_steer.logit_lens import logit_lens
+    >>> res = logit_lens(load_model("tiny"), ["Hallo Welt"], lang="de", k=3)
+    >>> fig = plot_language_shares(res)
+    >>> [t.name for t in fig.data]
+    ['English', 'German', 'other', 'undetermined']
+"""
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from interp_steer.logit_lens import BUCKETS, LogitLensResult
+from interp_steer.plotting_style import (
+    BUCKET_COLORS,
+    FONT,
+    SEQUENTIAL,
+    TEMPLATE,
+    discrete_colorscale,
+    family_order,
+    family_spans,
+    language_label,
+    show_token,
+)
+from interp_steer.similarity import THRESHOLD, SimilarityResult
+
+METRIC_LABELS = {
+    "centred_cosine": "centred cosine (matched pairs)",
+    "shuffled_centred_cosine": "centred cosine (shuffled pairs)",
+    "cka": "linear CKA",
+    "retrieval": "retrieval accuracy of the true partner",
+    "raw_cosine": "raw cosine (shared component included)",
+}
+
+
+def _layout(fig: go.Figure, title: str, **kwargs: object) -> go.Figure:
+    fig.update_layout(
+        template=TEMPLATE,
+        font=FONT,
+        title={"text": title, "x": 0.01, "xanchor": "left"},
+        margin={"l": 70, "r": 30, "t": 90, "b": 60},
+        **kwargs,
+    )
+    return fig
+
+
+# ----------------------------------------------------------------- logit lens
+
+
+def plot_language_shares(
+    results: LogitLensResult | Sequence[LogitLensResult],
+    *,
+    weighting: Literal["uniform", "prob"] = "uniform",
+    titles: Sequence[str] | None = None,
+) -> go.Figure:
+    """Stacked areas of each layer's top-k language shares; base and steered side by side.
+
+    One panel per (result, variant): pass one result to compare base with steered, or
+    several (e.g. two models) to put them next to each other.
+
+    Args:
+        results: One :class:`~interp_steer.logit_lens.LogitLensResult` or several.
+        weighting: ``"uniform"`` (each top-k token counts once) or ``"prob"``.
+        titles: Panel titles; default ``"<model> · <variant>"``.
+
+    Returns:
+        The figure: one trace per bucket and panel (areas stack to 1).
+    """
+    items = [results] if isinstance(results, LogitLensResult) else list(results)
+    if not items:
+        raise ValueError("give at least one LogitLensResult")
+    panels = [(r, v) for r in items for v in r.variants]
+    names = list(titles) if titles is not None else [f"{r.model} · {v}" for r, v in panels]
+    if len(names) != len(panels):
+        raise ValueError(f"titles has {len(names)} entries for {len(panels)} panels")
+    fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, subplot_titles=names,
+                        horizontal_spacing=0.04)  # fmt: skip
+    same_lang = len({r.lang for r in items}) == 1
+    for col, (res, variant) in enumerate(panels, start=1):
+        shares = res.shares(weighting)[res.variants.index(variant)]
+        for b, bucket in enumerate(BUCKETS):
+            label = res.bucket_names[b] if same_lang else (
+                "prompt language" if bucket == "prompt" else res.bucket_names[b]
+            )  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=list(res.layers),
+                    y=shares[:, b],
+                    name=label,
+                    legendgroup=bucket,
+                    showlegend=col == 1,
+                    stackgroup=f"p{col}",
+                    mode="lines",
+                    line={"width": 0.5, "color": BUCKET_COLORS[bucket]},
+                    fillcolor=BUCKET_COLORS[bucket],
+                    hovertemplate=f"{label}<br>layer %{{x}}: %{{y:.0%}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text="layer", row=1, col=col, dtick=_dtick(len(res.layers)))
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(title_text=f"share of top-{items[0].k} tokens", row=1, col=1)
+    prompts = f"{len(items[0].prompts)} prompt(s), {items[0].readout} position(s)"
+    return _layout(
+        fig,
+        f"Logit lens: language of the top-{items[0].k} tokens by layer ({prompts})",
+        legend={"orientation": "h", "y": -0.2, "x": 0.5, "xanchor": "center"},
+        height=420,
+        width=max(560, 380 * len(panels)),
+    )
+
+
+def plot_token_table(
+    result: LogitLensResult, *, variant: str = "base", prompt: int = 0
+) -> go.Figure:
+    """The top-1 token of every layer (rows) and position (columns), coloured by language.
+
+    For a result read out at ``"all"`` positions the columns are the tokens of prompt
+    ``prompt``; for ``"last"`` they are the prompts (each at its last token). Hover a
+    cell for its top-k tokens, probabilities and languages.
+
+    Returns:
+        A heatmap figure whose cell texts are the tokens (whitespace made visible).
+    """
+    vi = result.variants.index(variant) if variant in result.variants else None
+    if vi is None:
+        raise ValueError(f"no variant {variant!r}; this result has {result.variants}")
+    if result.readout == "all":
+        if not 0 <= prompt < len(result.prompts):
+            raise ValueError(f"prompt must be in 0..{len(result.prompts) - 1}, got {prompt}")
+        cols = np.flatnonzero(result.item_prompt == prompt)
+        xlabels = [f"{result.item_position[i]}: {show_token(result.item_token[i])}" for i in cols]
+        xtitle = f"input token (prompt {prompt})"
+    else:
+        cols = np.arange(len(result.item_prompt))
+        xlabels = [f"#{result.item_prompt[i]}: …{show_token(result.item_token[i])}" for i in cols]
+        xtitle = "prompt (last token)"
+    buckets = result.buckets()[vi][:, cols]  # [layers, items, k]
+    tokens = result.tokens[vi][:, cols]
+    probs, langs = result.probs[vi][:, cols], result.langs[vi][:, cols]
+    text = np.vectorize(show_token, otypes=[object])(tokens[..., 0])
+    hover = np.empty(text.shape, dtype=object)
+    for (li, ci), _ in np.ndenumerate(text):
+        rows = [
+            f"{show_token(t)} · {p:.1%} · {c}"
+            for t, p, c in zip(tokens[li, ci], probs[li, ci], langs[li, ci], strict=True)
+        ]
+        hover[li, ci] = f"layer {result.layers[li]}, {xlabels[ci]}<br>" + "<br>".join(rows)
+    colors = [BUCKET_COLORS[b] for b in BUCKETS]
+    x = list(range(len(cols)))
+    fig = go.Figure(
+        go.Heatmap(
+            z=buckets[..., 0],
+            x=x,
+            y=list(result.layers),
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": 11},
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            colorscale=discrete_colorscale(colors),
+            zmin=-0.5,
+            zmax=len(BUCKETS) - 0.5,
+            showscale=False,
+            xgap=1,
+            ygap=1,
+        )
+    )
+    for b, bucket in enumerate(BUCKETS):  # a legend for the categorical colours
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="markers", name=result.bucket_names[b],
+                       marker={"size": 12, "symbol": "square", "color": BUCKET_COLORS[bucket]})
+        )  # fmt: skip
+    fig.update_xaxes(title_text=xtitle, tickvals=x, ticktext=xlabels, tickangle=-45)
+    fig.update_yaxes(title_text="layer", dtick=1)
+    return _layout(
+        fig,
+        f"Logit lens top-1 tokens · {result.model} · {variant}",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        height=max(360, 28 * len(result.layers) + 180),
+        width=max(520, 70 * len(cols) + 160),
+    )
+
+
+def _dtick(n: int) -> int:
+    return 1 if n <= 12 else 2 if n <= 24 else 4
+
+
+# ----------------------------------------------------------------- similarity
+
+
+def plot_similarity(
+    result: SimilarityResult,
+    metric: str = "centred_cosine",
+    *,
+    threshold: float | None = THRESHOLD,
+    annotate: bool = True,
+) -> go.Figure:
+    """Heatmap of each language's similarity to English (rows) by layer (columns).
+
+    Rows are grouped by language family. A dashed contour marks ``threshold`` (the
+    paper's 0.5); cell texts give the values.
+
+    Args:
+        result: A :class:`~interp_steer.similarity.SimilarityResult`.
+        metric: One of :data:`~interp_steer.similarity.METRICS`.
+        threshold: Where to draw the contour; ``None`` for none.
+        annotate: Write each cell's value in it.
+    """
+    langs, values = result.vs_english(metric)
+    order = family_order(langs)
+    z = values[[langs.index(c) for c in order]]
+    y = list(range(len(order)))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(result.layers),
+            y=y,
+            colorscale=SEQUENTIAL,
+            zmin=0.0,
+            zmax=1.0,
+            text=np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:.2f}")(z)),
+            texttemplate="%{text}" if annotate else None,
+            textfont={"size": 10},
+            colorbar={"title": {"text": metric.replace("_", " ")}},
+            hovertemplate="%{customdata}<br>layer %{x}: %{z:.3f}<extra></extra>",
+            customdata=np.array([[language_label(c)] * z.shape[1] for c in order]),
+            name=metric,
+        )
+    )
+    if threshold is not None and len(order) > 1 and len(result.layers) > 1:
+        fig.add_trace(
+            go.Contour(
+                z=z,
+                x=list(result.layers),
+                y=y,
+                contours={"start": threshold, "end": threshold, "size": 1, "coloring": "none"},
+                line={"color": "white", "width": 3, "dash": "dash"},
+                showscale=False,
+                name=f"{threshold:g} threshold",
+                showlegend=True,
+                hoverinfo="skip",
+            )
+        )
+    fig.update_xaxes(title_text="layer", dtick=_dtick(len(result.layers)))
+    fig.update_yaxes(title_text="language", tickvals=y, ticktext=[language_label(c) for c in order],
+                     autorange="reversed")  # fmt: skip
+    return _layout(
+        fig,
+        f"Similarity to English: {METRIC_LABELS[metric]}<br><sup>{result.model} · "
+        f"{result.dataset}, n={result.n} sentences, {result.pooling} pooling</sup>",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        height=max(360, 30 * len(order) + 200),
+        width=max(560, 42 * len(result.layers) + 320),
+    )
+
+
+def plot_similarity_matrix(
+    result: SimilarityResult, layer: int, metric: str = "cka", *, annotate: bool = True
+) -> go.Figure:
+    """Language × language heatmap of ``metric`` at one ``layer``, grouped by family.
+
+    Thin lines separate the families; rows compare with columns (for ``"retrieval"``:
+    the row language's sentences finding their partner among the column language's).
+    """
+    m = result.matrix(metric, layer)
+    order = family_order(result.langs)
+    idx = [result.langs.index(c) for c in order]
+    z = m[np.ix_(idx, idx)]
+    labels = [language_label(c) for c in order]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=labels,
+            y=labels,
+            colorscale=SEQUENTIAL,
+            zmin=0.0,
+            zmax=1.0,
+            text=np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:.2f}")(z)),
+            texttemplate="%{text}" if annotate else None,
+            textfont={"size": 9},
+            colorbar={"title": {"text": metric.replace("_", " ")}},
+            hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+            xgap=1,
+            ygap=1,
+        )
+    )
+    for _family, first, _last in family_spans(order)[1:]:  # separators between families
+        edge = first - 0.5
+        fig.add_shape(type="line", x0=edge, x1=edge, y0=-0.5, y1=len(order) - 0.5,
+                      line={"color": "black", "width": 1.5})  # fmt: skip
+        fig.add_shape(type="line", y0=edge, y1=edge, x0=-0.5, x1=len(order) - 0.5,
+                      line={"color": "black", "width": 1.5})  # fmt: skip
+    fig.update_xaxes(title_text="language", tickangle=-45)
+    fig.update_yaxes(title_text="language", autorange="reversed")
+    side = max(480, 34 * len(order) + 260)
+    return _layout(
+        fig,
+        f"{METRIC_LABELS[metric].capitalize()} between languages at layer {layer}"
+        f"<br><sup>{result.model} · {result.dataset}, n={result.n}; grouped by family</sup>",
+        height=side,
+        width=side + 80,
+    )
+
+
+__all__ = [
+    "METRIC_LABELS",
+    "plot_language_shares",
+    "plot_similarity",
+    "plot_similarity_matrix",
+    "plot_token_table",
+]
