@@ -184,12 +184,15 @@ class EvalResult:
             found = data.get("format")
             raise ValueError(f"not an interp_steer evaluation result (format={found!r})")
         fields = {k: v for k, v in data.items() if k not in ("format", "version")}
-        items = []
-        for row in fields.pop("items"):
-            row = dict(row)
-            row["scores"] = tuple(row.get("scores", ()))
-            items.append(ItemResult(**row))
-        return cls(items=tuple(items), **fields)
+        try:
+            items = []
+            for row in fields.pop("items"):
+                row = dict(row)
+                row["scores"] = tuple(row.get("scores", ()))
+                items.append(ItemResult(**row))
+            return cls(items=tuple(items), **fields)
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"damaged evaluation result: {err}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "EvalResult":

@@ -322,3 +322,37 @@ def test_xcopa_swahili_basic_vs_steered_on_gemma(gemma):
     assert basic.n == steered.n == 40
     assert list(table["method"]) == [basic.method, steered.method]
     assert table["steered"].tolist() == [False, True]
+
+
+def test_hub_only_tasks_from_fixtures(tiny):
+    nli = [
+        TaskItem(f"xnli-de-{i}", "xnli", "de", "Der Hund schläft.", str(i % 3),
+                 meta={"hypothesis": "Ein Tier ruht."})
+        for i in range(3)
+    ]  # fmt: skip
+    r = evaluate(tiny, TaskSet("xnli", "de", "test", tuple(nli)), progress=False)
+    assert r.n == 3 and all(len(i.scores) == 3 for i in r.items)
+    assert r.items[0].prompt == "Der Hund schläft, richtig?"
+    mc = TaskItem("mmlu-sw-0", "mmlu", "sw", "2+2 ni ngapi?", "1", ("3", "4", "5", "6"))
+    r = evaluate(tiny, TaskSet("mmlu", "sw", "test", (mc,)), lang="Swahili", progress=False)
+    assert r.items[0].meta["continuations"] == [" A", " B", " C", " D"]
+    assert r.items[0].parsed in {"0", "1", "2", "3"}
+
+
+def test_interrupt_keeps_what_was_done(tiny, tmp_path):
+    class Stop(BaseException):
+        pass
+
+    xc = load_task("xcopa", "sw", n=3)
+
+    def stopping(text):
+        if text == xc.items[1].question:
+            raise Stop
+        return "Fine."
+
+    out = tmp_path / "interrupted.json"
+    with pytest.raises(Stop):
+        evaluate(tiny, xc, baseline="translator", translator=stopping, batch_size=1, output=out,
+                 progress=False)  # fmt: skip
+    saved = EvalResult.load(out)
+    assert not saved.complete and saved.error == "interrupted" and saved.n == 1
