@@ -35,7 +35,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -334,7 +334,9 @@ class SweepResult:
 
 
 def _nan_to_none(arr: np.ndarray) -> Any:
-    return np.where(np.isnan(arr), None, arr).tolist()
+    out = np.asarray(arr, dtype=object)
+    out[np.isnan(arr)] = None
+    return out.tolist()
 
 
 # ----------------------------------------------------------------- the run folder
@@ -461,7 +463,8 @@ def _fitted_vectors(
     missing = [layer for layer in layers if layer not in vectors]
     if missing:
         corpus = load_parallel(fit["dataset"], lang, n=fit["n"], split=fit["split"])
-        fitted = fit_vectors(model, corpus, layers=missing, method=fit["method"], **fit["hyper"])
+        pairs = cast(Any, corpus)  # ParallelCorpus fits fitting.PairedTexts (read-only fields)
+        fitted = fit_vectors(model, pairs, layers=missing, method=fit["method"], **fit["hyper"])
         for layer, vector in fitted.items():
             path = store.vector_path(lang, layer)
             if path is not None:
@@ -556,15 +559,19 @@ def layer_sweep(
         }
         todo = sorted({layer_tuple[y] for (y, s), key in keys.items() if store.get(key) is None})
         vectors = _fitted_vectors(model, lang, todo, store, fit) if todo else {}
-        norms[lang] = {str(layer): v.norm for layer, v in vectors.items()}
+        norms[lang] = {}
         for (y, s), key in keys.items():
             layer, strength = layer_tuple[y], strengths[s]
             cell = store.get(key)
             if cell is None:
                 vector = vectors[layer]
                 alpha = alpha_for_ratio(vector, strength) if ratios is not None else strength
-                cell = _evaluate_cell(store, key, evaluator, model, lang, vector, alpha,
-                                      "select", layer=layer, strength=strength)  # fmt: skip
+                extra = {"layer": layer, "strength": strength, "vector_norm": vector.norm}
+                cell = _evaluate_cell(
+                    store, key, evaluator, model, lang, vector, alpha, "select", **extra
+                )
+            if "vector_norm" in cell:
+                norms[lang][str(layer)] = cell["vector_norm"]
             arrays["alphas"][li, y, s] = cell["alpha"]
             arrays["score"][li, y, s] = cell["value"]
             arrays["low"][li, y, s] = cell["low"]
@@ -574,10 +581,10 @@ def layer_sweep(
             layer = layer_tuple[y]
             alpha = float(arrays["alphas"][li, y, s])
             key = f"{lang}/test-L{layer}-s{_tag(strengths[s])}"
-            vector = None
+            chosen = None
             if store.get(key) is None:
-                vector = _fitted_vectors(model, lang, [layer], store, fit)[layer]
-            t = _evaluate_cell(store, key, evaluator, model, lang, vector, alpha, "test",
+                chosen = _fitted_vectors(model, lang, [layer], store, fit)[layer]
+            t = _evaluate_cell(store, key, evaluator, model, lang, chosen, alpha, "test",
                                layer=layer, strength=strengths[s])  # fmt: skip
             tb = _evaluate_cell(store, f"{lang}/baseline-test", evaluator, model, lang, None,
                                 0.0, "test")  # fmt: skip

@@ -142,8 +142,9 @@ class TransferResult:
             out[name] = getattr(self, name)
         out["sources"], out["targets"] = list(self.sources), list(self.targets)
         for name in ("alphas", "score", "low", "high", "baseline", "english_damage"):
-            arr = getattr(self, name)
-            out[name] = np.where(np.isnan(arr), None, arr).tolist()
+            arr = np.asarray(getattr(self, name), dtype=object)
+            arr[np.isnan(getattr(self, name))] = None
+            out[name] = arr.tolist()
         out["meta"] = dict(self.meta)
         return out
 
@@ -284,12 +285,12 @@ def transfer_matrix(
             score[si, ti], low[si, ti], high[si, ti] = cell["value"], cell["low"], cell["high"]
         if english is not False:
             key = f"english-damage-{src}"
-            cell = store.get(key)
-            if cell is None:
+            done = store.get(key)
+            if done is None:
                 delta = _english_damage(english, evaluator, task, model, vector, a, stage, n,
                                         positions)  # fmt: skip
-                cell = store.put(key, {"delta": delta, "alpha": a})
-            damage[si] = cell["delta"]
+                done = store.put(key, {"delta": delta, "alpha": a})
+            damage[si] = done["delta"]
     return TransferResult(
         model=model_name(model),
         metric=metric,
