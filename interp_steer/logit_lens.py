@@ -53,7 +53,7 @@ from interp_steer.languages import ENGLISH, canonical, get_language
 from interp_steer.models import model_name
 from interp_steer.steering import steer
 from interp_steer.storage import atomic_write_json
-from interp_steer.types import Residual
+from interp_steer.types import AnyResidual, Residual, VocabLogits
 from interp_steer.vectors import SteeringVector
 
 FORMAT = "interp_steer.LogitLensResult"
@@ -67,7 +67,7 @@ _SPECIAL = re.compile(r"^<[^<>\s]+>$")
 # ----------------------------------------------------------------- projection
 
 
-def project_to_vocab(model: TransformerBridge, resid: Tensor) -> Tensor:
+def project_to_vocab(model: TransformerBridge, resid: AnyResidual) -> VocabLogits:
     """Read a residual stream out as logits: final norm, unembedding, soft-capping.
 
     Args:

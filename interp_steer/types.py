@@ -30,4 +30,20 @@ Logits = Float[Tensor, "batch pos d_vocab"]
 FloatArray = Float[np.ndarray, "..."]
 """A numpy array of floats (results are numpy, tensors are torch)."""
 
-__all__ = ["Direction", "FloatArray", "Logits", "Mask", "Pooled", "Residual", "Tokens"]
+AnyResidual = Float[Tensor, "*batch d_model"]
+"""Residual-stream activations with any leading shape (read out by the logit lens)."""
+
+VocabLogits = Float[Tensor, "*batch d_vocab"]
+"""Logits with any leading shape."""
+
+__all__ = [
+    "AnyResidual",
+    "Direction",
+    "FloatArray",
+    "Logits",
+    "Mask",
+    "Pooled",
+    "Residual",
+    "Tokens",
+    "VocabLogits",
+]
