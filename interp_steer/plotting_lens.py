@@ -107,7 +107,9 @@ def plot_language_shares(
         fig.update_xaxes(title_text="layer", row=1, col=col, dtick=_dtick(len(res.layers)))
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     fig.update_yaxes(title_text=f"share of top-{items[0].k} tokens", row=1, col=1)
-    prompts = f"{len(items[0].prompts)} prompt(s), {items[0].readout} position(s)"
+    n_prompts = len(items[0].prompts)
+    where = "every position" if items[0].readout == "all" else "the last position"
+    prompts = f"{n_prompts} prompt{'s' if n_prompts > 1 else ''}, {where}"
     return _layout(
         fig,
         f"Logit lens: language of the top-{items[0].k} tokens by layer ({prompts})",
@@ -138,10 +140,16 @@ def plot_token_table(
         cols = np.flatnonzero(result.item_prompt == prompt)
         xlabels = [f"{result.item_position[i]}: {show_token(result.item_token[i])}" for i in cols]
         xtitle = f"input token (prompt {prompt})"
+        subtitle = (
+            f"prompt {prompt}: “{_shorten(result.prompts[prompt])}”; hover for the top {result.k}"
+        )
     else:
         cols = np.arange(len(result.item_prompt))
         xlabels = [f"#{result.item_prompt[i]}: …{show_token(result.item_token[i])}" for i in cols]
         xtitle = "prompt (last token)"
+        subtitle = (
+            f"{len(result.prompts)} prompts at their last token; hover for the top {result.k}"
+        )
     buckets = result.buckets()[vi][:, cols]  # [layers, items, k]
     tokens = result.tokens[vi][:, cols]
     probs, langs = result.probs[vi][:, cols], result.langs[vi][:, cols]
@@ -182,11 +190,16 @@ def plot_token_table(
     fig.update_yaxes(title_text="layer", dtick=1)
     return _layout(
         fig,
-        f"Logit lens top-1 tokens · {result.model} · {variant}",
+        f"Logit lens top-1 tokens · {result.model} · {variant}<br><sup>{subtitle}</sup>",
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         height=max(360, 28 * len(result.layers) + 180),
         width=max(520, 70 * len(cols) + 160),
     )
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _dtick(n: int) -> int:
@@ -292,7 +305,10 @@ def plot_similarity_matrix(
             ygap=1,
         )
     )
-    for _family, first, _last in family_spans(order)[1:]:  # separators between families
+    spans = family_spans(order)
+    if len(spans) == len(order):  # every language its own family: no lines
+        spans = spans[:1]
+    for _family, first, _last in spans[1:]:  # separators between families
         edge = first - 0.5
         fig.add_shape(type="line", x0=edge, x1=edge, y0=-0.5, y1=len(order) - 0.5,
                       line={"color": "black", "width": 1.5})  # fmt: skip

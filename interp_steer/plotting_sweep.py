@@ -45,6 +45,12 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def _boundaries(ordered: list[str]) -> list[tuple[str, int, int]]:
+    """Family runs after the first, or none when every language is its own family."""
+    spans = family_spans(ordered)
+    return spans[1:] if len(spans) < len(ordered) else []
+
+
 def _strength_label(result: SweepResult | TransferResult, value: float) -> str:
     return f"‖αv‖/‖h‖={value:g}" if result.relative else f"α={value:g}"
 
@@ -90,7 +96,8 @@ def plot_sweep(result: SweepResult) -> go.Figure:
             hovertemplate=f"{label} selected: layer %{{x}}, "
             f"{_strength_label(result, best['strength'])}: %{{y:.3f}}<extra></extra>",
         ))  # fmt: skip
-    fig.update_xaxes(title_text="layer", dtick=1 if len(layers) <= 18 else 2)
+    fig.update_xaxes(title_text="layer", dtick=1 if len(layers) <= 18 else 2,
+                     range=[layers[0] - 0.4, layers[-1] + 0.4])  # fmt: skip
     fig.update_yaxes(title_text=f"{result.metric} (best strength per layer)")
     return _layout(
         fig,
@@ -181,10 +188,10 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
         z=damage, x=["English"], y=ylab, text=fmt(damage), showscale=False,
         hovertemplate="vector %{y} on English: %{z:+.3f}<extra></extra>", **common,
     ), row=1, col=2)  # fmt: skip
-    for _family, first, _last in family_spans(cols)[1:]:
+    for _family, first, _last in _boundaries(cols):
         fig.add_shape(type="line", x0=first - 0.5, x1=first - 0.5, y0=-0.5, y1=len(rows) - 0.5,
                       line={"color": "black", "width": 1.5}, row=1, col=1)  # fmt: skip
-    for _family, first, _last in family_spans(rows)[1:]:
+    for _family, first, _last in _boundaries(rows):
         fig.add_shape(type="line", y0=first - 0.5, y1=first - 0.5, x0=-0.5, x1=len(cols) - 0.5,
                       line={"color": "black", "width": 1.5}, row=1, col=1)  # fmt: skip
     fig.update_xaxes(title_text="prompts in (target language)", tickangle=-45, row=1, col=1)
