@@ -8,8 +8,9 @@ logit soft-capping is applied when the config sets it), as in Wendler et al. (20
 The top-``k`` tokens of every layer and read-out position are decoded and labelled with
 a language:
 
-* tokens without letters (digits, punctuation, whitespace) and special tokens
-  (``<eos>``, ``<unused3>``) are **undetermined** (``"und"``);
+* tokens without letters (digits, punctuation, whitespace), special tokens
+  (``<eos>``, ``<unused3>``) and lone letters of shared scripts (``"W"``) are
+  **undetermined** (``"und"``);
 * tokens in a script that one language owns (Thai, Hangul, kana, Han, Bengali, ...) get
   that language from the Unicode-script rule: exact, and it works on single tokens;
 * the remaining tokens of one (layer, position) cell (Latin, Cyrillic, Arabic, ...)
@@ -123,12 +124,13 @@ def label_tokens(tokens: Sequence[str], *, min_letters: int = 3) -> list[str]:
     groups: dict[str, list[int]] = {}
     for i, token in enumerate(tokens):
         text = token.replace("\u2581", " ").strip()
-        if not any(ch.isalpha() for ch in text) or _SPECIAL.match(text):
+        letters = sum(ch.isalpha() for ch in text)
+        if not letters or _SPECIAL.match(text):
             continue
         script = script_of(text)
         if script in SCRIPT_LANGUAGE:
             labels[i] = SCRIPT_LANGUAGE[script]
-        else:
+        elif letters >= 2:  # a lone letter ("W", "a") says nothing about a language
             groups.setdefault(script, []).append(i)
     for members in groups.values():
         joined = " ".join(tokens[i].replace("\u2581", " ").strip() for i in members)

@@ -40,12 +40,12 @@ METRIC_LABELS = {
 
 
 def _layout(fig: go.Figure, title: str, **kwargs: object) -> go.Figure:
+    settings: dict[str, object] = {"margin": {"l": 70, "r": 30, "t": 90, "b": 60}, **kwargs}
     fig.update_layout(
         template=TEMPLATE,
         font=FONT,
         title={"text": title, "x": 0.01, "xanchor": "left"},
-        margin={"l": 70, "r": 30, "t": 90, "b": 60},
-        **kwargs,
+        **settings,
     )
     return fig
 
@@ -191,8 +191,9 @@ def plot_token_table(
     return _layout(
         fig,
         f"Logit lens top-1 tokens · {result.model} · {variant}<br><sup>{subtitle}</sup>",
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-        height=max(360, 28 * len(result.layers) + 180),
+        margin={"l": 70, "r": 30, "t": 130, "b": 60},
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        height=max(380, 28 * len(result.layers) + 220),
         width=max(520, 70 * len(cols) + 160),
     )
 
