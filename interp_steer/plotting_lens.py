@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 import plotly.graph_objects as go
+import torch  # noqa: F401  (used by the doctests)
 from plotly.subplots import make_subplots
 
 from interp_steer.logit_lens import BUCKETS, LogitLensResult
@@ -71,6 +72,12 @@ def plot_language_shares(
 
     Returns:
         The figure: one trace per bucket and panel (areas stack to 1).
+
+    >>> from interp_steer import load_model
+    >>> from interp_steer.logit_lens import logit_lens
+    >>> res = logit_lens(load_model("tiny"), ["Guten Tag"], lang="de", k=2)
+    >>> len(plot_language_shares([res, res], titles=["model A", "model B"]).data)
+    8
     """
     items = [results] if isinstance(results, LogitLensResult) else list(results)
     if not items:
@@ -130,6 +137,12 @@ def plot_token_table(
 
     Returns:
         A heatmap figure whose cell texts are the tokens (whitespace made visible).
+
+    >>> from interp_steer import load_model
+    >>> from interp_steer.logit_lens import logit_lens
+    >>> res = logit_lens(load_model("tiny"), ["Guten Tag"], lang="de", positions="all")
+    >>> plot_token_table(res).data[0].z.shape  # layers × input tokens (BOS included)
+    (4, 10)
     """
     vi = result.variants.index(variant) if variant in result.variants else None
     if vi is None:
@@ -227,6 +240,12 @@ def plot_similarity(
         metric: One of :data:`~interp_steer.similarity.METRICS`.
         threshold: Where to draw the contour; ``None`` for none.
         annotate: Write each cell's value in it.
+
+    >>> from interp_steer.similarity import similarity_from_activations
+    >>> x = torch.randn(10, 4)
+    >>> res = similarity_from_activations({"en": {0: x, 1: x}, "de": {0: x + 1, 1: -x}})
+    >>> plot_similarity(res, "cka").data[0].z.shape  # languages (without English) × layers
+    (1, 2)
     """
     langs, values = result.vs_english(metric)
     order = family_order(langs)
@@ -283,6 +302,12 @@ def plot_similarity_matrix(
 
     Thin lines separate the families; rows compare with columns (for ``"retrieval"``:
     the row language's sentences finding their partner among the column language's).
+
+    >>> from interp_steer.similarity import similarity_from_activations
+    >>> x = torch.randn(10, 4)
+    >>> res = similarity_from_activations({"en": {0: x}, "sw": {0: x + 1}, "de": {0: -x}})
+    >>> list(plot_similarity_matrix(res, layer=0).data[0].x)  # ordered by family
+    ['English (en)', 'German (de)', 'Swahili (sw)']
     """
     m = result.matrix(metric, layer)
     order = family_order(result.langs)

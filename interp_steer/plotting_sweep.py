@@ -114,6 +114,14 @@ def plot_sweep_heatmap(result: SweepResult, lang: str | None = None) -> go.Figur
 
     Cell colour is the gain over the unsteered baseline (diverging, centred on 0); cell
     text is the score. The selected cell is outlined.
+
+    >>> from interp_steer.sweep import SweepResult
+    >>> grid = np.array([[[0.5, 0.6], [0.7, 0.4]]])  # 1 language, 2 layers, 2 strengths
+    >>> res = SweepResult("m", "acc", "mean_diff", ("sw",), (3, 6), (0.1, 0.5), True, grid,
+    ...                   grid, grid - 0.1, grid + 0.1, np.array([[0.5, 0.4, 0.6]]),
+    ...                   np.full((1, 3), np.nan), np.full((1, 3), np.nan), "val split")
+    >>> plot_sweep_heatmap(res).data[0].z.shape  # strengths × layers
+    (2, 2)
     """
     code = lang if lang is not None else result.langs[0]
     if code not in result.langs:
@@ -158,6 +166,14 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
     Rows and columns are grouped by family (thin lines between families); a second panel
     gives each vector's English damage. Colours are diverging and centred on 0, on one
     scale for both panels.
+
+    >>> from interp_steer.transfer import TransferResult
+    >>> score = np.array([[0.7, 0.5], [0.5, 0.6]])
+    >>> res = TransferResult("m", "acc", "mean_diff", ("de", "sw"), ("de", "sw"), 6, 0.25,
+    ...                      True, np.ones(2), score, score - 0.1, score + 0.1,
+    ...                      np.array([[0.5, 0.4, 0.6]] * 2), np.array([-0.01, 0.0]), "test")
+    >>> plot_transfer(res).data[0].z.round(2).tolist()  # gains: rows sources, cols targets
+    [[0.2, 0.0], [0.0, 0.1]]
     """
     rows, cols = family_order(result.sources), family_order(result.targets)
     ri = [result.sources.index(c) for c in rows]

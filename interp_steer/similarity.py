@@ -290,6 +290,11 @@ def similarity_from_activations(
 
     Raises:
         ValueError: English missing, layers or shapes that differ between languages.
+
+    >>> x = torch.randn(30, 8, generator=torch.Generator().manual_seed(0))
+    >>> res = similarity_from_activations({"en": {4: x}, "de": {4: x + 0.1 * torch.randn(30, 8)}})
+    >>> res.langs, res.layers, float(res.vs_english("retrieval")[1][0, 0])
+    (('en', 'de'), (4,), 1.0)
     """
     tables = {canonical(k): _as_table(v) for k, v in acts.items()}
     per_lang = (

@@ -520,6 +520,12 @@ def layer_sweep(
 
     Returns:
         A :class:`SweepResult`.
+
+    >>> from interp_steer import load_model
+    >>> res = layer_sweep(load_model("tiny"), ["sw"], task="xcopa", layers=[2], ratios=(0.1,),
+    ...                   n=2, n_fit=4, test=False)
+    >>> res.selection, res.score.shape
+    ('xcopa val split', (1, 1, 1))
     """
     if (ratios is None) == (alphas is None):
         raise ValueError("give exactly one of ratios (relative strengths) or alphas")

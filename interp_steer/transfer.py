@@ -237,6 +237,12 @@ def transfer_matrix(
 
     Returns:
         A :class:`TransferResult`.
+
+    >>> from interp_steer import load_model
+    >>> res = transfer_matrix(load_model("tiny"), ["it", "sw"], task="xcopa", layer=2, n=2,
+    ...                       n_fit=4, english=False)
+    >>> res.gain.shape, res.stage
+    ((2, 2), 'xcopa test split')
     """
     if ratio is not None and alpha is not None:
         raise ValueError("give exactly one of ratio (relative strength) or alpha")
