@@ -10,7 +10,8 @@ Prints ratios measured in one run (targets in brackets):
 Conditions alternate (A B A B ...) and the median of ``--repeats`` runs is reported, so a
 busy machine slows both alike; the load average is printed with the numbers.
 
-Usage (about two minutes on 2 CPU cores)::
+Usage (a few minutes on 2 CPU cores; on a machine other jobs share, ``--threads 1`` avoids
+OpenMP threads waiting on each other, which can slow small ops by an order of magnitude)::
 
     python benchmarks/bench_evaluation.py --model gemma-3-270m --n 8 --max-new-tokens 32
 """
@@ -55,9 +56,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layer", type=int, default=None, help="steered layer (default: middle)")
     parser.add_argument("--lang", default="sw")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (1 is far faster on a busy CPU)"
+    )
     args = parser.parse_args()
     if args.n <= 0 or args.repeats <= 0 or args.max_new_tokens <= 0:
         parser.error("--n, --repeats and --max-new-tokens must be positive")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     model = load_model(args.model)
     layer = model.cfg.n_layers // 2 if args.layer is None else args.layer

@@ -107,7 +107,7 @@ def _units(
         if lang is not None and canonical(lang) != task.lang:
             raise ValueError(f"lang {lang!r} does not match the task set's language {task.lang!r}")
         ts = task if n is None else task.head(n)
-        return ts.name, ts.lang, list(ts.items), ts.exemplars
+        return ts.name, ts.lang, list(ts.items), _exemplars(ts)
     if lang is None:
         raise ValueError("evaluate() needs a language when the task is given by name")
     if task == "forcing":
@@ -126,11 +126,15 @@ def _units(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join((*TASKS, 'forcing'))}")
     ts = load_task(task, lang, split=split, n=n)
-    exemplars = ts.exemplars
-    if not exemplars and ts.name == "msvamp":  # MSVAMP has none: MGSM's, same language
+    return ts.name, ts.lang, list(ts.items), _exemplars(ts)
+
+
+def _exemplars(ts: TaskSet) -> tuple[TaskItem, ...]:
+    """The task's k-shot exemplars; MSVAMP has none and borrows MGSM's (same language)."""
+    if not ts.exemplars and ts.name == "msvamp":
         with contextlib.suppress(ValueError, FileNotFoundError):
-            exemplars = load_task("mgsm", ts.lang, n=1).exemplars
-    return ts.name, ts.lang, list(ts.items), exemplars
+            return load_task("mgsm", ts.lang, n=1).exemplars
+    return ts.exemplars
 
 
 def _shots(lang: str) -> list[tuple[str, str]]:
