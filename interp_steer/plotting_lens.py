@@ -31,6 +31,14 @@ from interp_steer.plotting_style import (
 )
 from interp_steer.similarity import THRESHOLD, SimilarityResult
 
+SHORT_LABELS = {
+    "centred_cosine": "centred cosine",
+    "shuffled_centred_cosine": "centred cosine<br>(shuffled)",
+    "cka": "CKA",
+    "retrieval": "retrieval",
+    "raw_cosine": "raw cosine",
+}
+
 METRIC_LABELS = {
     "centred_cosine": "centred cosine (matched pairs)",
     "shuffled_centred_cosine": "centred cosine (shuffled pairs)",
@@ -211,6 +219,10 @@ def plot_token_table(
     )
 
 
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _shorten(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -232,13 +244,14 @@ def plot_similarity(
 ) -> go.Figure:
     """Heatmap of each language's similarity to English (rows) by layer (columns).
 
-    Rows are grouped by language family. A dashed contour marks ``threshold`` (the
-    paper's 0.5); cell texts give the values.
+    Rows are grouped by language family. A black line runs along the cell edges between
+    values at or above ``threshold`` (the paper's 0.5) and values below it; cell texts
+    give the values.
 
     Args:
         result: A :class:`~interp_steer.similarity.SimilarityResult`.
         metric: One of :data:`~interp_steer.similarity.METRICS`.
-        threshold: Where to draw the contour; ``None`` for none.
+        threshold: Where to draw the boundary; ``None`` for none.
         annotate: Write each cell's value in it.
 
     >>> from interp_steer.similarity import similarity_from_activations
@@ -250,11 +263,11 @@ def plot_similarity(
     langs, values = result.vs_english(metric)
     order = family_order(langs)
     z = values[[langs.index(c) for c in order]]
-    y = list(range(len(order)))
+    y, x = list(range(len(order))), list(range(len(result.layers)))
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=list(result.layers),
+            x=x,
             y=y,
             colorscale=SEQUENTIAL,
             zmin=0.0,
@@ -262,37 +275,66 @@ def plot_similarity(
             text=np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:.2f}")(z)),
             texttemplate="%{text}" if annotate else None,
             textfont={"size": 10},
-            colorbar={"title": {"text": metric.replace("_", " ")}},
-            hovertemplate="%{customdata}<br>layer %{x}: %{z:.3f}<extra></extra>",
-            customdata=np.array([[language_label(c)] * z.shape[1] for c in order]),
-            name=metric,
+            colorbar={"title": {"text": SHORT_LABELS[metric]}},
+            hovertemplate="%{customdata}: %{z:.3f}<extra></extra>",
+            customdata=np.array(
+                [[f"{language_label(c)}, layer {la}" for la in result.layers] for c in order]
+            ),
+            name=SHORT_LABELS[metric],
+            xgap=1,
+            ygap=1,
         )
     )
-    if threshold is not None and len(order) > 1 and len(result.layers) > 1:
+    if threshold is not None:
+        xs, ys = threshold_boundary(z, threshold)
         fig.add_trace(
-            go.Contour(
-                z=z,
-                x=list(result.layers),
-                y=y,
-                contours={"start": threshold, "end": threshold, "size": 1, "coloring": "none"},
-                line={"color": "white", "width": 3, "dash": "dash"},
-                showscale=False,
-                name=f"{threshold:g} threshold",
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"color": "black", "width": 2.5},
+                name=f"{threshold:g} threshold (cells ≥ {threshold:g} inside)",
                 showlegend=True,
                 hoverinfo="skip",
             )
         )
-    fig.update_xaxes(title_text="layer", dtick=_dtick(len(result.layers)))
+    fig.update_xaxes(title_text="layer", tickvals=x, ticktext=[str(la) for la in result.layers],
+                     range=[-0.5, len(x) - 0.5])  # fmt: skip
     fig.update_yaxes(title_text="language", tickvals=y, ticktext=[language_label(c) for c in order],
                      autorange="reversed")  # fmt: skip
     return _layout(
         fig,
         f"Similarity to English: {METRIC_LABELS[metric]}<br><sup>{result.model} · "
         f"{result.dataset}, n={result.n} sentences, {result.pooling} pooling</sup>",
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-        height=max(360, 30 * len(order) + 200),
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        height=max(380, 30 * len(order) + 220),
         width=max(560, 42 * len(result.layers) + 320),
+        margin={"l": 70, "r": 30, "t": 120, "b": 60},
     )
+
+
+def threshold_boundary(z: np.ndarray, threshold: float) -> tuple[list[float | None], ...]:
+    """Cell edges between values ``>= threshold`` and the rest, as one broken line.
+
+    Returns ``(xs, ys)`` in cell-index coordinates (cell ``[r, c]`` centred on ``(c, r)``),
+    segments separated by ``None``: a crisp, exact "contour" for a coarse grid.
+
+    >>> threshold_boundary(np.array([[0.2, 0.7]]), 0.5)
+    ([0.5, 0.5, None], [-0.5, 0.5, None])
+    """
+    above = np.nan_to_num(np.asarray(z, dtype=float), nan=-np.inf) >= threshold
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    rows, cols = above.shape
+    for r in range(rows):
+        for c in range(cols):
+            if c + 1 < cols and above[r, c] != above[r, c + 1]:  # vertical edge
+                xs += [c + 0.5, c + 0.5, None]
+                ys += [r - 0.5, r + 0.5, None]
+            if r + 1 < rows and above[r, c] != above[r + 1, c]:  # horizontal edge
+                xs += [c - 0.5, c + 0.5, None]
+                ys += [r + 0.5, r + 0.5, None]
+    return xs, ys
 
 
 def plot_similarity_matrix(
@@ -325,7 +367,7 @@ def plot_similarity_matrix(
             text=np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:.2f}")(z)),
             texttemplate="%{text}" if annotate else None,
             textfont={"size": 9},
-            colorbar={"title": {"text": metric.replace("_", " ")}},
+            colorbar={"title": {"text": SHORT_LABELS[metric]}},
             hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
             xgap=1,
             ygap=1,
@@ -337,15 +379,15 @@ def plot_similarity_matrix(
     for _family, first, _last in spans[1:]:  # separators between families
         edge = first - 0.5
         fig.add_shape(type="line", x0=edge, x1=edge, y0=-0.5, y1=len(order) - 0.5,
-                      line={"color": "black", "width": 1.5})  # fmt: skip
+                      line={"color": "#333333", "width": 1.2})  # fmt: skip
         fig.add_shape(type="line", y0=edge, y1=edge, x0=-0.5, x1=len(order) - 0.5,
-                      line={"color": "black", "width": 1.5})  # fmt: skip
+                      line={"color": "#333333", "width": 1.2})  # fmt: skip
     fig.update_xaxes(title_text="language", tickangle=-45)
     fig.update_yaxes(title_text="language", autorange="reversed")
     side = max(480, 34 * len(order) + 260)
     return _layout(
         fig,
-        f"{METRIC_LABELS[metric].capitalize()} between languages at layer {layer}"
+        f"{_upper_first(METRIC_LABELS[metric])} between languages at layer {layer}"
         f"<br><sup>{result.model} · {result.dataset}, n={result.n}; grouped by family</sup>",
         height=side,
         width=side + 80,
@@ -354,8 +396,10 @@ def plot_similarity_matrix(
 
 __all__ = [
     "METRIC_LABELS",
+    "SHORT_LABELS",
     "plot_language_shares",
     "plot_similarity",
     "plot_similarity_matrix",
     "plot_token_table",
+    "threshold_boundary",
 ]

@@ -19,6 +19,7 @@ from interp_steer.plotting import (
     save_figure,
     static_export_available,
 )
+from interp_steer.plotting_lens import threshold_boundary
 from interp_steer.plotting_style import language_color, show_token
 from interp_steer.similarity import similarity_from_activations
 from interp_steer.sweep import SweepResult
@@ -106,13 +107,25 @@ def test_token_table(lens):
 
 def test_similarity_heatmap(sim):
     fig = plot_similarity(sim, "centred_cosine")
-    heat, contour = fig.data
-    assert np.asarray(heat.z).shape == (3, 3)  # languages without English × layers
+    heat, boundary = fig.data
+    z = np.asarray(heat.z)
+    assert z.shape == (3, 3)  # languages without English × layers
+    langs, values = sim.vs_english("centred_cosine")
+    np.testing.assert_allclose(z[0], values[langs.index("de")])  # rows in family order
     assert list(fig.layout.yaxis.ticktext) == ["German (de)", "French (fr)", "Swahili (sw)"]
-    assert contour.type == "contour" and contour.contours.start == contour.contours.end == 0.5
+    assert list(fig.layout.xaxis.ticktext) == ["0", "1", "2"]
+    assert boundary.mode == "lines" and boundary.name.startswith("0.5 threshold")
     assert fig.layout.xaxis.title.text == "layer" and fig.layout.yaxis.title.text == "language"
     assert "centred cosine" in fig.layout.title.text
     assert len(plot_similarity(sim, "cka", threshold=None).data) == 1
+
+
+def test_threshold_boundary_follows_cell_edges():
+    z = np.array([[0.1, 0.6], [0.7, 0.8]])
+    xs, ys = threshold_boundary(z, 0.5)
+    segments = {(xs[i], ys[i], xs[i + 1], ys[i + 1]) for i in range(0, len(xs), 3)}
+    assert segments == {(0.5, -0.5, 0.5, 0.5), (-0.5, 0.5, 0.5, 0.5)}
+    assert threshold_boundary(np.full((2, 2), 0.9), 0.5) == ([], [])
 
 
 def test_similarity_matrix(sim):
