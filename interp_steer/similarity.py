@@ -11,7 +11,8 @@ each pair of languages is compared with:
 * ``"shuffled_centred_cosine"``: the centred cosine of mismatched pairs (``i != j``), the
   baseline ``"centred_cosine"`` must beat;
 * ``"cka"``: linear CKA (Kornblith et al. 2019) between the two languages' centred
-  activation matrices: 1 when one is a rotation and scaling of the other;
+  activation matrices: 1 when one is a rotation and scaling of the other. It is biased
+  upwards when ``n`` is small against ``d_model``: compare values at the same ``n``;
 * ``"retrieval"``: for each sentence of the row language, is its partner the most
   similar (centred cosine) of all ``n`` sentences of the column language? Chance is
   ``1/n``. This matrix is not symmetric.
