@@ -292,7 +292,8 @@ def evaluate(
         positions: Where the vector is added (see :func:`~interp_steer.steering.steer`);
             in choice scoring, context and choice together count as the prompt.
         baseline: ``basic``, ``translate_test``, ``translator``, ``self_translate``, ``xlt``
-            or ``k_shot`` (see :data:`interp_steer.prompts.BASELINES`).
+            or ``k_shot`` (see :data:`interp_steer.prompts.BASELINES`). Self-translations
+            run unsteered; the vector acts on answering only.
         n: Evaluate the first ``n`` items (all when None).
         split: The task split.
         batch_size: Items per batch (a choice batch is ``batch_size × choices`` rows).
