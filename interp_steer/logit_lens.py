@@ -53,7 +53,7 @@ from interp_steer.language_id import SCRIPT_LANGUAGE, UND, detect_language, scri
 from interp_steer.languages import ENGLISH, canonical, get_language
 from interp_steer.models import model_name
 from interp_steer.steering import steer
-from interp_steer.storage import atomic_write_json
+from interp_steer.storage import atomic_write, atomic_write_json
 from interp_steer.types import AnyResidual, Residual, VocabLogits
 from interp_steer.vectors import SteeringVector
 
@@ -348,13 +348,43 @@ class LogitLensResult:
         return cls(**fields)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result as JSON, atomically. Returns the path."""
-        return atomic_write_json(path, self.to_dict())
+        """Write the result atomically: JSON, or a ``.parquet`` table (with the JSON inside)."""
+        return write_result(path, self.to_dict(), self.to_frame())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "LogitLensResult":
-        """Read a result written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read a result written by :meth:`save` (JSON or parquet)."""
+        return cls.from_dict(read_result(path))
+
+
+# ----------------------------------------------------------------- persistence helpers
+
+
+def write_result(
+    path: str | os.PathLike[str], payload: Mapping[str, Any], frame: pd.DataFrame
+) -> Path:
+    """Write a result atomically: JSON, or (``.parquet`` suffix) its long table.
+
+    A parquet file carries the full JSON payload in its metadata, so it loads back too.
+    Used by every analysis result's ``save``.
+    """
+    target = Path(path)
+    if target.suffix == ".parquet":
+        table = frame.copy()
+        table.attrs["interp_steer"] = json.dumps(payload, ensure_ascii=False)
+        return atomic_write(target, lambda tmp: table.to_parquet(tmp))
+    return atomic_write_json(target, dict(payload))
+
+
+def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read what :func:`write_result` wrote (JSON or parquet) back as a dict."""
+    target = Path(path)
+    if target.suffix == ".parquet":
+        attrs = pd.read_parquet(target).attrs
+        if "interp_steer" not in attrs:
+            raise ValueError(f"{target} is a parquet file without interp_steer metadata")
+        return dict(json.loads(attrs["interp_steer"]))
+    return dict(json.loads(target.read_text(encoding="utf-8")))
 
 
 def _language_name(code: str) -> str:

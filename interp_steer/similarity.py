@@ -34,7 +34,6 @@ Example:
 """
 
 import functools
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,9 +48,9 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations import Activations, Pooling, check_layers, collect_activations
 from interp_steer.languages import ENGLISH, canonical
+from interp_steer.logit_lens import read_result, write_result
 from interp_steer.models import model_name
 from interp_steer.plotting_style import family_order
-from interp_steer.storage import atomic_write_json
 
 FORMAT = "interp_steer.SimilarityResult"
 METRICS: tuple[str, ...] = (
@@ -186,13 +185,13 @@ class SimilarityResult:
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result as JSON, atomically. Returns the path."""
-        return atomic_write_json(path, self.to_dict())
+        """Write the result atomically: JSON, or a ``.parquet`` table (with the JSON inside)."""
+        return write_result(path, self.to_dict(), self.to_frame())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "SimilarityResult":
-        """Read a result written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read a result written by :meth:`save` (JSON or parquet)."""
+        return cls.from_dict(read_result(path))
 
 
 def _nan_to_none(arr: np.ndarray) -> Any:

@@ -43,6 +43,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations import check_layers
 from interp_steer.languages import canonical
+from interp_steer.logit_lens import read_result, write_result
 from interp_steer.models import model_name
 from interp_steer.storage import atomic_write_json
 from interp_steer.vectors import SteeringVector
@@ -324,13 +325,13 @@ class SweepResult:
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write as JSON, atomically."""
-        return atomic_write_json(path, self.to_dict())
+        """Write the result atomically: JSON, or a ``.parquet`` table (with the JSON inside)."""
+        return write_result(path, self.to_dict(), self.to_frame())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "SweepResult":
-        """Read a result written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read a result written by :meth:`save` (JSON or parquet)."""
+        return cls.from_dict(read_result(path))
 
 
 def _nan_to_none(arr: np.ndarray) -> Any:

@@ -81,6 +81,8 @@ def test_save_load_roundtrip(lens, tmp_path):
     assert back.tokens.tolist() == lens.tokens.tolist()
     np.testing.assert_allclose(back.shares(), lens.shares())
     assert back.meta == lens.meta and back.layers == lens.layers
+    table = LogitLensResult.load(lens.save(tmp_path / "lens.parquet"))  # parquet too
+    assert table.tokens.tolist() == lens.tokens.tolist() and table.meta == lens.meta
     frame = lens.to_frame()
     assert len(frame) == lens.tokens.size
     assert set(frame["bucket"]) <= set(BUCKETS)

@@ -114,6 +114,8 @@ def test_not_multi_parallel_fills_only_english_and_roundtrips(tmp_path):
     back = SimilarityResult.load(res.save(tmp_path / "sim.json"))
     np.testing.assert_array_equal(back.values["cka"], res.values["cka"])  # NaN-aware
     assert len(res.to_frame()) == 3 * 3 * 2
+    table = SimilarityResult.load(res.save(tmp_path / "sim.parquet"))
+    np.testing.assert_array_equal(table.values["retrieval"], res.values["retrieval"])
 
 
 def test_family_order():

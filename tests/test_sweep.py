@@ -120,6 +120,8 @@ def test_result_validation_and_roundtrip(tiny, tmp_path):
     np.testing.assert_array_equal(back.score, res.score)
     assert np.isnan(back.test).all() and back.best("de") == res.best("de")
     assert len(res.to_frame()) == 4
+    table = SweepResult.load(res.save(tmp_path / "sweep.parquet"))
+    np.testing.assert_array_equal(table.alphas, res.alphas)
 
 
 def test_cellstore_without_folder():

@@ -56,6 +56,8 @@ def test_resume_and_roundtrip(tiny, tmp_path):
     back = TransferResult.load(res.save(tmp_path / "transfer.json"))
     np.testing.assert_array_equal(back.gain, res.gain)
     assert back.sources == ("de", "sw") and len(back.to_frame()) == 4
+    table = TransferResult.load(res.save(tmp_path / "transfer.parquet"))
+    np.testing.assert_array_equal(table.score, res.score)
 
 
 def test_validation(tiny):
