@@ -589,8 +589,10 @@ def layer_sweep(
             alpha = float(arrays["alphas"][li, y, s])
             key = f"{lang}/test-L{layer}-s{_tag(strengths[s])}"
             chosen = None
-            if store.get(key) is None:
-                chosen = _fitted_vectors(model, lang, [layer], store, fit)[layer]
+            if store.get(key) is None:  # reuse the vector fitted above, else load or fit it
+                chosen = (
+                    vectors.get(layer) or _fitted_vectors(model, lang, [layer], store, fit)[layer]
+                )
             t = _evaluate_cell(store, key, evaluator, model, lang, chosen, alpha, "test",
                                layer=layer, strength=strengths[s])  # fmt: skip
             tb = _evaluate_cell(store, f"{lang}/baseline-test", evaluator, model, lang, None,
