@@ -32,7 +32,7 @@ from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from interp_steer.models import model_name
 from interp_steer.storage import atomic_write
-from interp_steer.types import Mask, Residual
+from interp_steer.types import Residual
 
 Pooling = Literal["last", "mean", "all"]
 POOLINGS: tuple[str, ...] = ("last", "mean", "all")
@@ -282,16 +282,16 @@ def _collect(
 
     def make_hook(layer: int) -> Any:
         def hook(resid: Residual, hook: Any) -> Residual:
-            r, keep = resid.detach().float(), state["keep"]
-            rows = state["rows"]
-            norms[layer][rows] = _masked_mean(r.norm(dim=-1, keepdim=True), keep)[:, 0].cpu()
-            if pooling == "last":
-                out = list(r[:, -1].cpu())
+            # few, large ops per layer: small ops are what costs on a busy CPU
+            r, weights, rows = resid.detach().float(), state["weights"], state["rows"]
+            norms[layer][rows] = (torch.linalg.vector_norm(r, dim=-1) * weights).sum(1).cpu()
+            if pooling == "last":  # a copy: a view would keep the whole batch alive
+                out = r[:, -1].to("cpu", copy=True).unbind(0)
             elif pooling == "mean":
-                out = list(_masked_mean(r, keep).cpu())
+                out = torch.bmm(weights.unsqueeze(1), r).squeeze(1).cpu().unbind(0)
             else:
-                out = [r[i][keep[i]].cpu() for i in range(r.shape[0])]
-            for i, row in enumerate(rows):
+                out = r[state["keep"]].cpu().split(state["counts"])
+            for i, row in enumerate(rows.tolist()):
                 pooled[layer][row] = out[i]
             if layer == top and top == n_layers - 1:
                 raise StopAtLayerException(resid)  # skip ln_final and the unembedding
@@ -312,7 +312,10 @@ def _collect(
                 first = mask.shape[1] - mask.sum(1)  # column of each row's first real token
                 is_bos = (ids.gather(1, first[:, None])[:, 0] == bos_id) & (mask.sum(1) > 1)
                 keep[torch.arange(len(rows)), first] &= ~is_bos
-            state.update(rows=torch.tensor(rows), keep=keep)
+            counts = keep.sum(1, keepdim=True)
+            weights = keep.float() / counts.clamp_min(1)
+            state.update(rows=torch.tensor(rows), keep=keep, weights=weights)
+            state["counts"] = counts[:, 0].tolist()
             model.forward(ids, attention_mask=mask, stop_at_layer=stop)
             bar.update(len(rows))
     bar.close()
@@ -325,12 +328,6 @@ def _collect(
     return Activations(
         layers, pooling, data, model_name(model), len(texts), lengths, norms, exclude_bos
     )
-
-
-def _masked_mean(x: Residual, keep: Mask) -> Tensor:
-    """Mean over positions where ``keep`` is true: ``[batch, pos, d] -> [batch, d]``."""
-    w = keep.to(x.dtype).unsqueeze(-1)
-    return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
 
 
 # ----------------------------------------------------------------- on-disk cache

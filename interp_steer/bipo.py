@@ -107,7 +107,7 @@ def bipo_direction(
     Raises:
         ValueError: an empty corpus, sides of different lengths, a layer out of range,
             a bad hyper-parameter, or a NaN/inf loss or vector during training (the
-            message names the step and the last finite loss).
+            message names the step, counted from 0, and the last finite loss).
 
     >>> from interp_steer import load_model
     >>> from types import SimpleNamespace
@@ -164,9 +164,9 @@ def bipo_direction(
                     opt.step()
                     v.grad = None
                     sched.step()
-                    if not bool(torch.isfinite(v).all()):
-                        _diverged(len(losses), losses, "vector")
                     losses.append(float(loss.detach()))
+                    if not bool(torch.isfinite(v).all()):
+                        _diverged(len(losses) - 1, losses, "vector")
                     bar.update(1)
                     bar.set_postfix(loss=f"{losses[-1]:.4f}")
         bar.close()

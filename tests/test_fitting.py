@@ -81,6 +81,16 @@ def test_pca_is_sign_aligned_and_scaled_to_the_mean_difference():
     assert math.isclose(float(pc.norm()), float(md @ unit), rel_tol=1e-4)
 
 
+@pytest.mark.parametrize("center", [False, True])
+def test_pca_matches_an_svd_also_on_a_flat_spectrum(center):
+    gen = torch.Generator().manual_seed(3)
+    h_en, h_tgt = torch.randn(300, 48, generator=gen) + 0.2, torch.randn(300, 48, generator=gen)
+    diffs = (h_en - h_tgt).double()
+    x = diffs - diffs.mean(0) if center else diffs
+    reference = torch.linalg.svd(x, full_matrices=False).Vh[0]
+    assert abs(cos(pca_direction(h_en, h_tgt, center=center), reference)) > 1 - 1e-6
+
+
 def test_mse_closed_form_is_the_mean_difference():
     h_en, h_tgt, _ = planted()
     v, metrics = mse_direction(h_en, h_tgt)
