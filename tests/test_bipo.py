@@ -82,7 +82,7 @@ def test_bipo_is_deterministic(tiny):
 
 
 def test_divergence_raises_with_the_step_and_leaves_the_model_clean(tiny):
-    with pytest.raises(ValueError, match=r"at step 1; last finite loss: 0\.693"):
+    with pytest.raises(ValueError, match=r"NaN/inf at step 1; last finite loss: \d"):
         bipo_direction(tiny, PAIRS, layer=1, lr=1e30, warmup_steps=0, batch_size=3)
     assert all(p.grad is None and p.requires_grad for p in tiny.parameters())
 
