@@ -1,22 +1,13 @@
 """Logit lens with language identification: which language does each layer "think" in?
 
 Every layer's residual stream (``blocks.{l}.hook_resid_post``) is read out through the
-model's own final norm and unembedding (:func:`project_to_vocab`; Gemma-2-style final
-logit soft-capping is applied when the config sets it), as in Wendler et al. (2024) and
-§7 of arXiv 2505.12584. At the last layer this reproduces the model's logits exactly.
+model's own final norm and unembedding (:func:`~interp_steer.vocab_projection.project_to_vocab`),
+as in Wendler et al. (2024) and §7 of arXiv 2505.12584. At the last layer this reproduces
+the model's logits exactly.
 
 The top-``k`` tokens of every layer and read-out position are decoded and labelled with
-a language:
-
-* tokens without letters (digits, punctuation, whitespace), special tokens
-  (``<eos>``, ``<unused3>``) and lone letters of shared scripts (``"W"``) are
-  **undetermined** (``"und"``);
-* tokens in a script that one language owns (Thai, Hangul, kana, Han, Bengali, ...) get
-  that language from the Unicode-script rule: exact, and it works on single tokens;
-* the remaining tokens of one (layer, position) cell (Latin, Cyrillic, Arabic, ...)
-  are joined and given one label by seeded ``langdetect``: a single subword token is too
-  short for it (``"water"`` alone comes out Afrikaans), the ``k`` tokens together much
-  less so. Fewer than ``min_letters`` letters in the join stays undetermined.
+a language (:func:`~interp_steer.token_languages.label_tokens`: script rules for single
+tokens, seeded ``langdetect`` on each cell's joined tokens otherwise).
 
 Each label falls into one of four buckets: English, the prompt language, other, and
 undetermined. The undetermined share is reported, not hidden: on single subword tokens
@@ -33,9 +24,7 @@ Example:
 """
 
 import functools
-import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,117 +33,19 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
-from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
-from interp_steer.activations import check_layers, left_pad
-from interp_steer.language_id import SCRIPT_LANGUAGE, UND, detect_language, script_of
-from interp_steer.languages import ENGLISH, canonical, get_language
+from interp_steer.activations import check_layers
+from interp_steer.language_id import UND, detect_language
+from interp_steer.languages import canonical
 from interp_steer.models import model_name
 from interp_steer.steering import steer
-from interp_steer.storage import atomic_write, atomic_write_json
-from interp_steer.types import AnyResidual, Residual, VocabLogits
+from interp_steer.storage import read_result, write_result
+from interp_steer.token_languages import BUCKETS, bucket_of, label_tokens, language_name
 from interp_steer.vectors import SteeringVector
+from interp_steer.vocab_projection import ReadOut, project_to_vocab, readout_residuals, top_tokens
 
 FORMAT = "interp_steer.LogitLensResult"
-BUCKETS: tuple[str, ...] = ("english", "prompt", "other", "undetermined")
-"""The four language buckets, in plotting order (their shares sum to 1)."""
-
-ReadOut = Literal["last", "all"]
-_SPECIAL = re.compile(r"^<[^<>\s]+>$")
-
-
-# ----------------------------------------------------------------- projection
-
-
-def project_to_vocab(model: TransformerBridge, resid: AnyResidual) -> VocabLogits:
-    """Read a residual stream out as logits: final norm, unembedding, soft-capping.
-
-    Args:
-        model: The bridge.
-        resid: Residual-stream activations ``[..., d_model]`` (any leading shape).
-
-    Returns:
-        Float32 logits ``[..., d_vocab]`` on the model's device.
-
-    >>> from interp_steer import load_model
-    >>> model = load_model("tiny")
-    >>> logits, cache = model.run_with_cache("Hallo")
-    >>> lens = project_to_vocab(model, cache["blocks.3.hook_resid_post"])
-    >>> bool((lens - logits).abs().max() < 1e-4)
-    True
-    """
-    shape = resid.shape
-    param = next(model.original_model.parameters())
-    x = resid.reshape(1, -1, shape[-1]).to(device=param.device, dtype=param.dtype)
-    logits = model.unembed(model.ln_final(x)).float()
-    cap = getattr(model.original_model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits.reshape(*shape[:-1], logits.shape[-1])
-
-
-# ----------------------------------------------------------------- language labels
-
-
-@functools.lru_cache(maxsize=65536)
-def _detect(text: str, min_letters: int) -> str:
-    return detect_language(text, min_letters=min_letters)
-
-
-def label_tokens(tokens: Sequence[str], *, min_letters: int = 3) -> list[str]:
-    """Give each of one cell's decoded top-k tokens a language code (or ``"und"``).
-
-    Letterless and special tokens are undetermined; script-owned tokens get their
-    language from the script; the rest are joined per script and each join is labelled
-    by seeded langdetect (see the module docstring).
-
-    Args:
-        tokens: The decoded tokens of one (layer, position) cell.
-        min_letters: The join needs at least this many letters to be labelled.
-
-    Returns:
-        One canonical code (or ``"und"``) per token.
-
-    >>> label_tokens([" Haus", " Wohnung", "ไทย", "42", "<eos>", " Gebäude"])
-    ['de', 'de', 'th', 'und', 'und', 'de']
-    """
-    labels = [UND] * len(tokens)
-    groups: dict[str, list[int]] = {}
-    for i, token in enumerate(tokens):
-        text = token.replace("\u2581", " ").strip()
-        letters = sum(ch.isalpha() for ch in text)
-        if not letters or _SPECIAL.match(text):
-            continue
-        script = script_of(text)
-        if script in SCRIPT_LANGUAGE:
-            labels[i] = SCRIPT_LANGUAGE[script]
-        elif letters >= 2:  # a lone letter ("W", "a") says nothing about a language
-            groups.setdefault(script, []).append(i)
-    for members in groups.values():
-        joined = " ".join(tokens[i].replace("\u2581", " ").strip() for i in members)
-        code = _detect(joined, min_letters)
-        for i in members:
-            labels[i] = code
-    return labels
-
-
-def bucket_of(code: str, lang: str) -> int:
-    """Return the index into :data:`BUCKETS` of a language code, for prompts in ``lang``.
-
-    English wins over the prompt language when both are English.
-
-    >>> [BUCKETS[bucket_of(c, "de")] for c in ("en", "de", "fr", "und")]
-    ['english', 'prompt', 'other', 'undetermined']
-    """
-    if code == ENGLISH:
-        return 0
-    if code == lang:
-        return 1
-    if code == UND:
-        return 3
-    return 2
 
 
 # ----------------------------------------------------------------- the result
@@ -244,7 +135,7 @@ class LogitLensResult:
     @property
     def bucket_names(self) -> tuple[str, ...]:
         """Display names of :data:`BUCKETS`, the prompt bucket named after the language."""
-        prompt = _language_name(self.lang)
+        prompt = language_name(self.lang)
         return ("English", prompt, "other", "undetermined")
 
     def buckets(self) -> np.ndarray:
@@ -357,43 +248,6 @@ class LogitLensResult:
         return cls.from_dict(read_result(path))
 
 
-# ----------------------------------------------------------------- persistence helpers
-
-
-def write_result(
-    path: str | os.PathLike[str], payload: Mapping[str, Any], frame: pd.DataFrame
-) -> Path:
-    """Write a result atomically: JSON, or (``.parquet`` suffix) its long table.
-
-    A parquet file carries the full JSON payload in its metadata, so it loads back too.
-    Used by every analysis result's ``save``.
-    """
-    target = Path(path)
-    if target.suffix == ".parquet":
-        table = frame.copy()
-        table.attrs["interp_steer"] = json.dumps(payload, ensure_ascii=False)
-        return atomic_write(target, lambda tmp: table.to_parquet(tmp))
-    return atomic_write_json(target, dict(payload))
-
-
-def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read what :func:`write_result` wrote (JSON or parquet) back as a dict."""
-    target = Path(path)
-    if target.suffix == ".parquet":
-        attrs = pd.read_parquet(target).attrs
-        if "interp_steer" not in attrs:
-            raise ValueError(f"{target} is a parquet file without interp_steer metadata")
-        return dict(json.loads(attrs["interp_steer"]))
-    return dict(json.loads(target.read_text(encoding="utf-8")))
-
-
-def _language_name(code: str) -> str:
-    try:
-        return get_language(code).name
-    except ValueError:
-        return code
-
-
 # ----------------------------------------------------------------- the analysis
 
 
@@ -468,15 +322,15 @@ def logit_lens(
     item_token = [_decode(tok, int(tokens[p][q])) for p, q in pairs]
 
     variants = ["base"]
-    runs = [_readout_residuals(model, tokens, layer_tuple, positions, batch_size)]
+    runs = [readout_residuals(model, tokens, layer_tuple, positions, batch_size)]
     if vector is not None:
         variants.append("steered")
         with steer(model, vector, alpha=alpha, positions=steer_positions):
-            runs.append(_readout_residuals(model, tokens, layer_tuple, positions, batch_size))
+            runs.append(readout_residuals(model, tokens, layer_tuple, positions, batch_size))
 
     shape = (len(variants), len(layer_tuple), len(item_prompt), k)
     rows = torch.cat([run[layer] for run in runs for layer in layer_tuple])
-    probs, ids = _topk_probs(model, rows, k)  # one pass over the unembedding for all
+    probs, ids = top_tokens(model, rows, k)  # one pass over the unembedding for all
     special = set(getattr(tok, "all_special_ids", None) or [])
     decoded = {t: _decode(tok, t) for t in set(ids.flatten().tolist())}
     top_tok = np.asarray([[decoded[t] for t in row] for row in ids.tolist()], dtype=object)
@@ -527,64 +381,13 @@ def _decode(tokenizer: Any, token_id: int) -> str:
     return str(tokenizer.decode([token_id]))
 
 
-def _topk_probs(model: TransformerBridge, rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Top-k probabilities and ids of ``rows [n, d_model]``, projected in chunks."""
-    # ~256 MB of float32 logits per chunk: big enough that reading the unembedding
-    # (671 MB on Gemma-3) is shared by many rows, small enough for a laptop.
-    chunk = max(1, (1 << 26) // int(model.cfg.d_vocab))
-    probs, ids = [], []
-    with torch.inference_mode():
-        for start in range(0, rows.shape[0], chunk):
-            logp = project_to_vocab(model, rows[start : start + chunk]).log_softmax(-1)
-            top = logp.topk(k, dim=-1)
-            probs.append(top.values.exp().cpu())
-            ids.append(top.indices.cpu())
-    return torch.cat(probs), torch.cat(ids)
-
-
-def _readout_residuals(
-    model: TransformerBridge,
-    tokens: list[Tensor],
-    layers: tuple[int, ...],
-    positions: str,
-    batch_size: int,
-) -> dict[int, Tensor]:
-    """Residuals at the read-out positions: layer -> ``[n_items, d_model]`` (item order)."""
-    tok = model.tokenizer
-    pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-    out: dict[int, list[Tensor]] = {layer: [] for layer in layers}
-    state: dict[str, Tensor] = {}
-    top, n_layers = layers[-1], int(model.cfg.n_layers)
-
-    def make_hook(layer: int) -> Any:
-        def hook(resid: Residual, hook: Any) -> Residual:
-            r = resid.detach()
-            if positions == "last":
-                out[layer].append(r[:, -1].float().cpu())
-            else:
-                out[layer].append(r[state["keep"]].float().cpu())  # row-major: item order
-            if layer == top and top == n_layers - 1:
-                raise StopAtLayerException(resid)  # the lens projects by itself
-            return resid
-
-        return hook
-
-    hooks = [(f"blocks.{layer}.hook_resid_post", make_hook(layer)) for layer in layers]
-    stop = top + 1 if top + 1 < n_layers else None
-    device = model.cfg.device or "cpu"
-    with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
-        for start in range(0, len(tokens), batch_size):
-            ids, mask = left_pad(tokens[start : start + batch_size], pad_id, device)
-            state["keep"] = mask.bool()
-            model.forward(ids, attention_mask=mask, stop_at_layer=stop)
-    return {layer: torch.cat(parts) for layer, parts in out.items()}
-
-
-__all__ = [
+__all__ = [  # labels and projection live in token_languages / vocab_projection
     "BUCKETS",
     "LogitLensResult",
     "bucket_of",
     "label_tokens",
     "logit_lens",
     "project_to_vocab",
+    "read_result",
+    "write_result",
 ]

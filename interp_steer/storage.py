@@ -1,15 +1,18 @@
 """Atomic file writes: results are written to a temporary file, then renamed into place.
 
 A crash mid-write never leaves a half-written result behind; readers see the old file or
-the new one.
+the new one. :func:`write_result` / :func:`read_result` store analysis results as JSON or
+as a parquet table that carries the JSON payload in its metadata.
 """
 
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> Path:
@@ -43,3 +46,35 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically (NaN is refused)."""
     text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
     return atomic_write_text(path, text + "\n")
+
+
+def write_result(
+    path: str | os.PathLike[str], payload: Mapping[str, Any], frame: pd.DataFrame
+) -> Path:
+    """Write a result atomically: JSON, or (``.parquet`` suffix) its long table.
+
+    A parquet file carries the full JSON payload in its metadata, so it loads back too.
+    Used by every analysis result's ``save``.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "r.parquet"
+    >>> read_result(write_result(out, {"a": 1}, pd.DataFrame({"x": [1, 2]})))
+    {'a': 1}
+    """
+    target = Path(path)
+    if target.suffix == ".parquet":
+        table = frame.copy()
+        table.attrs["interp_steer"] = json.dumps(payload, ensure_ascii=False)
+        return atomic_write(target, lambda tmp: table.to_parquet(tmp))
+    return atomic_write_json(target, dict(payload))
+
+
+def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read what :func:`write_result` wrote (JSON or parquet) back as a dict."""
+    target = Path(path)
+    if target.suffix == ".parquet":
+        attrs = pd.read_parquet(target).attrs
+        if "interp_steer" not in attrs:
+            raise ValueError(f"{target} is a parquet file without interp_steer metadata")
+        return dict(json.loads(attrs["interp_steer"]))
+    return dict(json.loads(target.read_text(encoding="utf-8")))

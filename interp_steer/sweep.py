@@ -53,8 +53,8 @@ from interp_steer.cells import (
     alpha_for_ratio,
 )
 from interp_steer.languages import canonical
-from interp_steer.logit_lens import read_result, write_result
 from interp_steer.models import model_name
+from interp_steer.storage import read_result, write_result
 
 FORMAT = "interp_steer.SweepResult"
 DEFAULT_RATIOS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)
