@@ -47,12 +47,20 @@ DEFAULT_PROMPT_TEMPLATE = "{text}\n\nRepeat the text above:\n"
 class PairedTexts(Protocol):
     """Aligned texts to fit on, e.g. an :class:`interp_steer.data.ParallelCorpus`.
 
-    Only ``english`` and ``target`` are required; ``name``, ``source_lang``,
-    ``target_lang`` and ``meta`` are recorded as provenance when present.
+    Only ``english`` and ``target`` are required (read-only, so frozen dataclasses fit);
+    ``name``, ``source_lang``, ``target_lang`` and ``meta`` are recorded as provenance
+    when present.
     """
 
-    english: Sequence[str]
-    target: Sequence[str]
+    @property
+    def english(self) -> Sequence[str]:
+        """English texts."""
+        ...
+
+    @property
+    def target(self) -> Sequence[str]:
+        """The same texts in the language to steer from."""
+        ...
 
 
 Encoded = list[tuple[Tensor, int]]  # (prompt + response token ids, number of response tokens)

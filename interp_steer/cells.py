@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from transformer_lens.model_bridge import TransformerBridge
 
@@ -268,8 +268,7 @@ def _fitted_vectors(
     missing = [layer for layer in layers if layer not in vectors]
     if missing:
         corpus = load_parallel(fit["dataset"], lang, n=fit["n"], split=fit["split"])
-        pairs = cast(Any, corpus)  # ParallelCorpus fits fitting.PairedTexts (read-only fields)
-        fitted = fit_vectors(model, pairs, layers=missing, method=fit["method"], **fit["hyper"])
+        fitted = fit_vectors(model, corpus, layers=missing, method=fit["method"], **fit["hyper"])
         for layer, vector in fitted.items():
             path = store.vector_path(lang, layer)
             if path is not None:
