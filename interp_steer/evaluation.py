@@ -35,27 +35,16 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp_steer.answers import answers_match, last_number
-from interp_steer.batching import cut_at_stop, generate_texts, score_continuations, token_ids
 from interp_steer.compare import EvalResult, EvaluationError, ItemResult, compare, paired_test
-from interp_steer.language_id import detect_language
+from interp_steer.eval_batches import EvalRun, ItemFailure, LengthNorm, run_batch
 from interp_steer.languages import ENGLISH, canonical
 from interp_steer.models import model_name
-from interp_steer.prompts import (
-    build_prompt,
-    forcing_prompt,
-    get_baseline,
-    load_translator,
-    self_translation_prompt,
-    translation_texts,
-    with_translation,
-)
+from interp_steer.prompts import get_baseline, load_translator
 from interp_steer.statistics import PairedTest
-from interp_steer.steering import POSITION_MODES, Positions, check_vector, steer
-from interp_steer.tasks import MATH_TASKS, TASKS, TaskItem, TaskSet, load_task
+from interp_steer.steering import POSITION_MODES, Positions, check_vector
+from interp_steer.tasks import TASKS, TaskItem, TaskSet, load_task
 from interp_steer.vectors import SteeringVector
 
-LengthNorm = Literal["tokens", "chars", "none"]
 Translator = Callable[[str], str] | str
 
 
@@ -75,28 +64,6 @@ def vector_summary(vector: SteeringVector) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------- one run
-
-
-class _ItemFailure(Exception):
-    def __init__(self, item_id: str, err: BaseException):
-        super().__init__(f"{item_id}: {type(err).__name__}: {err}")
-        self.item_id = item_id
-
-
-@dataclass(frozen=True)
-class _Run:
-    model: TransformerBridge
-    task: str
-    lang: str
-    baseline: str
-    exemplars: tuple[TaskItem, ...]
-    k: int
-    vector: SteeringVector | None
-    alpha: float
-    positions: Positions
-    budget: int
-    translator: Callable[[str], str] | None
-    length_norm: LengthNorm
 
 
 def _units(
@@ -135,109 +102,6 @@ def _exemplars(ts: TaskSet) -> tuple[TaskItem, ...]:
         with contextlib.suppress(ValueError, FileNotFoundError):
             return load_task("mgsm", ts.lang, n=1).exemplars
     return ts.exemplars
-
-
-def _shots(lang: str) -> list[tuple[str, str]]:
-    """Two FLORES pairs as few-shot examples for self-translation (none if unavailable)."""
-    try:
-        from interp_steer.data import load_parallel
-
-        corpus = load_parallel("flores", lang, n=2)
-    except (ValueError, OSError):
-        return []
-    return list(zip(corpus.target, corpus.english, strict=True))
-
-
-def _translate(run: _Run, items: list[TaskItem], timings: dict[str, float]) -> list[TaskItem]:
-    """Fill the English fields of ``items`` by the user's translator or by the model."""
-    t0 = time.perf_counter()
-    out = []
-    if run.translator is not None:
-        for item in items:
-            try:
-                english = [run.translator(t) for t in translation_texts(item)]
-                out.append(with_translation(item, [str(e) for e in english]))
-            except Exception as err:
-                raise _ItemFailure(item.id, err) from err
-    else:  # self-translate, unsteered: steering applies to answering only
-        texts = [translation_texts(item) for item in items]
-        flat = [t for ts in texts for t in ts]
-        shots = _shots(run.lang)
-        prompts = [self_translation_prompt(t, run.lang, shots) for t in flat]
-        longest = max(len(token_ids(run.model, t, bos=False)) for t in flat)
-        budget = min(run.budget, 8 + 2 * longest)
-        done = generate_texts(run.model, prompts, max_new_tokens=budget, stop=("\n",))
-        translated = iter([t.strip() or src for t, src in zip(done, flat, strict=True)])
-        for item, ts in zip(items, texts, strict=True):
-            out.append(with_translation(item, [next(translated) for _ in ts]))
-    timings["translate_s"] += time.perf_counter() - t0
-    return out
-
-
-def _run_batch(run: _Run, batch: list[Any], timings: dict[str, float]) -> list[ItemResult]:
-    """Prompt, run and parse one batch."""
-    translated = get_baseline(run.baseline).translate is not None
-    items: list[Any] = batch
-    if run.task == "forcing":
-        prompts = [forcing_prompt(text, run.lang) for _, text in batch]
-    else:
-        items = _translate(run, batch, timings) if translated else batch
-        prompts = []
-        for item in items:
-            try:
-                prompts.append(build_prompt(item, run.baseline, run.exemplars, run.k))
-            except ValueError as err:
-                raise _ItemFailure(item.id, err) from err
-    t0 = time.perf_counter()
-    steering = (
-        steer(run.model, run.vector, alpha=run.alpha, positions=run.positions)
-        if run.vector is not None
-        else contextlib.nullcontext()
-    )
-    generate = run.task == "forcing" or run.task in MATH_TASKS
-    with steering:
-        if generate:
-            stops = sorted({s for p in prompts for s in p.stop})
-            texts = [p.text for p in prompts]
-            outputs = generate_texts(run.model, texts, max_new_tokens=run.budget, stop=stops)
-        else:
-            conts = [p.continuations for p in prompts]
-            scored = score_continuations(run.model, [p.text for p in prompts], conts)
-    timings["model_s"] += time.perf_counter() - t0
-    if run.task == "forcing":
-        langs = [detect_language(out) for out in outputs]
-        return [
-            ItemResult(id_, p.text, ENGLISH, code, code == ENGLISH, out)
-            for (id_, _), p, out, code in zip(batch, prompts, outputs, langs, strict=True)
-        ]
-    results: list[ItemResult] = []
-    for item, orig, p in zip(items, batch, prompts, strict=True):
-        meta: dict[str, Any] = {"english": item.english} if translated else {}
-        if generate:
-            out = cut_at_stop(outputs[len(results)], p.stop)
-            parsed = last_number(out, lang=p.lang)
-            ok = answers_match(parsed, orig.answer)
-            results.append(ItemResult(orig.id, p.text, orig.answer, parsed, ok, out, meta=meta))
-            continue
-        triples = scored[len(results)]
-        sums = [s for s, _, _ in triples]
-        scores = {
-            "tokens": [s / t for s, t, _ in triples],
-            "none": sums,
-            "chars": [s / max(c, 1) for s, _, c in triples],
-        }[run.length_norm]
-        best = str(max(range(len(scores)), key=scores.__getitem__))
-        meta.update(
-            continuations=list(p.continuations),
-            logprob_sums=sums,
-            n_tokens=[t for _, t, _ in triples],
-        )
-        results.append(
-            ItemResult(
-                orig.id, p.text, orig.answer, best, best == orig.answer, None, tuple(scores), meta
-            )
-        )
-    return results
 
 
 def _resume(fresh: EvalResult, output: str | os.PathLike[str]) -> dict[str, ItemResult]:
@@ -351,7 +215,7 @@ def evaluate(
     if isinstance(translator, str):
         translator = load_translator(translator, code)
     budget = max_new_tokens or (32 if name == "forcing" else 256)
-    run = _Run(
+    run = EvalRun(
         model,
         name,
         code,
@@ -404,16 +268,16 @@ def evaluate(
             for lo in range(0, len(todo), batch_size):
                 batch = todo[lo : lo + batch_size]
                 try:
-                    results.update((r.id, r) for r in _run_batch(run, batch, timings))
-                except _ItemFailure:
+                    results.update((r.id, r) for r in run_batch(run, batch, timings))
+                except ItemFailure:
                     raise
                 except Exception as err:
                     ids = ", ".join(u.id if isinstance(u, TaskItem) else u[0] for u in batch)
-                    raise _ItemFailure(f"one of [{ids}]", err) from err
+                    raise ItemFailure(f"one of [{ids}]", err) from err
                 bar.update(len(batch))
                 if output is not None:
                     snapshot(lo + batch_size >= len(todo)).save(output)
-    except _ItemFailure as failure:
+    except ItemFailure as failure:
         partial = snapshot(False, str(failure))
         if output is not None:
             partial.save(output)

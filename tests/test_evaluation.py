@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-import interp_steer.evaluation as ev
+import interp_steer.eval_batches as eval_batches
 from interp_steer.batching import score_continuations
 from interp_steer.compare import EvalResult, compare
 from interp_steer.evaluation import EvaluationError, english_damage, evaluate
@@ -27,7 +27,7 @@ def _fixed_outputs(monkeypatch, outputs):
     def fake(model, prompts, *, max_new_tokens, stop=()):
         return [outputs[i % len(outputs)] for i in range(len(prompts))]
 
-    monkeypatch.setattr(ev, "generate_texts", fake)
+    monkeypatch.setattr(eval_batches, "generate_texts", fake)
 
 
 # ----------------------------------------------------------------- steering
