@@ -1,21 +1,11 @@
 """Cross-lingual similarity of representations, layer by layer (paper §5.1, Fig. 2).
 
 For parallel sentences (row ``i`` of every language says the same thing) and every layer,
-each pair of languages is compared with:
-
-* ``"raw_cosine"``: the mean cosine of matched pairs, for reference only: every residual
-  stream carries a large shared component, so on Gemma-3-270M matched *and* shuffled
-  pairs both score about 0.99;
-* ``"centred_cosine"``: the same after subtracting each language's mean activation (per
-  layer): what is left is sentence content;
-* ``"shuffled_centred_cosine"``: the centred cosine of mismatched pairs (``i != j``), the
-  baseline ``"centred_cosine"`` must beat;
-* ``"cka"``: linear CKA (Kornblith et al. 2019) between the two languages' centred
-  activation matrices: 1 when one is a rotation and scaling of the other. It is biased
-  upwards when ``n`` is small against ``d_model``: compare values at the same ``n``;
-* ``"retrieval"``: for each sentence of the row language, is its partner the most
-  similar (centred cosine) of all ``n`` sentences of the column language? Chance is
-  ``1/n``. This matrix is not symmetric.
+each pair of languages is compared with the metrics of
+:mod:`~interp_steer.similarity_metrics`: ``"centred_cosine"`` of matched pairs against
+``"shuffled_centred_cosine"``, linear ``"cka"``, ``"retrieval"`` of each sentence's
+partner, and ``"raw_cosine"``, for reference only (every residual stream carries a large
+shared component: on Gemma-3-270M matched *and* shuffled pairs both score about 0.99).
 
 Activations are collected once per language for all layers
 (:func:`~interp_steer.activations.collect_activations`). For a multi-parallel dataset
@@ -48,19 +38,12 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations import Activations, Pooling, check_layers, collect_activations
 from interp_steer.languages import ENGLISH, canonical
-from interp_steer.logit_lens import read_result, write_result
 from interp_steer.models import model_name
 from interp_steer.plotting_style import family_order
+from interp_steer.similarity_metrics import METRICS, pair_metrics, prepare, prepared_metrics
+from interp_steer.storage import read_result, write_result
 
 FORMAT = "interp_steer.SimilarityResult"
-METRICS: tuple[str, ...] = (
-    "centred_cosine",
-    "shuffled_centred_cosine",
-    "cka",
-    "retrieval",
-    "raw_cosine",
-)
-"""The metrics every :class:`SimilarityResult` holds."""
 
 THRESHOLD = 0.5
 """The paper's similarity threshold (Fig. 2), marked on the heatmaps."""
@@ -200,65 +183,6 @@ def _nan_to_none(arr: np.ndarray) -> Any:
     return out.tolist()
 
 
-# ----------------------------------------------------------------- the metrics
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """One language at one layer, ready for pairwise comparisons."""
-
-    unit: Tensor  # raw rows, unit norm  [n, d]
-    centred_unit: Tensor  # centred rows, unit norm  [n, d]
-    gram_unit: Tensor  # centred Gram matrix, flattened, unit norm  [n * n]
-
-
-def _prepare(x: Tensor) -> _Prepared:
-    x = x.double()
-    centred = x - x.mean(0, keepdim=True)
-    gram = (centred @ centred.T).flatten()
-    return _Prepared(
-        unit=torch.nn.functional.normalize(x, dim=1),
-        centred_unit=torch.nn.functional.normalize(centred, dim=1),
-        gram_unit=gram / gram.norm().clamp_min(1e-30),
-    )
-
-
-def pair_metrics(a: Tensor, b: Tensor) -> dict[str, tuple[float, float]]:
-    """Compare two aligned activation matrices ``[n, d]`` (row i of each: same sentence).
-
-    Returns:
-        Metric -> ``(a vs b, b vs a)``; the two differ only for ``"retrieval"`` (``a``'s
-        sentences finding their partner among ``b``'s, and the reverse).
-
-    >>> x = torch.randn(20, 8)
-    >>> {k: round(v[0], 6) for k, v in pair_metrics(x, 2 * x + 1).items()}["cka"]
-    1.0
-    """
-    if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2:
-        raise ValueError(f"expected two aligned [n >= 2, d] matrices, got {a.shape}, {b.shape}")
-    return _pair(_prepare(a), _prepare(b))
-
-
-def _pair(pa: _Prepared, pb: _Prepared) -> dict[str, tuple[float, float]]:
-    n = pa.unit.shape[0]
-    raw = float((pa.unit * pb.unit).sum(1).mean())
-    sim = pa.centred_unit @ pb.centred_unit.T  # [n, n]
-    diag = sim.diagonal()
-    matched = float(diag.mean())
-    shuffled = float((sim.sum() - diag.sum()) / (n * (n - 1)))
-    target = torch.arange(n)
-    a_to_b = float((sim.argmax(1) == target).double().mean())
-    b_to_a = float((sim.argmax(0) == target).double().mean())
-    cka = float(pa.gram_unit @ pb.gram_unit)
-    return {
-        "centred_cosine": (matched, matched),
-        "shuffled_centred_cosine": (shuffled, shuffled),
-        "cka": (cka, cka),
-        "retrieval": (a_to_b, b_to_a),
-        "raw_cosine": (raw, raw),
-    }
-
-
 LayerActs = Mapping[int, Tensor] | Activations
 
 
@@ -325,20 +249,20 @@ def similarity_from_activations(
     values = {m: np.full(size, np.nan) for m in METRICS}
     for li, layer in enumerate(layers):
         if per_lang is None:
-            prepared = [_prepare(tables[c][layer]) for c in langs]
+            prepared = [prepare(tables[c][layer]) for c in langs]
             pairs = [
                 (a, b, prepared[a], prepared[b]) for a in range(size[0]) for b in range(a, size[0])
             ]
         else:
             pairs = []
             if ENGLISH in tables:
-                p_en = _prepare(tables[ENGLISH][layer])
+                p_en = prepare(tables[ENGLISH][layer])
                 pairs.append((0, 0, p_en, p_en))
             for b in range(1, size[0]):
-                p_b = _prepare(tables[langs[b]][layer])
-                pairs += [(0, b, _prepare(per_lang[langs[b]][layer]), p_b), (b, b, p_b, p_b)]
+                p_b = prepare(tables[langs[b]][layer])
+                pairs += [(0, b, prepare(per_lang[langs[b]][layer]), p_b), (b, b, p_b, p_b)]
         for a, b, pa, pb in pairs:
-            for metric, (ab, ba) in _pair(pa, pb).items():
+            for metric, (ab, ba) in prepared_metrics(pa, pb).items():
                 values[metric][a, b, li] = ab
                 values[metric][b, a, li] = ba
     return SimilarityResult(
