@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_fitting.py
 	$(BIN)/python benchmarks/bench_evaluation.py
 	$(BIN)/python benchmarks/bench_analyses.py
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]' && $(BIN)/pip install -q --disable-pip-version-check --no-deps steering-vectors==0.12.2 repeng==0.4.0 && $(BIN)/python benchmarks/bench_peers.py
 
 clean:
 	rm -rf $(VENV) build
