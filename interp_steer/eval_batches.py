@@ -26,16 +26,10 @@ from interp_steer.batching import cut_at_stop, generate_texts, score_continuatio
 from interp_steer.compare import ItemResult
 from interp_steer.language_id import detect_language
 from interp_steer.languages import ENGLISH
-from interp_steer.prompts import (
-    build_prompt,
-    forcing_prompt,
-    get_baseline,
-    self_translation_prompt,
-    translation_texts,
-    with_translation,
-)
+from interp_steer.prompts import build_prompt, forcing_prompt, get_baseline
 from interp_steer.steering import Positions, steer
 from interp_steer.tasks import MATH_TASKS, TaskItem
+from interp_steer.translation import self_translation_prompt, translation_texts, with_translation
 from interp_steer.vectors import SteeringVector
 
 LengthNorm = Literal["tokens", "chars", "none"]

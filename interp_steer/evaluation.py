@@ -39,10 +39,11 @@ from interp_steer.compare import EvalResult, EvaluationError, ItemResult, compar
 from interp_steer.eval_batches import EvalRun, ItemFailure, LengthNorm, run_batch
 from interp_steer.languages import ENGLISH, canonical
 from interp_steer.models import model_name
-from interp_steer.prompts import get_baseline, load_translator
+from interp_steer.prompts import get_baseline
 from interp_steer.statistics import PairedTest
 from interp_steer.steering import POSITION_MODES, Positions, check_vector
 from interp_steer.tasks import TASKS, TaskItem, TaskSet, load_task
+from interp_steer.translation import load_translator
 from interp_steer.vectors import SteeringVector
 
 Translator = Callable[[str], str] | str

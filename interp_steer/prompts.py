@@ -11,7 +11,7 @@ into a prompt:
   Google MT for XCOPA: the paper's "Google-Trans" row) with the English template.
 * ``translator`` / ``self_translate``: the same English template on a translation made at
   run time (any ``str -> str`` callable / the model itself); evaluation fills the English
-  fields with :func:`with_translation` first.
+  fields with :func:`~interp_steer.translation.with_translation` first.
 * ``xlt``: the cross-lingual-thought template of Huang et al. (2023).
 * ``k_shot``: ``k`` exemplars in the item's language before it (MGSM's translated
   exemplars with their native "Question:"/"Step-by-step answer:" prefixes; XCOPA val items).
@@ -28,10 +28,15 @@ Example:
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
 
 from interp_steer.languages import ENGLISH, get_language
 from interp_steer.tasks import MATH_TASKS, TaskItem
+from interp_steer.translation import (
+    load_translator,
+    self_translation_prompt,
+    translation_texts,
+    with_translation,
+)
 
 COT_TRIGGER = "Let's think step by step."
 """The zero-shot chain-of-thought trigger the paper uses for MGSM and MSVAMP."""
@@ -261,55 +266,6 @@ def k_shot(item: TaskItem, exemplars: Sequence[TaskItem], k: int = 5) -> Prompt:
     return replace(base, text="\n\n".join([*solved, base.text]))
 
 
-def translation_texts(item: TaskItem) -> list[str]:
-    """Return the texts of an item a translator must translate: question, choices, hypothesis.
-
-    Example:
-        >>> translation_texts(TaskItem("x", "xcopa", "it", "Piove.", "0", ("a", "b")))
-        ['Piove.', 'a', 'b']
-    """
-    texts = [item.question, *item.choices]
-    if item.task == "xnli":
-        texts.append(str(item.meta.get("hypothesis", "")))
-    return texts
-
-
-def with_translation(item: TaskItem, translations: Sequence[str]) -> TaskItem:
-    """Return ``item`` with its English fields set from :func:`translation_texts`' translations.
-
-    Example:
-        >>> it = TaskItem("x", "xcopa", "it", "Piove.", "0", ("a", "b"))
-        >>> with_translation(it, ["It rains.", "A", "B"]).english_choices
-        ('A', 'B')
-    """
-    expected = len(translation_texts(item))
-    if len(translations) != expected:
-        raise ValueError(f"{item.id}: expected {expected} translations, got {len(translations)}")
-    n = len(item.choices)
-    meta = dict(item.meta)
-    if item.task == "xnli":
-        meta["hypothesis_en"] = translations[-1]
-    return replace(
-        item, english=translations[0], english_choices=tuple(translations[1 : 1 + n]), meta=meta
-    )
-
-
-def self_translation_prompt(text: str, lang: str, shots: Sequence[tuple[str, str]] = ()) -> str:
-    """The prompt with which the model translates ``text`` into English (self-translate).
-
-    Example:
-        >>> print(self_translation_prompt("Hallo Welt.", "de", [("Danke.", "Thanks.")]))
-        German: Danke.
-        English: Thanks.
-        <BLANKLINE>
-        German: Hallo Welt.
-        English:
-    """
-    name = get_language(lang).name
-    blocks = [f"{name}: {src.strip()}\nEnglish: {en.strip()}" for src, en in shots]
-    return "\n\n".join([*blocks, f"{name}: {text.strip()}\nEnglish:"])
-
-
 def forcing_prompt(text: str, lang: str) -> Prompt:
     """Language forcing: the target-language text itself, to be continued.
 
@@ -318,40 +274,6 @@ def forcing_prompt(text: str, lang: str) -> Prompt:
         'Kamati itakutana tena.'
     """
     return Prompt(text.strip(), lang=lang)
-
-
-def load_translator(
-    model_id: str, src_lang: str, *, tgt_lang: str = ENGLISH, max_length: int = 512
-) -> Callable[[str], str]:
-    """Return a ``str -> str`` translator built on a Hugging Face seq2seq model.
-
-    Meant for NLLB-200 (``"facebook/nllb-200-distilled-600M"``), whose language codes are
-    the FLORES codes of :mod:`interp_steer.languages`; needs the hub or a filled cache.
-
-    Raises:
-        ValueError: The model cannot be loaded (no network, unknown id), or a language has
-            no FLORES code.
-    """
-    src, tgt = get_language(src_lang), get_language(tgt_lang)
-    if src.flores is None or tgt.flores is None:
-        raise ValueError(f"no FLORES code for {src.code!r} or {tgt.code!r}; NLLB needs one")
-    try:
-        from transformers import pipeline
-
-        pipe: Any = pipeline(  # type: ignore[call-overload]
-            "translation", model=model_id, src_lang=src.flores, tgt_lang=tgt.flores
-        )
-    except Exception as err:
-        raise ValueError(
-            f"could not load translation model {model_id!r} ({type(err).__name__}: {err}); "
-            "it needs the Hugging Face hub or a local copy"
-        ) from None
-
-    def translate(text: str) -> str:
-        return str(pipe(text, max_length=max_length)[0]["translation_text"])
-
-    translate.__name__ = model_id
-    return translate
 
 
 PromptBuilder = Callable[[TaskItem, Sequence[TaskItem], int], Prompt]
@@ -410,7 +332,7 @@ def build_prompt(
     """Build the prompt of ``item`` under a named baseline.
 
     For ``translator``/``self_translate`` the item must already carry its translation
-    (:func:`with_translation`).
+    (:func:`~interp_steer.translation.with_translation`).
 
     Example:
         >>> it = TaskItem("x", "xcopa", "zh", "我哭了。", "0", ("我很难过。", "我很开心。"),
@@ -421,7 +343,7 @@ def build_prompt(
     return get_baseline(baseline).build(item, exemplars, k)
 
 
-__all__ = [
+__all__ = [  # the translation helpers live in interp_steer.translation
     "BASELINES",
     "CONNECTIVES",
     "COT_TRIGGER",
