@@ -10,11 +10,9 @@ the hook, so the unembedding (262k columns on Gemma-3) is never computed.
 
 Results can be cached on disk (safetensors, written atomically), keyed by a hash of the
 model (name, dtype, a fingerprint of its embedding weights), the texts, the layers, the
-pooling and the hook.
+pooling and the hook (:mod:`~interp_steer.activation_cache`).
 """
 
-import hashlib
-import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -23,15 +21,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
+from interp_steer.activation_cache import cache_key, read_cache, write_cache
 from interp_steer.models import model_name
-from interp_steer.storage import atomic_write
 from interp_steer.types import Residual
 
 Pooling = Literal["last", "mean", "all"]
@@ -40,8 +36,6 @@ POOLINGS: tuple[str, ...] = ("last", "mean", "all")
 real token, concatenated over texts."""
 
 HOOK_TEMPLATE = "blocks.{layer}.hook_resid_post"
-_CACHE_FORMAT = "interp_steer.Activations"
-_CACHE_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -210,15 +204,15 @@ def collect_activations(
                 "hooks are attached to the model: activation cache bypassed", stacklevel=2
             )
         else:
-            key = _cache_key(model, text_list, layer_tuple, pooling, exclude_bos)
+            key = cache_key(model, text_list, layer_tuple, pooling, exclude_bos, HOOK_TEMPLATE)
             path = Path(cache_dir) / f"activations-{key[:40]}.safetensors"
-            cached = _read_cache(path, key)
+            cached = read_cache(path, key)
             if cached is not None:
                 return cached
 
     acts = _collect(model, text_list, layer_tuple, pooling, batch_size, exclude_bos, progress)
     if path is not None:
-        _write_cache(path, key, acts)
+        write_cache(path, key, acts)
     return acts
 
 
@@ -330,80 +324,12 @@ def _collect(
     )
 
 
-# ----------------------------------------------------------------- on-disk cache
-
-
-def _fingerprint(model: TransformerBridge) -> str:
-    """A cheap fingerprint of the weights: a hash of a slice of the input embeddings."""
-    hf: Any = model.original_model
-    weight = hf.get_input_embeddings().weight
-    sample = weight.detach().flatten()[:4096].float().cpu().numpy().tobytes()
-    return hashlib.sha256(sample).hexdigest()[:16]
-
-
-def _cache_key(
-    model: TransformerBridge,
-    texts: list[str],
-    layers: tuple[int, ...],
-    pooling: str,
-    exclude_bos: bool,
-) -> str:
-    header = {
-        "version": _CACHE_VERSION,
-        "model": model_name(model),
-        "dtype": str(model.cfg.dtype),
-        "weights": _fingerprint(model),
-        "hook": HOOK_TEMPLATE,
-        "layers": list(layers),
-        "pooling": pooling,
-        "exclude_bos": exclude_bos,
-        "n": len(texts),
-    }
-    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
-    for text in texts:
-        raw = text.encode("utf-8", "surrogatepass")
-        digest.update(len(raw).to_bytes(8, "little"))
-        digest.update(raw)
-    return digest.hexdigest()
-
-
-def _write_cache(path: Path, key: str, acts: Activations) -> None:
-    tensors = {f"data.{k}": v.contiguous() for k, v in acts.data.items()}
-    tensors.update({f"norms.{k}": v.contiguous() for k, v in acts.norms.items()})
-    meta = {
-        "format": _CACHE_FORMAT,
-        "key": key,
-        "layers": json.dumps(list(acts.layers)),
-        "pooling": acts.pooling,
-        "model_name": acts.model_name,
-        "n": str(acts.n),
-        "lengths": json.dumps(acts.lengths),
-        "exclude_bos": json.dumps(acts.exclude_bos),
-    }
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
-
-
-def _read_cache(path: Path, key: str) -> Activations | None:
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("format") != _CACHE_FORMAT or meta.get("key") != key:
-            raise ValueError("not the activations this key names")
-        tensors = load_file(str(path))
-        layers = tuple(json.loads(meta["layers"]))
-        lengths = json.loads(meta["lengths"])
-        return Activations(
-            layers=layers,
-            pooling=meta["pooling"],
-            data={k: tensors[f"data.{k}"] for k in layers},
-            model_name=meta["model_name"],
-            n=int(meta["n"]),
-            lengths=None if lengths is None else tuple(lengths),
-            norms={k: tensors[f"norms.{k}"] for k in layers},
-            exclude_bos=json.loads(meta["exclude_bos"]),
-        )
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
-        warnings.warn(f"ignoring unreadable activation cache {path}: {err}", stacklevel=3)
-        return None
+__all__ = [  # the on-disk cache lives in interp_steer.activation_cache
+    "HOOK_TEMPLATE",
+    "POOLINGS",
+    "Activations",
+    "Pooling",
+    "check_layers",
+    "collect_activations",
+    "left_pad",
+]
