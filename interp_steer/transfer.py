@@ -206,8 +206,9 @@ def transfer_matrix(
 ) -> TransferResult:
     """Apply each language's vector to every language's prompts; measure the gains.
 
-    Choose ``layer`` and the strength beforehand, e.g. from a :func:`~interp_steer.sweep.
-    layer_sweep` selected on validation data, then run the matrix on the test stage.
+    Choose ``layer`` and the strength beforehand, e.g. from a
+    :func:`~interp_steer.sweep.layer_sweep` selected on validation data, then run the matrix
+    on the test stage.
 
     Args:
         model: The bridge.
