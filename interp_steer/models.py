@@ -279,6 +279,8 @@ def _load_tiny(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         hf_model = Gemma3ForCausalLM(config).eval()
+    # boot_transformers records the device of an hf_model it is handed without moving it
+    hf_model = hf_model.to(resolve_device(device))
     with tempfile.TemporaryDirectory(prefix="interp_steer_tiny_") as tmp:
         config.save_pretrained(tmp)
         tiny_tokenizer().save_pretrained(tmp)

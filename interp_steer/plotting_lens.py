@@ -29,23 +29,10 @@ from interp_steer.plotting_similarity import (
 )
 from interp_steer.plotting_style import (
     BUCKET_COLORS,
-    FONT,
-    TEMPLATE,
     discrete_colorscale,
     show_token,
+    style_figure,
 )
-
-
-def _layout(fig: go.Figure, title: str, **kwargs: object) -> go.Figure:
-    settings: dict[str, object] = {"margin": {"l": 70, "r": 30, "t": 90, "b": 60}, **kwargs}
-    fig.update_layout(
-        template=TEMPLATE,
-        font=FONT,
-        title={"text": title, "x": 0.01, "xanchor": "left"},
-        **settings,
-    )
-    return fig
-
 
 # ----------------------------------------------------------------- logit lens
 
@@ -113,7 +100,7 @@ def plot_language_shares(
     n_prompts = len(items[0].prompts)
     where = "every position" if items[0].readout == "all" else "the last position"
     prompts = f"{n_prompts} prompt{'s' if n_prompts > 1 else ''}, {where}"
-    return _layout(
+    return style_figure(
         fig,
         f"Logit lens: language of the top-{items[0].k} tokens by layer ({prompts})",
         legend={"orientation": "h", "y": -0.2, "x": 0.5, "xanchor": "center"},
@@ -197,7 +184,7 @@ def plot_token_table(
         )  # fmt: skip
     fig.update_xaxes(title_text=xtitle, tickvals=x, ticktext=xlabels, tickangle=-45)
     fig.update_yaxes(title_text="layer", dtick=1)
-    return _layout(
+    return style_figure(
         fig,
         f"Logit lens top-1 tokens · {result.model} · {variant}<br><sup>{subtitle}</sup>",
         margin={"l": 70, "r": 30, "t": 130, "b": 60},

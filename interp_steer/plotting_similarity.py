@@ -13,12 +13,11 @@ import plotly.graph_objects as go
 import torch  # noqa: F401  (used by the doctests)
 
 from interp_steer.plotting_style import (
-    FONT,
     SEQUENTIAL,
-    TEMPLATE,
     family_order,
     family_spans,
     language_label,
+    style_figure,
 )
 from interp_steer.similarity import THRESHOLD, SimilarityResult
 
@@ -37,17 +36,6 @@ METRIC_LABELS = {
     "retrieval": "retrieval accuracy of the true partner",
     "raw_cosine": "raw cosine (shared component included)",
 }
-
-
-def _layout(fig: go.Figure, title: str, **kwargs: object) -> go.Figure:
-    settings: dict[str, object] = {"margin": {"l": 70, "r": 30, "t": 90, "b": 60}, **kwargs}
-    fig.update_layout(
-        template=TEMPLATE,
-        font=FONT,
-        title={"text": title, "x": 0.01, "xanchor": "left"},
-        **settings,
-    )
-    return fig
 
 
 def _upper_first(text: str) -> str:
@@ -121,7 +109,7 @@ def plot_similarity(
                      range=[-0.5, len(x) - 0.5])  # fmt: skip
     fig.update_yaxes(title_text="language", tickvals=y, ticktext=[language_label(c) for c in order],
                      autorange="reversed")  # fmt: skip
-    return _layout(
+    return style_figure(
         fig,
         f"Similarity to English: {METRIC_LABELS[metric]}<br><sup>{result.model} · "
         f"{result.dataset}, n={result.n} sentences, {result.pooling} pooling</sup>",
@@ -204,7 +192,7 @@ def plot_similarity_matrix(
     fig.update_xaxes(title_text="language", tickangle=-45)
     fig.update_yaxes(title_text="language", autorange="reversed")
     side = max(480, 34 * len(order) + 260)
-    return _layout(
+    return style_figure(
         fig,
         f"{_upper_first(METRIC_LABELS[metric])} between languages at layer {layer}"
         f"<br><sup>{result.model} · {result.dataset}, n={result.n}; grouped by family</sup>",

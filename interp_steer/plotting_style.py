@@ -13,6 +13,8 @@ import zlib
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
+import plotly.graph_objects as go
+
 from interp_steer.languages import ENGLISH, get_language
 
 TEMPLATE = "plotly_white"
@@ -157,7 +159,32 @@ def discrete_colorscale(colors: Sequence[str]) -> list[list[float | str]]:
     return scale
 
 
+def style_figure(fig: go.Figure, title: str, **layout: object) -> go.Figure:
+    """Apply the house style (template, font, left-aligned title, margins) to ``fig``.
+
+    Args:
+        fig: The figure, changed in place.
+        title: Its title.
+        **layout: Further ``fig.update_layout`` settings (a ``margin`` replaces the default).
+
+    Returns:
+        ``fig``.
+
+    >>> style_figure(go.Figure(), "Shares").layout.title.text
+    'Shares'
+    """
+    settings: dict[str, object] = {"margin": {"l": 70, "r": 30, "t": 90, "b": 60}, **layout}
+    fig.update_layout(
+        template=TEMPLATE,
+        font=FONT,
+        title={"text": title, "x": 0.01, "xanchor": "left"},
+        **settings,
+    )
+    return fig
+
+
 __all__ = [
+    "style_figure",
     "BUCKET_COLORS",
     "DIVERGING",
     "FAMILY_ORDER",

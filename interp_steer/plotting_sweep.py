@@ -17,26 +17,14 @@ from plotly.subplots import make_subplots
 
 from interp_steer.plotting_style import (
     DIVERGING,
-    FONT,
-    TEMPLATE,
     family_order,
     family_spans,
     language_color,
     language_label,
+    style_figure,
 )
 from interp_steer.sweep import SweepResult
 from interp_steer.transfer import TransferResult
-
-
-def _layout(fig: go.Figure, title: str, **kwargs: object) -> go.Figure:
-    fig.update_layout(
-        template=TEMPLATE,
-        font=FONT,
-        title={"text": title, "x": 0.01, "xanchor": "left"},
-        margin={"l": 70, "r": 30, "t": 90, "b": 60},
-        **kwargs,
-    )
-    return fig
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -99,7 +87,7 @@ def plot_sweep(result: SweepResult) -> go.Figure:
     fig.update_xaxes(title_text="layer", dtick=1 if len(layers) <= 18 else 2,
                      range=[layers[0] - 0.4, layers[-1] + 0.4])  # fmt: skip
     fig.update_yaxes(title_text=f"{result.metric} (best strength per layer)")
-    return _layout(
+    return style_figure(
         fig,
         f"Layer sweep · {result.method} · {result.model}"
         f"<br><sup>scores on {result.selection}; band: 95% interval; dashed: unsteered; "
@@ -147,7 +135,7 @@ def plot_sweep_heatmap(result: SweepResult, lang: str | None = None) -> go.Figur
                   y1=y + 0.5, line={"color": "black", "width": 2.5})  # fmt: skip
     fig.update_xaxes(title_text="layer", dtick=1 if len(result.layers) <= 18 else 2)
     fig.update_yaxes(title_text="strength", tickvals=list(range(len(ylabels))), ticktext=ylabels)
-    return _layout(
+    return style_figure(
         fig,
         f"{language_label(code)}: {result.metric} by layer and strength"
         f"<br><sup>{result.method} · {result.model} · on {result.selection}; "
@@ -217,7 +205,7 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
     fig.update_yaxes(autorange="reversed", row=1, col=2)
     strength = _strength_label(result, result.strength)
     side = max(440, 40 * len(rows) + 240)
-    return _layout(
+    return style_figure(
         fig,
         f"Transfer of steering vectors · {result.metric}"
         f"<br><sup>{result.method} at layer {result.layer}, {strength} · {result.model} · "

@@ -31,10 +31,7 @@ import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations import check_layers
-from interp_steer.languages import ENGLISH, canonical
-from interp_steer.logit_lens import read_result, write_result
-from interp_steer.models import model_name
-from interp_steer.sweep import (
+from interp_steer.cells import (
     CellStore,
     Score,
     Stage,
@@ -43,6 +40,9 @@ from interp_steer.sweep import (
     _fitted_vectors,
     alpha_for_ratio,
 )
+from interp_steer.languages import ENGLISH, canonical
+from interp_steer.models import model_name
+from interp_steer.storage import read_result, write_result
 from interp_steer.vectors import SteeringVector
 
 FORMAT = "interp_steer.TransferResult"
