@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup browser demo test lint typecheck docs pytest fast bench clean
+.PHONY: setup browser demo test lint typecheck docs pytest fast bench results clean
 
 setup: $(VENV)/.installed browser
 
@@ -52,6 +52,10 @@ bench: setup
 	$(BIN)/python benchmarks/bench_evaluation.py
 	$(BIN)/python benchmarks/bench_analyses.py
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]' && $(BIN)/pip install -q --disable-pip-version-check --no-deps steering-vectors==0.12.2 repeng==0.4.0 && $(BIN)/python benchmarks/bench_peers.py
+
+# The paper's study on gemma-3-270m (resumable; about an hour on 2 cores): docs/results.md + figures/
+results: setup
+	$(BIN)/python -m interp_steer.study --out runs/results --page docs/results.md --figures figures
 
 clean:
 	rm -rf $(VENV) build

@@ -1,0 +1,217 @@
+"""Turn a study run folder (:mod:`interp_steer.study`) into ``docs/results.md`` + figures.
+
+Every number on the page is read from the run folder; nothing is typed in by hand except
+the paper's own Table 2 averages, quoted for comparison.
+"""
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from interp_steer.storage import atomic_write_text
+
+__all__ = ["main_table", "markdown_table", "write_results"]
+
+PAPER_TABLE2 = (
+    "| (paper, 5 × 7B models, 14 languages) | MGSM | XCOPA |\n|---|---|---|\n"
+    "| Base | 38.1 | 66.4 |\n| Google-Trans | 44.6 | 75.5 |\n| 5-shot | 32.5 | 58.9 |\n"
+    "| XLT | 30.4 | 46.1 |\n| DPO-steer | 42.2 | 71.2 |\n| MSE-steer | 39.9 | 66.9 |"
+)
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 1) -> str:
+    """A GitHub-flavoured Markdown table (numbers rounded; NaN as an en dash).
+
+    >>> print(markdown_table(pd.DataFrame({"a": ["x"], "b": [0.123]}), digits=2))
+    | a | b |
+    |---|---|
+    | x | 0.12 |
+    """
+
+    def cell(x: Any) -> str:
+        if isinstance(x, float | np.floating):
+            return "–" if math.isnan(float(x)) else f"{float(x):.{digits}f}"
+        return str(x).replace("|", "\\|")
+
+    lines = [
+        "| " + " | ".join(str(c) for c in table.columns) + " |",
+        "|" + "---|" * len(table.columns),
+    ]
+    lines += [
+        "| " + " | ".join(cell(x) for x in row) + " |" for row in table.itertuples(index=False)
+    ]
+    return "\n".join(lines)
+
+
+def _runs(root: Path) -> pd.DataFrame:
+    """One row per evaluation file ``eval/<lang>-<tag>.json``, paired with ``<lang>-basic``."""
+    from interp_steer.compare import EvalResult, paired_test
+
+    rows = []
+    for path in sorted((root / "eval").glob("*.json")):
+        lang, tag = path.stem.split("-", 1)
+        res = EvalResult.load(path)
+        ref_tag = "translate_test" if tag == "english_damage" else "basic"
+        ref = EvalResult.load(root / "eval" / f"{lang}-{ref_tag}.json")
+        test = paired_test(ref, res) if ref is not res and tag != ref_tag else None
+        rows.append(
+            {
+                "lang": lang,
+                "row": tag,
+                "accuracy": 100 * res.accuracy,
+                "n": res.n,
+                "alpha": res.settings.get("alpha") if res.steered else None,
+                "layer": str((res.vector or {}).get("layer", "–")),
+                "gain": 100 * test.diff if test else 0.0,
+                "p_value": test.p_value if test else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def main_table(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
+    """Accuracy (%) per row and language plus the mean; steered rows with their gain."""
+    wide = runs.pivot(index="row", columns="lang", values="accuracy")
+    wide["mean"] = wide.mean(axis=1)
+    wide = wide.reindex([r for r in order if r in wide.index])
+    return wide.reset_index().rename(columns={"row": "method"})
+
+
+def _gains(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
+    keep = runs[runs["row"].isin(order[1:])].copy()
+    keep["sig"] = np.where(keep["p_value"] < 0.05, "p<0.05", "")
+    cols = ["row", "lang", "layer", "alpha", "accuracy", "gain", "p_value", "sig"]
+    keep["order"] = keep["row"].map({r: i for i, r in enumerate(order)})
+    return keep.sort_values(["order", "lang"])[cols].rename(columns={"row": "method"})
+
+
+def write_results(
+    out: str | os.PathLike[str],
+    *,
+    page: str | os.PathLike[str] = "docs/results.md",
+    figures: str | os.PathLike[str] = "figures",
+) -> Path:
+    """Write the results page and its PNG figures from the run folder ``out``."""
+    from interp_steer.languages import get_language
+    from interp_steer.logit_lens import LogitLensResult
+    from interp_steer.plotting import (
+        plot_language_shares,
+        plot_similarity,
+        plot_similarity_matrix,
+        plot_sweep,
+        plot_transfer,
+        save_figure,
+    )
+    from interp_steer.similarity import SimilarityResult
+    from interp_steer.study import TABLE_METHODS
+    from interp_steer.sweep import SweepResult
+    from interp_steer.transfer import TransferResult
+
+    root, fig_dir, page_path = Path(out), Path(figures), Path(page)
+    study = json.loads((root / "study.json").read_text(encoding="utf-8"))
+    sweep = SweepResult.load(root / "sweep.json")
+    sim = SimilarityResult.load(root / "similarity.json")
+    transfer = TransferResult.load(root / "transfer.json")
+    lens = LogitLensResult.load(root / "lens.json")
+    runs = _runs(root)
+    mid = sim.layers[len(sim.layers) // 2]
+    figs = {
+        "results_sweep": plot_sweep(sweep),
+        "results_similarity": plot_similarity(sim),
+        f"results_similarity_matrix_L{mid}": plot_similarity_matrix(sim, mid),
+        "results_transfer": plot_transfer(transfer),
+        "results_lens": plot_language_shares(lens),
+    }
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for name, fig in figs.items():
+        written = save_figure(fig, root / "figures" / name)
+        if "png" in written:
+            shutil.copyfile(written["png"], fig_dir / f"{name}.png")
+
+    langs_sim, cos = sim.vs_english("centred_cosine")
+    middle = slice(len(sim.layers) // 4, 3 * len(sim.layers) // 4 + 1)
+    by_level = pd.DataFrame(
+        {
+            "lang": langs_sim,
+            "level": [get_language(x).resource for x in langs_sim],
+            "centred cosine (middle layers)": cos[:, middle].mean(1),
+            "retrieval (best layer)": sim.vs_english("retrieval")[1].max(1),
+        }
+    )
+    levels = by_level.groupby("level", sort=False).mean(numeric_only=True).reset_index()
+    selection = pd.DataFrame([{"lang": x, **sweep.best(x)} for x in sweep.langs])
+    damage = runs[runs["row"] == "english_damage"][
+        ["lang", "layer", "alpha", "accuracy", "gain", "p_value"]
+    ]
+    t = study["timings_s"]
+    rel = os.path.relpath(fig_dir, page_path.parent)
+    img = lambda name: f"![{name}]({rel}/{name}.png)"  # noqa: E731
+    text = f"""# Results: the paper's study on {study["model"]}
+
+Generated by `make results` (`python -m interp_steer.study`) from the run folder
+`{root}`; every number below is read from it. Hardware: {study["cpu_count"]} CPU cores,
+no GPU; wall time {study["total_s"] / 60:.0f} min (sweep {t["sweep"] / 60:.0f}, table
+{t["table"] / 60:.0f}, similarity {t["similarity"] / 60:.0f}, transfer
+{t["transfer"] / 60:.0f}, lens {t["lens"] / 60:.0f}). Settings: `{study["config"]}`.
+
+## Main comparison (XCOPA test, accuracy %)
+
+First {int(runs["n"].max())} XCOPA test items per language. Steering vectors are added at
+every position at the layer and strength the sweep selected on XCOPA's **validation**
+split (below); `mse` is the paper's AdamW training (lr 1e-8) applied at α = 1, `bipo` is
+BiPO's training applied at α = 1; `mean_diff` and `pca` use the selected relative
+strength. Chance is 50%.
+
+{markdown_table(main_table(runs, TABLE_METHODS))}
+
+Gains over `basic` (percentage points) with McNemar's exact paired test:
+
+{markdown_table(_gains(runs, TABLE_METHODS), digits=3)}
+
+For comparison, the paper's Table 2 (averages over five 7B models and 14 languages):
+
+{PAPER_TABLE2}
+
+## Layer and strength selection
+
+{markdown_table(selection, digits=3)}
+
+{img("results_sweep")}
+
+## English damage (paper's Table 4)
+
+The selected `mean_diff` vector of each language applied to the English (Google-MT)
+version of its XCOPA items, against the unsteered English run:
+
+{markdown_table(damage, digits=3)}
+
+## Similarity to English by layer
+
+{sim.n} FLORES sentences per language, mean-pooled, centred per language. By resource
+level (means over languages; middle = layers {sim.layers[middle][0]}–{sim.layers[middle][-1]}):
+
+{markdown_table(levels, digits=3)}
+
+{img("results_similarity")}
+
+{img(f"results_similarity_matrix_L{mid}")}
+
+## Transfer between languages
+
+Vectors of each language (rows) on each language's prompts (columns), at layer
+{transfer.layer} and ‖αv‖/‖h‖ = {transfer.strength:g}; cell = gain over that language's
+unsteered baseline; last column: English damage.
+
+{img("results_transfer")}
+
+## Logit lens, base vs steered ({lens.lang})
+
+{img("results_lens")}
+"""
+    return atomic_write_text(page_path, text)

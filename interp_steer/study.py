@@ -1,0 +1,299 @@
+"""The paper's study on a model that runs here: ``make results`` → ``docs/results.md``.
+
+:func:`run_study` reproduces, at a size a 2-core CPU finishes in well under an hour, the
+comparison of *Improving Multilingual Language Models by Aligning Representations through
+Steering* (arXiv 2505.12584) on XCOPA:
+
+1. per language, a mean-difference **layer × strength sweep** fitted on FLORES pairs and
+   selected on XCOPA's validation split (never on test items);
+2. at the selected layer and strength, vectors by every method (``mean_diff``, ``pca``,
+   ``mse`` as the paper trains it — AdamW, lr 1e-8, applied at α = 1 — and ``bipo``);
+3. on XCOPA test items: ``basic``, ``translate_test`` (Google MT), ``xlt``, ``k_shot`` and
+   each steered run, with gains over ``basic`` and McNemar p-values; English damage
+   (the selected vector on the English MT items, the paper's Table 4);
+4. the similarity of every FLORES language to English per layer, the transfer matrix of
+   the study languages, and the logit lens base vs steered.
+
+Everything lands in a resumable run folder; :func:`write_results` turns it into the
+Markdown page and the figures. Generation tasks (MGSM, MSVAMP, self-translation, language
+forcing) are not in the default study: greedy decoding on CPU is the slow part.
+"""
+
+import argparse
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from interp_steer.storage import atomic_write_json
+
+__all__ = ["QUICK", "STUDY", "StudyConfig", "main", "run_study"]
+
+TABLE_METHODS = ("basic", "translate_test", "xlt", "k_shot", "mean_diff", "pca", "mse", "bipo")
+"""Rows of the main table, in order (baselines, then steering methods)."""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Sizes of a study run (the defaults are what ``make results`` runs).
+
+    Attributes:
+        model: Model alias.
+        langs: XCOPA languages of the study (vectors, table, transfer).
+        layers: Layers of the sweep.
+        ratios: Relative strengths ``‖alpha v‖ / ‖h‖`` of the sweep.
+        n_fit: FLORES pairs per vector.
+        n_select: XCOPA validation items per sweep cell.
+        n_test: XCOPA test items per table cell.
+        n_transfer: XCOPA test items per transfer cell.
+        n_similarity: FLORES sentences per language for the similarity analysis.
+        similarity_langs: Languages of the similarity analysis (all FLORES ones by default).
+        n_lens: Prompts of the logit lens.
+    """
+
+    model: str = "gemma-3-270m"
+    langs: tuple[str, ...] = ("it", "zh", "sw")
+    layers: tuple[int, ...] = (3, 6, 9, 12)
+    ratios: tuple[float, ...] = (0.1, 0.25, 0.5)
+    n_fit: int = 200
+    n_select: int = 60
+    n_test: int = 200
+    n_transfer: int = 100
+    n_similarity: int = 100
+    similarity_langs: tuple[str, ...] = (
+        "ar",
+        "bn",
+        "de",
+        "el",
+        "es",
+        "et",
+        "fr",
+        "ht",
+        "hi",
+        "id",
+        "it",
+        "ja",
+        "ko",
+        "pt",
+        "qu",
+        "ru",
+        "sw",
+        "ta",
+        "te",
+        "th",
+        "tr",
+        "vi",
+        "zh",
+    )
+    n_lens: int = 16
+
+
+STUDY = StudyConfig()
+"""The study of ``docs/results.md``."""
+
+QUICK = StudyConfig(
+    model="tiny",
+    langs=("it", "sw"),
+    layers=(1, 2),
+    ratios=(0.5,),
+    n_fit=6,
+    n_select=4,
+    n_test=4,
+    n_transfer=2,
+    n_similarity=4,
+    similarity_langs=("de", "sw"),
+    n_lens=2,
+)
+"""A smoke run on the tiny model (seconds)."""
+
+
+def run_study(
+    out: str | os.PathLike[str], config: StudyConfig = STUDY, *, model: Any = None
+) -> Path:
+    """Run the study into ``out`` (resumable) and return the path of its ``study.json``."""
+    from interp_steer.models import load_model, model_name
+
+    root = Path(out)
+    model = load_model(config.model) if model is None else model
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for stage, fn in (
+        ("sweep", _sweep),
+        ("table", _table),
+        ("similarity", _similarity),
+        ("transfer", _transfer),
+        ("lens", _lens),
+    ):
+        start = time.perf_counter()
+        print(f"[{(start - t0) / 60:5.1f} min] {stage}", flush=True)
+        fn(model, config, root)
+        timings[stage] = time.perf_counter() - start
+    summary = {
+        "config": asdict(config),
+        "model": model_name(model),
+        "timings_s": timings,
+        "total_s": time.perf_counter() - t0,
+        "cpu_count": os.cpu_count(),
+    }
+    return atomic_write_json(root / "study.json", summary)
+
+
+def _sweep(model: Any, cfg: StudyConfig, root: Path) -> None:
+    from interp_steer.sweep import layer_sweep
+
+    layer_sweep(
+        model,
+        cfg.langs,
+        task="xcopa",
+        n=cfg.n_select,
+        layers=cfg.layers,
+        ratios=cfg.ratios,
+        fit_dataset="flores",
+        n_fit=cfg.n_fit,
+        test=False,
+        run_dir=root / "sweep",
+    ).save(root / "sweep.json")
+
+
+def selected(root: Path, lang: str) -> dict[str, Any]:
+    """The sweep's selected cell of ``lang`` (layer, strength, alpha, score, gain)."""
+    from interp_steer.sweep import SweepResult
+
+    return SweepResult.load(root / "sweep.json").best(lang)
+
+
+def _vector(model: Any, cfg: StudyConfig, root: Path, lang: str, method: str) -> Any:
+    """The study vector of ``method`` for ``lang`` at the selected layer (fitted once, saved)."""
+    from interp_steer.data import load_parallel
+    from interp_steer.fitting import fit_vector
+    from interp_steer.vectors import SteeringVector
+
+    path = root / "vectors" / f"{lang}-{method}"
+    if path.with_suffix(".safetensors").is_file():
+        return SteeringVector.load(path)
+    hyper: dict[str, Any] = {"solver": "adamw"} if method == "mse" else {}
+    corpus = load_parallel("flores", lang, n=cfg.n_fit)
+    vector = fit_vector(
+        model, corpus, layer=selected(root, lang)["layer"], method=method, progress=True, **hyper
+    )
+    vector.save(path)
+    return vector
+
+
+def _strength(vector: Any, method: str, ratio: float) -> float:
+    """The paper applies its trained vectors as they are (MSE, BiPO); directions get ``ratio``."""
+    from interp_steer.sweep import alpha_for_ratio
+
+    return 1.0 if method in ("mse", "bipo") else alpha_for_ratio(vector, ratio)
+
+
+def _table(model: Any, cfg: StudyConfig, root: Path) -> None:
+    from interp_steer.compare import EvalResult
+    from interp_steer.evaluation import evaluate
+
+    for lang in cfg.langs:
+        best = selected(root, lang)
+        runs: list[tuple[str, str, Any, float]] = [
+            (b, b, None, 0.0) for b in ("basic", "translate_test", "xlt", "k_shot")
+        ]
+        for method in ("mean_diff", "pca", "mse", "bipo"):
+            v = _vector(model, cfg, root, lang, method)
+            runs.append((method, "basic", v, _strength(v, method, best["strength"])))
+        v = _vector(model, cfg, root, lang, "mean_diff")
+        runs.append(
+            ("english_damage", "translate_test", v, _strength(v, "mean_diff", best["strength"]))
+        )
+        for tag, baseline, vector, alpha in runs:
+            path = root / "eval" / f"{lang}-{tag}.json"
+            if path.is_file() and EvalResult.load(path).complete:
+                continue
+            evaluate(
+                model,
+                "xcopa",
+                lang,
+                vector=vector,
+                alpha=alpha if vector else 1.0,
+                baseline=baseline,
+                n=cfg.n_test,
+                output=path,
+            )
+
+
+def _similarity(model: Any, cfg: StudyConfig, root: Path) -> None:
+    from interp_steer.similarity import cross_lingual_similarity
+
+    if (root / "similarity.json").is_file():
+        return
+    res = cross_lingual_similarity(
+        model, cfg.similarity_langs, n=cfg.n_similarity, cache_dir=root / "activations"
+    )
+    res.save(root / "similarity.json")
+
+
+def _transfer(model: Any, cfg: StudyConfig, root: Path) -> None:
+    from interp_steer.transfer import transfer_matrix
+
+    picks = [selected(root, lang) for lang in cfg.langs]
+    layer = int(pd.Series([p["layer"] for p in picks]).mode().iloc[0])
+    ratio = float(pd.Series([p["strength"] for p in picks]).median())
+    res = transfer_matrix(
+        model,
+        cfg.langs,
+        task="xcopa",
+        n=cfg.n_transfer,
+        layer=layer,
+        ratio=ratio,
+        fit_dataset="flores",
+        n_fit=cfg.n_fit,
+        run_dir=root / "transfer",
+    )
+    res.save(root / "transfer.json")
+
+
+def _lens(model: Any, cfg: StudyConfig, root: Path) -> None:
+    from interp_steer.data import load_parallel
+    from interp_steer.logit_lens import logit_lens
+
+    lang = cfg.langs[0]
+    v = _vector(model, cfg, root, lang, "mean_diff")
+    alpha = _strength(v, "mean_diff", selected(root, lang)["strength"])
+    prompts = list(load_parallel("flores", lang, n=cfg.n_lens).target)
+    logit_lens(model, prompts, vector=v, alpha=alpha, lang=lang).save(root / "lens.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m interp_steer.study``: run the study, then write the results page."""
+    from interp_steer.results import write_results
+
+    parser = argparse.ArgumentParser(
+        prog="python -m interp_steer.study", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/results"), help="run folder (resumable)"
+    )
+    parser.add_argument(
+        "--page", type=Path, default=Path("docs/results.md"), help="Markdown page to write"
+    )
+    parser.add_argument(
+        "--figures", type=Path, default=Path("figures"), help="folder for the figures"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny model, a few items (a smoke run)"
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    run_study(args.out, QUICK if args.quick else STUDY)
+    write_results(args.out, page=args.page, figures=args.figures)
+    print(f"wrote {args.page} and {args.figures}/")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
