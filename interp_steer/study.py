@@ -56,13 +56,13 @@ class StudyConfig:
 
     model: str = "gemma-3-270m"
     langs: tuple[str, ...] = ("it", "zh", "sw")
-    layers: tuple[int, ...] = (3, 6, 9, 12)
-    ratios: tuple[float, ...] = (0.1, 0.25, 0.5)
-    n_fit: int = 200
-    n_select: int = 60
-    n_test: int = 200
-    n_transfer: int = 100
-    n_similarity: int = 100
+    layers: tuple[int, ...] = (4, 8, 12)
+    ratios: tuple[float, ...] = (0.25, 0.5)
+    n_fit: int = 128
+    n_select: int = 40
+    n_test: int = 100
+    n_transfer: int = 60
+    n_similarity: int = 64
     similarity_langs: tuple[str, ...] = (
         "ar",
         "bn",
@@ -88,7 +88,7 @@ class StudyConfig:
         "vi",
         "zh",
     )
-    n_lens: int = 16
+    n_lens: int = 8
 
 
 STUDY = StudyConfig()
