@@ -14,11 +14,11 @@ Example:
 """
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp_steer.generation import greedy_generate
 from interp_steer.types import Mask, Tokens
 
 
@@ -56,19 +56,6 @@ def left_pad(model: TransformerBridge, rows: Sequence[Sequence[int]]) -> tuple[T
     return ids.to(model.cfg.device), mask.to(model.cfg.device)
 
 
-class _StopOnStrings:
-    """Stopping criterion: a row is done once its generated text holds a stop string."""
-
-    def __init__(self, tokenizer: Any, prompt_len: int, stops: Sequence[str]):
-        self.tokenizer, self.prompt_len, self.stops = tokenizer, prompt_len, list(stops)
-
-    def __call__(self, input_ids: torch.Tensor, scores: Any) -> torch.Tensor:
-        new = input_ids[:, self.prompt_len :]
-        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        done = [any(s in t for s in self.stops) for t in texts]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
     """Cut ``text`` at the first occurrence of any stop string.
 
@@ -88,6 +75,9 @@ def generate_texts(
 ) -> list[str]:
     """Greedy continuations of a left-padded batch, cut at the first stop string.
 
+    Decodes with the KV cache through :func:`interp_steer.generation.greedy_generate`
+    (which works around TransformerLens 4.3's cache bug), stopping a row at EOS.
+
     Example:
         >>> from interp_steer import load_model
         >>> outs = generate_texts(load_model("tiny"), ["Hallo", "Hi"], max_new_tokens=4)
@@ -95,19 +85,8 @@ def generate_texts(
         (2, True)
     """
     ids, mask = left_pad(model, [token_ids(model, p, bos=True) for p in prompts])
-    criteria = [_StopOnStrings(model.tokenizer, ids.shape[1], stop)] if stop else None
-    with torch.no_grad():
-        out = model.generate(
-            ids,
-            attention_mask=mask.long(),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            verbose=False,
-            return_type="tokens",
-            stopping_criteria=criteria,
-        )
-    assert isinstance(out, torch.Tensor)
-    texts = model.tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+    rows = greedy_generate(model, ids, mask, max_new_tokens=max_new_tokens, stop=stop)
+    texts = model.tokenizer.batch_decode(rows, skip_special_tokens=True)
     return [cut_at_stop(t, stop) for t in texts]
 
 

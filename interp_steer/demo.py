@@ -299,19 +299,20 @@ def _lens(model: Any, cfg: DemoConfig, root: Path, sweep: Any) -> tuple[Section,
 
 
 def _generation(model: Any, cfg: DemoConfig, lang: str, vector: Any, alpha: float) -> Section:
+    from interp_steer.batching import generate_texts
     from interp_steer.data import load_parallel
     from interp_steer.steering import steer
 
     prompt = load_parallel("flores", lang, n=1).target[0]
-    kwargs = {"max_new_tokens": cfg.generation_tokens, "do_sample": False, "verbose": False}
-    base = str(model.generate(prompt, **kwargs))
-    rows = [{"variant": "base", "alpha": 0.0, "text": base}]
+    # generate_texts, not model.generate: TransformerLens 4.3's cached generate garbles
+    # every token after the first (see interp_steer.generation).
+    base = generate_texts(model, [prompt], max_new_tokens=cfg.generation_tokens)[0]
+    rows = [{"variant": "base", "alpha": 0.0, "text": base.strip()}]
     for factor in (1.0, 4.0):
         with steer(model, vector, alpha=alpha * factor, positions="all"):
-            text = str(model.generate(prompt, **kwargs))
-        rows.append({"variant": f"steered ×{factor:g}", "alpha": alpha * factor, "text": text})
-    for row in rows:
-        row["text"] = str(row["text"])[len(prompt) :].strip() or str(row["text"])
+            text = generate_texts(model, [prompt], max_new_tokens=cfg.generation_tokens)[0]
+        variant = f"steered ×{factor:g}"
+        rows.append({"variant": variant, "alpha": alpha * factor, "text": text.strip()})
     note = (
         f"Greedy continuation of one {lang} FLORES sentence ({prompt[:80]}…), unsteered, "
         "with the selected vector, and with 4× its strength."

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from interp_steer.generation import kv_cache_fix
 from interp_steer.steering import steer
 from interp_steer.vectors import SteeringVector
 
@@ -95,7 +96,7 @@ def test_generation_with_kv_cache_equals_recompute(tiny, mode):
     v = _vector(tiny, layer=1, scale=60.0)
     kwargs = dict(max_new_tokens=6, do_sample=False, verbose=False, return_type="tokens")
     plain = tiny.generate(PROMPTS, **kwargs)
-    with steer(tiny, v, positions=mode):
+    with steer(tiny, v, positions=mode), kv_cache_fix(tiny):  # TransformerLens 4.3 needs the fix
         cached = tiny.generate(PROMPTS, use_past_kv_cache=True, **kwargs)
         recomputed = tiny.generate(PROMPTS, use_past_kv_cache=False, **kwargs)
     assert torch.equal(cached, recomputed)
