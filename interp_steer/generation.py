@@ -59,9 +59,9 @@ def install_kv_cache_fix(model: TransformerBridge) -> int:
 
     Example:
         >>> from interp_steer import load_model
-        >>> model = load_model("tiny")
-        >>> install_kv_cache_fix(model), install_kv_cache_fix(model)
-        (4, 0)
+        >>> model = load_model("tiny")  # load_model installs the fix itself
+        >>> remove_kv_cache_fix(model), install_kv_cache_fix(model), install_kv_cache_fix(model)
+        (4, 4, 0)
     """
     added = 0
     for module in _attention_bridges(model):
@@ -69,6 +69,18 @@ def install_kv_cache_fix(model: TransformerBridge) -> int:
             setattr(module, _MARK, module.register_forward_pre_hook(_alias_cache, with_kwargs=True))
             added += 1
     return added
+
+
+def remove_kv_cache_fix(model: TransformerBridge) -> int:
+    """Remove the permanent fix of :func:`install_kv_cache_fix`; return how many were removed."""
+    removed = 0
+    for module in _attention_bridges(model):
+        handle = getattr(module, _MARK, None)
+        if handle is not None:
+            handle.remove()
+            delattr(module, _MARK)
+            removed += 1
+    return removed
 
 
 @contextmanager
@@ -80,6 +92,8 @@ def kv_cache_fix(model: TransformerBridge) -> Iterator[TransformerBridge]:
     Example:
         >>> from interp_steer import load_model
         >>> model = load_model("tiny")
+        >>> remove_kv_cache_fix(model)  # as a bridge booted without load_model
+        4
         >>> with kv_cache_fix(model):
         ...     n = sum(len(m._forward_pre_hooks) for m in _attention_bridges(model))
         >>> n, sum(len(m._forward_pre_hooks) for m in _attention_bridges(model))
@@ -197,4 +211,10 @@ def greedy_generate(
     return out
 
 
-__all__ = ["eos_ids", "greedy_generate", "install_kv_cache_fix", "kv_cache_fix"]
+__all__ = [
+    "eos_ids",
+    "greedy_generate",
+    "install_kv_cache_fix",
+    "kv_cache_fix",
+    "remove_kv_cache_fix",
+]

@@ -123,7 +123,12 @@ def load_model(
 
 
 def _finish(model: TransformerBridge, name: str) -> TransformerBridge:
+    from interp_steer.generation import install_kv_cache_fix
+
     model.eval()
+    # TransformerLens 4.3's attention ignores transformers 5's `cache=` argument, so cached
+    # generation would attend to nothing but the newest token (see interp_steer.generation)
+    install_kv_cache_fix(model)
     model.cfg.model_name = name
     if model.tokenizer is not None:
         model.tokenizer.padding_side = "left"

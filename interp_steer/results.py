@@ -151,6 +151,9 @@ def write_results(
     ]
     t = study["timings_s"]
     rel = os.path.relpath(fig_dir, page_path.parent)
+    beside = page_path.parent / fig_dir.name  # docs/figures -> ../figures keeps mkdocs happy
+    if beside.exists() and beside.resolve() == fig_dir.resolve():
+        rel = fig_dir.name
     img = lambda name: f"![{name}]({rel}/{name}.png)"  # noqa: E731
     text = f"""# Results: the paper's study on {study["model"]}
 

@@ -124,7 +124,7 @@ def _call_info(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any,
         ids = None
     attention = kwargs.get("attention_mask")
     past = 0
-    cache = kwargs.get("past_key_values")
+    cache = kwargs.get("past_key_values", kwargs.get("cache"))  # transformers 5 says `cache`
     if cache is not None and hasattr(cache, "get_seq_length"):
         past = int(cache.get_seq_length())
     elif isinstance(attention, torch.Tensor) and ids is not None and attention.ndim == 2:

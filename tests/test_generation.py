@@ -11,8 +11,15 @@ import pytest
 import torch
 from transformer_lens.model_bridge.generalized_components import AttentionBridge
 
+from interp_steer import load_model
 from interp_steer.batching import generate_texts, left_pad, token_ids
-from interp_steer.generation import eos_ids, greedy_generate, kv_cache_fix
+from interp_steer.generation import (
+    eos_ids,
+    greedy_generate,
+    install_kv_cache_fix,
+    kv_cache_fix,
+    remove_kv_cache_fix,
+)
 from interp_steer.steering import steer
 from interp_steer.vectors import SteeringVector
 
@@ -40,12 +47,24 @@ def _vector(model, scale, layer=1):
     return SteeringVector(scale * d / d.norm(), layer=layer)
 
 
-def test_kv_cache_fix_fills_the_cache_and_leaves_no_hook(tiny):
-    ids = tiny.to_tokens(PROMPTS[1])
-    with kv_cache_fix(tiny):
-        _, cache = tiny(ids, use_cache=True, return_type="logits_and_cache")
+def test_load_model_installs_the_fix():
+    model = load_model("tiny")
+    ids = model.to_tokens(PROMPTS[1])
+    _, cache = model(ids, use_cache=True, return_type="logits_and_cache")
     assert cache.get_seq_length() == ids.shape[1]
-    assert not any(m._forward_pre_hooks for m in tiny.modules() if isinstance(m, AttentionBridge))
+    assert install_kv_cache_fix(model) == 0
+
+
+def test_kv_cache_fix_fills_the_cache_and_leaves_no_hook():
+    model = load_model("tiny")
+    assert remove_kv_cache_fix(model) == model.cfg.n_layers
+    ids = model.to_tokens(PROMPTS[1])
+    _, cache = model(ids, use_cache=True, return_type="logits_and_cache")
+    assert cache.get_seq_length() == 0  # the bug the fix works around
+    with kv_cache_fix(model):
+        _, cache = model(ids, use_cache=True, return_type="logits_and_cache")
+    assert cache.get_seq_length() == ids.shape[1]
+    assert not any(m._forward_pre_hooks for m in model.modules() if isinstance(m, AttentionBridge))
 
 
 def test_cached_step_logits_equal_recomputed(tiny):
