@@ -32,6 +32,7 @@ from interp_steer.cli_options import (
     METHOD_NAMES,
     POSITION_MODES,
     add_common,
+    add_fitting,
     add_strength,
     floats,
     ints,
@@ -161,19 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_RATIOS,
         help="strengths ‖αv‖/‖h‖, comma-separated (default: %(default)s)",
     )
-    p.add_argument(
-        "--method",
-        choices=list(METHOD_NAMES),
-        default="mean_diff",
-        help="fitting method (default: %(default)s)",
-    )
-    p.add_argument(
-        "--fit-dataset",
-        choices=parallel,
-        default="flores",
-        help="parallel data to fit on (default: %(default)s)",
-    )
-    p.add_argument("--n-fit", type=int, default=200, help="pairs to fit on (default: %(default)s)")
+    add_fitting(p)
     p.add_argument("--n", type=int, help="items per evaluation (default: all)")
     p.add_argument(
         "--select-items",
@@ -261,19 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=tasks, default="xcopa", help="task (default: %(default)s)")
     p.add_argument("--layer", type=int, required=True, help="layer of every vector")
     add_strength(p)
-    p.add_argument(
-        "--method",
-        choices=list(METHOD_NAMES),
-        default="mean_diff",
-        help="fitting method (default: %(default)s)",
-    )
-    p.add_argument(
-        "--fit-dataset",
-        choices=parallel,
-        default="flores",
-        help="parallel data to fit on (default: %(default)s)",
-    )
-    p.add_argument("--n-fit", type=int, default=200, help="pairs to fit on (default: %(default)s)")
+    add_fitting(p)
     p.add_argument("--n", type=int, help="items per evaluation (default: all)")
     p.add_argument("--no-english", action="store_true", help="skip the English-damage column")
 

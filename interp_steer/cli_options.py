@@ -18,6 +18,7 @@ __all__ = [
     "MODEL_ALIASES",
     "POSITION_MODES",
     "add_common",
+    "add_fitting",
     "add_strength",
     "floats",
     "ints",
@@ -125,4 +126,26 @@ def add_strength(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="relative strength ‖alpha v‖ / ‖h‖ (h: the layer's mean residual norm on the "
         "fitting data)",
+    )
+
+
+def add_fitting(parser: argparse.ArgumentParser) -> None:
+    """Add how vectors are fitted: ``--method``, ``--fit-dataset``, ``--n-fit``."""
+    from interp_steer.sources import LOCAL_DATASETS
+
+    group = parser.add_argument_group("fitting")
+    group.add_argument(
+        "--method",
+        choices=list(METHOD_NAMES),
+        default="mean_diff",
+        help="fitting method (default: %(default)s)",
+    )
+    group.add_argument(
+        "--fit-dataset",
+        choices=list(LOCAL_DATASETS),
+        default="flores",
+        help="parallel data to fit on (default: %(default)s)",
+    )
+    group.add_argument(
+        "--n-fit", type=int, default=200, help="pairs to fit on (default: %(default)s)"
     )

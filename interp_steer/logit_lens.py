@@ -24,10 +24,8 @@ Example:
 """
 
 import functools
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -40,7 +38,7 @@ from interp_steer.language_id import UND, detect_language
 from interp_steer.languages import canonical
 from interp_steer.models import model_name
 from interp_steer.steering import steer
-from interp_steer.storage import read_result, write_result
+from interp_steer.storage import SavedResult, read_result, write_result
 from interp_steer.token_languages import BUCKETS, bucket_of, label_tokens, language_name
 from interp_steer.vectors import SteeringVector
 from interp_steer.vocab_projection import ReadOut, project_to_vocab, readout_residuals, top_tokens
@@ -52,7 +50,7 @@ FORMAT = "interp_steer.LogitLensResult"
 
 
 @dataclass(frozen=True, eq=False)
-class LogitLensResult:
+class LogitLensResult(SavedResult):
     """Top-k logit-lens tokens, probabilities and languages for every layer and position.
 
     The read-out positions of all prompts are flattened into ``n_items`` items; item ``i``
@@ -237,15 +235,6 @@ class LogitLensResult:
         for name in ("tokens", "probs", "langs"):
             fields[name] = np.asarray(data[name]).reshape(shape)
         return cls(**fields)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result atomically: JSON, or a ``.parquet`` table (with the JSON inside)."""
-        return write_result(path, self.to_dict(), self.to_frame())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "LogitLensResult":
-        """Read a result written by :meth:`save` (JSON or parquet)."""
-        return cls.from_dict(read_result(path))
 
 
 # ----------------------------------------------------------------- the analysis

@@ -27,7 +27,6 @@ import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +40,7 @@ from interp_steer.languages import ENGLISH, canonical
 from interp_steer.models import model_name
 from interp_steer.plotting_style import family_order
 from interp_steer.similarity_metrics import METRICS, pair_metrics, prepare, prepared_metrics
-from interp_steer.storage import read_result, write_result
+from interp_steer.storage import SavedResult
 
 FORMAT = "interp_steer.SimilarityResult"
 
@@ -53,7 +52,7 @@ THRESHOLD = 0.5
 
 
 @dataclass(frozen=True, eq=False)
-class SimilarityResult:
+class SimilarityResult(SavedResult):
     """Similarity between every pair of languages at every layer.
 
     Attributes:
@@ -166,15 +165,6 @@ class SimilarityResult:
             multi_parallel=bool(data["multi_parallel"]),
             meta=dict(data["meta"]),
         )
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result atomically: JSON, or a ``.parquet`` table (with the JSON inside)."""
-        return write_result(path, self.to_dict(), self.to_frame())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "SimilarityResult":
-        """Read a result written by :meth:`save` (JSON or parquet)."""
-        return cls.from_dict(read_result(path))
 
 
 def _nan_to_none(arr: np.ndarray) -> Any:

@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -78,3 +78,32 @@ def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ValueError(f"{target} is a parquet file without interp_steer metadata")
         return dict(json.loads(attrs["interp_steer"]))
     return dict(json.loads(target.read_text(encoding="utf-8")))
+
+
+_R = TypeVar("_R", bound="SavedResult")
+
+
+class SavedResult:
+    """Mixin giving a result class ``save``/``load`` through :func:`write_result`.
+
+    The class provides ``to_dict()``, ``to_frame()`` and ``from_dict(data)``.
+    """
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - provided by the result class
+        raise NotImplementedError
+
+    def to_frame(self) -> pd.DataFrame:  # pragma: no cover - provided by the result class
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls: type[_R], data: Mapping[str, Any]) -> _R:  # pragma: no cover
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the result atomically: JSON, or a ``.parquet`` table (with the JSON inside)."""
+        return write_result(path, self.to_dict(), self.to_frame())
+
+    @classmethod
+    def load(cls: type[_R], path: str | os.PathLike[str]) -> _R:
+        """Read a result written by :meth:`save` (JSON or parquet)."""
+        return cls.from_dict(read_result(path))

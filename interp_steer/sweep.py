@@ -34,7 +34,6 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,7 +53,7 @@ from interp_steer.cells import (
 )
 from interp_steer.languages import canonical
 from interp_steer.models import model_name
-from interp_steer.storage import read_result, write_result
+from interp_steer.storage import SavedResult
 
 FORMAT = "interp_steer.SweepResult"
 DEFAULT_RATIOS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)
@@ -65,7 +64,7 @@ DEFAULT_RATIOS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True, eq=False)
-class SweepResult:
+class SweepResult(SavedResult):
     """Scores of every language, layer and strength, the selection, and the test run.
 
     Attributes:
@@ -209,15 +208,6 @@ class SweepResult:
             meta=dict(data["meta"]),
             **arrays,
         )
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result atomically: JSON, or a ``.parquet`` table (with the JSON inside)."""
-        return write_result(path, self.to_dict(), self.to_frame())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "SweepResult":
-        """Read a result written by :meth:`save` (JSON or parquet)."""
-        return cls.from_dict(read_result(path))
 
 
 def _nan_to_none(arr: np.ndarray) -> Any:

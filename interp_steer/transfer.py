@@ -23,7 +23,6 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,7 @@ from interp_steer.cells import (
 )
 from interp_steer.languages import ENGLISH, canonical
 from interp_steer.models import model_name
-from interp_steer.storage import read_result, write_result
+from interp_steer.storage import SavedResult
 from interp_steer.vectors import SteeringVector
 
 FORMAT = "interp_steer.TransferResult"
@@ -54,7 +53,7 @@ Damage = Callable[[TransformerBridge, SteeringVector, float], float]
 
 
 @dataclass(frozen=True, eq=False)
-class TransferResult:
+class TransferResult(SavedResult):
     """Steered scores of every (source vector, target language) pair, and English damage.
 
     Attributes:
@@ -170,15 +169,6 @@ class TransferResult:
             meta=dict(data["meta"]),
             **arrays,
         )
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result atomically: JSON, or a ``.parquet`` table (with the JSON inside)."""
-        return write_result(path, self.to_dict(), self.to_frame())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "TransferResult":
-        """Read a result written by :meth:`save` (JSON or parquet)."""
-        return cls.from_dict(read_result(path))
 
 
 def transfer_matrix(
