@@ -177,7 +177,13 @@ def _vector(model: Any, cfg: StudyConfig, root: Path, lang: str, method: str) ->
     hyper: dict[str, Any] = {"solver": "adamw"} if method == "mse" else {}
     corpus = load_parallel("flores", lang, n=cfg.n_fit)
     vector = fit_vector(
-        model, corpus, layer=selected(root, lang)["layer"], method=method, progress=True, **hyper
+        model,
+        corpus,
+        layer=selected(root, lang)["layer"],
+        method=method,
+        cache_dir=root / "activations",
+        progress=True,
+        **hyper,
     )
     vector.save(path)
     return vector
