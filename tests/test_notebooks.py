@@ -1,6 +1,7 @@
 """Every teaching notebook in ``notebooks/`` runs top to bottom in FAST mode (tiny model)."""
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,7 @@ EXPECTED = [
     "05_reproduce_paper.ipynb",
 ]
 PLOTLY = "application/vnd.plotly.v1+json"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in kernel tracebacks
 
 
 def test_the_five_notebooks_are_there():
@@ -45,7 +47,7 @@ def test_notebook_runs_fast(name):
     try:
         client.execute(env=env)
     except CellExecutionError as err:
-        pytest.fail(f"{name}: a cell failed\n{err}", pytrace=False)
+        pytest.fail(f"{name}: a cell failed\n{ANSI.sub('', str(err))}", pytrace=False)
     # A cell ending in ``fig`` displays the figure (no ``.show()``): a Plotly output.
     for cell in nb.cells:
         if cell.cell_type == "code" and cell.source.rstrip().endswith("\nfig"):
