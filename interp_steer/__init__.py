@@ -9,6 +9,8 @@ The pipeline, one module per stage: :mod:`~interp_steer.models` →
 """
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 # Lazy exports (PEP 562): `import interp_steer` stays fast (the command line's --help does
@@ -113,6 +115,25 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+# Importing a submodule makes it an attribute of its package. Where a submodule shares its
+# name with the function it exports (compare, logit_lens), `interp_steer.compare` must stay
+# the function, as with eager `from ... import` lines; so such module attributes are dropped
+# and the name is resolved by __getattr__.
+_SHADOWED = frozenset(name for name, module in _EXPORTS.items() if module == f"{__name__}.{name}")
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+for _name in _SHADOWED:
+    globals().pop(_name, None)
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -326,8 +326,11 @@ class EnglishDamage:
         return paired_test(self.unsteered, self.steered, test=test)
 
     def table(self) -> pd.DataFrame:
-        """The two runs as a :func:`~interp_steer.compare.compare` table."""
-        return compare(self.unsteered, self.steered)
+        """The two runs as a :func:`~interp_steer.compare.compare` table, paired.
+
+        The unsteered run is the reference (``translate_test`` for XCOPA's English items).
+        """
+        return compare(self.unsteered, self.steered, reference=self.unsteered.baseline)
 
 
 def english_damage(

@@ -291,6 +291,16 @@ def test_taskset_input_and_english_damage(tiny, unit_vector):
     assert damage.delta == damage.steered.accuracy - damage.unsteered.accuracy
 
 
+def test_english_damage_table_pairs_translate_test_runs(tiny, unit_vector):
+    damage = english_damage(
+        tiny, "xcopa", unit_vector, alpha=50.0, n=3, source_lang="sw", progress=False
+    )
+    assert damage.unsteered.baseline == "translate_test"
+    table = damage.table()
+    assert table["reference"].tolist() == ["translate_test", "translate_test"]
+    assert table["gain"].iloc[1] == damage.delta
+
+
 # ----------------------------------------------------------------- the real model
 
 
@@ -326,10 +336,16 @@ def test_xcopa_swahili_basic_vs_steered_on_gemma(gemma):
 
 def test_hub_only_tasks_from_fixtures(tiny):
     nli = [
-        TaskItem(f"xnli-de-{i}", "xnli", "de", "Der Hund schläft.", str(i % 3),
-                 meta={"hypothesis": "Ein Tier ruht."})
+        TaskItem(
+            f"xnli-de-{i}",
+            "xnli",
+            "de",
+            "Der Hund schläft.",
+            str(i % 3),
+            meta={"hypothesis": "Ein Tier ruht."},
+        )
         for i in range(3)
-    ]  # fmt: skip
+    ]
     r = evaluate(tiny, TaskSet("xnli", "de", "test", tuple(nli)), progress=False)
     assert r.n == 3 and all(len(i.scores) == 3 for i in r.items)
     assert r.items[0].prompt == "Der Hund schläft, richtig?"
@@ -352,7 +368,14 @@ def test_interrupt_keeps_what_was_done(tiny, tmp_path):
 
     out = tmp_path / "interrupted.json"
     with pytest.raises(Stop):
-        evaluate(tiny, xc, baseline="translator", translator=stopping, batch_size=1, output=out,
-                 progress=False)  # fmt: skip
+        evaluate(
+            tiny,
+            xc,
+            baseline="translator",
+            translator=stopping,
+            batch_size=1,
+            output=out,
+            progress=False,
+        )
     saved = EvalResult.load(out)
     assert not saved.complete and saved.error == "interrupted" and saved.n == 1
