@@ -60,7 +60,7 @@ def plot_sweep(result: SweepResult) -> go.Figure:
         value, low, high = vals[li, :, 0], vals[li, :, 1], vals[li, :, 2]
         fig.add_trace(go.Scatter(
             x=layers + layers[::-1], y=np.concatenate([high, low[::-1]]), fill="toself",
-            fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
+            mode="lines", fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
             legendgroup=lang, showlegend=False, name=f"{label} 95% CI",
         ))  # fmt: skip
         strengths = [_strength_label(result, result.strengths[s]) for s in idx[li]]
@@ -174,8 +174,7 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
     ylab = [language_label(c) for c in rows]
     fig = make_subplots(rows=1, cols=2, column_widths=[len(cols), 1.4], shared_yaxes=True,
                         horizontal_spacing=0.03,
-                        subplot_titles=("gain over the target's unsteered baseline",
-                                        "English damage"))  # fmt: skip
+                        subplot_titles=("gain over unsteered", "English"))  # fmt: skip
 
     def fmt(z: np.ndarray) -> np.ndarray:
         return np.vectorize(lambda v: "n/a" if np.isnan(v) else f"{v:+.2f}")(z)
