@@ -21,8 +21,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> P
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
     >>> _ = atomic_write(out, lambda tmp: pathlib.Path(tmp).write_text("hi"))
-    >>> out.read_text()
-    'hi'
+    >>> out.read_text(), oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    ('hi', True)
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -30,11 +30,18 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> P
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
