@@ -324,10 +324,15 @@ def _english_damage(
 ) -> float:
     if callable(english):
         return float(english(model, vector, alpha))
-    if isinstance(task, str):
+    # a task evaluator (also one wrapped, e.g. with a progress bar) names its task: tasks
+    # without English data (XCOPA) are then measured through their English versions
+    name = task if isinstance(task, str) else getattr(evaluator, "task", None)
+    if isinstance(name, str):
         from interp_steer.evaluation import english_damage
 
-        result = english_damage(model, task, vector, alpha=alpha, n=n, positions=positions,
+        result = english_damage(model, name, vector, alpha=alpha,
+                                n=getattr(evaluator, "n", n),
+                                positions=getattr(evaluator, "positions", positions),
                                 progress=False)  # type: ignore[arg-type]  # fmt: skip
         return float(result.delta)
     steered = evaluator(model, ENGLISH, vector, alpha, stage)

@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 
 from interp_steer import cli_options
@@ -189,13 +190,14 @@ def test_similarity_and_transfer(capsys, tmp_path):
         "2",
         "--n-fit",
         "4",
-        "--no-english",
         "--out",
         tmp_path,
     )
     assert code == 0, err
     res = TransferResult.load(tmp_path / "transfer.json")
     assert res.gain.shape == (2, 2)
+    # XCOPA has no English data: the damage runs on the items' English versions
+    assert res.english_damage.shape == (2,) and np.isfinite(res.english_damage).all()
     assert (tmp_path / "figures" / "transfer.html").is_file()
 
 
