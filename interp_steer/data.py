@@ -28,6 +28,7 @@ import datasets
 
 from interp_steer.languages import ENGLISH, canonical
 from interp_steer.readers import (
+    MSVAMP_SPLITS,
     read_flores,
     read_jsonl,
     read_mgsm_aligned,
@@ -289,7 +290,8 @@ def _pairs(name: str, lang: str, split: str) -> tuple[list[str], list[str], dict
         rows_m = read_mgsm_aligned(lang)
         return [r[1] for r in rows_m], [r[0] for r in rows_m], {}
     if name == "msvamp":
-        rows = read_msvamp(lang)
+        keep = MSVAMP_SPLITS[split]
+        rows = read_msvamp(lang)[keep.start : keep.stop]
         return [r["english"] for r in rows], [r["question"] for r in rows], {}
     if name == "tatoeba":
         native_t, english_t = read_tatoeba(lang)
@@ -326,7 +328,8 @@ def load_parallel(
 
     Pairs, in file order:
 
-    * ``"msvamp"``: English ``query`` (SVAMP's lower-cased, tokenised text) with ``m_query``.
+    * ``"msvamp"``: English ``query`` (SVAMP's lower-cased, tokenised text) with ``m_query``;
+      split ``"train"`` (items 500–999) keeps fitting pairs apart from ``"eval"`` test items.
     * ``"mgsm"``: ``mgsm_<lang>.tsv`` question i with ``mgsm_en.tsv`` question i (gold
       answers must agree line by line).
     * ``"tatoeba"``: the line-aligned Tatoeba sentences.

@@ -198,6 +198,13 @@ def read_mgsm_exemplars(lang: str) -> list[dict[str, str]]:
     return rows
 
 
+MSVAMP_SPLITS: dict[str, range] = {"test": range(0, 1000), "train": range(500, 1000),
+                                    "eval": range(0, 500)}  # fmt: skip
+"""Items of each MSVAMP split. MSVAMP is released as one 1000-item test set (``"test"``);
+the paper fits its vectors on MSVAMP pairs and tests on others, so ``"train"`` (items
+500–999) is for fitting and selection and ``"eval"`` (items 0–499) for testing, disjoint."""
+
+
 def read_msvamp(lang: str) -> list[dict[str, str]]:
     """Read MSVAMP rows: ``question``, ``english``, ``answer`` and ``equation``.
 
@@ -335,6 +342,7 @@ __all__ = [
     "read_mgsm",
     "read_mgsm_aligned",
     "read_mgsm_exemplars",
+    "MSVAMP_SPLITS",
     "read_msvamp",
     "read_tatoeba",
     "read_xcopa",

@@ -72,7 +72,7 @@ DATASETS: Mapping[str, DatasetSource] = MappingProxyType({s.name: s for s in (
     DatasetSource("msvamp", "msvamp", "1000 SVAMP problems translated into 9 languages",
                   "MIT",
                   f"{_GH}/microsoft/MathOctopus/main/step1_supervised_finetuning/data/msvamp",
-                  "Mathoctopus/MSVAMP", "4d385db6", ("test",)),
+                  "Mathoctopus/MSVAMP", "4d385db6", ("test", "train", "eval")),
     DatasetSource("xcopa", "xcopa", "XCOPA causal commonsense (2 choices) + Google-MT English",
                   "CC-BY-4.0", f"{_GH}/cambridgeltl/xcopa/e2e9d7f105a758ee869cd13e0fe251ef93a29840",
                   "cambridgeltl/xcopa", "e2e9d7f1", ("test", "val")),

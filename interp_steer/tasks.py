@@ -20,6 +20,7 @@ from typing import Any
 
 from interp_steer.languages import ENGLISH, canonical
 from interp_steer.readers import (
+    MSVAMP_SPLITS,
     read_mgsm_aligned,
     read_mgsm_exemplars,
     read_msvamp,
@@ -190,7 +191,8 @@ def _msvamp(code: str, split: str) -> tuple[list[TaskItem], list[TaskItem]]:
         )
         for i, row in enumerate(read_msvamp(code))
     ]  # fmt: skip
-    return items, []
+    keep = MSVAMP_SPLITS[split]
+    return items[keep.start : keep.stop], []
 
 
 def _xcopa_items(code: str, split: str) -> list[TaskItem]:
@@ -234,8 +236,10 @@ def load_task(name: str, lang: str, *, split: str = "test", n: int | None = None
       solution; question and solution without their ``Frage:`` /
       ``Schritt-für-Schritt-Antwort:`` prefixes, which are in ``meta["question_prefix"]``
       and ``meta["answer_prefix"]``; ``meta["solution_raw"]`` as released).
-    * ``"msvamp"``: 1000 problems (``"test"``); ``english`` is the English ``query``;
-      answers from ``response`` (``"8.0"`` becomes ``"8"``).
+    * ``"msvamp"``: 1000 problems (``"test"``, as released); ``"train"`` is items 500–999
+      and ``"eval"`` items 0–499 (see :data:`~interp_steer.readers.MSVAMP_SPLITS`; ids keep
+      the item's index); ``english`` is the English ``query``; answers from ``response``
+      (``"8.0"`` becomes ``"8"``).
     * ``"xcopa"``: 500 test / 100 val items with two choices; ``english`` and
       ``english_choices`` from ``data-gmt`` (None / empty for Quechua);
       ``meta["relation"]`` is the file's cause/effect, ``meta["relation_majority"]`` the

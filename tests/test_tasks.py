@@ -7,6 +7,7 @@ import datasets
 import pytest
 
 from interp_steer import hub_tasks
+from interp_steer.data import load_parallel
 from interp_steer.hub_tasks import hub_config, parse_m3exam, parse_mmlu, parse_xnli
 from interp_steer.readers import read_mgsm, read_xcopa
 from interp_steer.sources import DataUnavailableError, available_languages
@@ -71,6 +72,20 @@ def test_msvamp():
     assert item.question.startswith("Julia spielte am Montag mit 18 Kindern")
     assert item.meta["equation"] == "- number0 number1"
     assert not any(it.answer.endswith(".0") for it in load_task("msvamp", "th"))
+
+
+def test_msvamp_train_and_eval_splits_are_disjoint_halves():
+    full = load_task("msvamp", "de")
+    train, held = load_task("msvamp", "de", split="train"), load_task("msvamp", "de", split="eval")
+    assert (len(train), len(held)) == (500, 500)
+    assert train.items == full.items[500:] and held.items == full.items[:500]
+    assert train.items[0].id == "msvamp-de-500" and train.split == "train"
+    assert not {it.id for it in train} & {it.id for it in held}
+    pairs = load_parallel("msvamp", "de", split="train", n=3)
+    assert pairs.target == tuple(it.question for it in train.items[:3])
+    assert pairs.english == tuple(it.english for it in train.items[:3])
+    with pytest.raises(ValueError, match="no split 'dev'"):
+        load_task("msvamp", "de", split="dev")
 
 
 @pytest.mark.parametrize("lang", ["et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh"])
