@@ -1,0 +1,188 @@
+"""How English a steered prompt makes the model: KL to the English version's prediction.
+
+The paper's claim is that one vector makes non-English prompts behave like English ones.
+:func:`english_kl` measures exactly that, one number per parallel pair, without generating:
+``KL(p(· | English text) ‖ p(· | steered translation))`` of the next-token distributions
+after the last token. :class:`EnglishKL` wraps it as a sweep
+:data:`~interp_steer.cells.Evaluator` (score = minus the mean KL, so higher is better), for
+selecting a layer and strength on held-out pairs where task accuracy cannot rank the cells
+(a small model that solves almost no math problem in any language).
+
+Example:
+    >>> from interp_steer import load_model
+    >>> from interp_steer.data import ParallelCorpus
+    >>> model = load_model("tiny")
+    >>> pairs = ParallelCorpus(("The cat", "A dog"), ("Die Katze", "Ein Hund"), "de", "en")
+    >>> kl = english_kl(model, pairs)
+    >>> kl.shape, bool((kl >= 0).all())
+    ((2,), True)
+"""
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp_steer.batching import left_pad, token_ids
+from interp_steer.cells import Score, Stage
+from interp_steer.data import ParallelCorpus, load_parallel
+from interp_steer.steering import POSITION_MODES, Positions, steer
+from interp_steer.vectors import SteeringVector
+
+
+def _last_logprobs(model: TransformerBridge, texts: list[str], batch_size: int) -> torch.Tensor:
+    """Next-token log-probabilities after the last token of each text, ``[n, d_vocab]``."""
+    out = []
+    for start in range(0, len(texts), batch_size):
+        rows = [token_ids(model, t, bos=True) for t in texts[start : start + batch_size]]
+        ids, mask = left_pad(model, rows)
+        with torch.no_grad():
+            try:
+                logits = model(ids, attention_mask=mask.long(), logits_to_keep=1)
+            except TypeError:  # a model without logits_to_keep
+                logits = model(ids, attention_mask=mask.long())
+        out.append(logits[:, -1].float().log_softmax(-1).cpu())
+    return torch.cat(out)
+
+
+def english_kl(
+    model: TransformerBridge,
+    pairs: ParallelCorpus,
+    *,
+    vector: SteeringVector | None = None,
+    alpha: float = 1.0,
+    positions: Positions = "all",
+    template: str = "{text}",
+    batch_size: int = 16,
+) -> np.ndarray:
+    """Per pair, ``KL(p(· | English) ‖ p(· | target, steered))`` at the next token (nats).
+
+    The English side always runs unsteered; the target side runs under ``vector`` (or
+    unsteered when it is None: the baseline gap).
+
+    Args:
+        model: The bridge (its tokenizer pads on the left).
+        pairs: Parallel pairs; ``english[i]`` is the reference for ``target[i]``.
+        vector: Steering vector for the target side, or None.
+        alpha: Its strength.
+        positions: Where the vector is added (see :func:`~interp_steer.steering.steer`).
+        template: Format string around each text, with ``{text}`` (e.g. a task prompt).
+        batch_size: Texts per forward pass.
+
+    Returns:
+        ``float64`` array of one KL per pair.
+
+    Raises:
+        ValueError: On an empty corpus, a template without ``{text}``, a batch size below
+            1 or an unknown position mode.
+    """
+    if len(pairs) == 0:
+        raise ValueError("english_kl needs at least one pair")
+    if "{text}" not in template:
+        raise ValueError(f"template must contain '{{text}}', got {template!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if positions not in POSITION_MODES:
+        raise ValueError(f"positions must be one of {POSITION_MODES}, got {positions!r}")
+    english = [template.format(text=t) for t in pairs.english]
+    target = [template.format(text=t) for t in pairs.target]
+    ref = _last_logprobs(model, english, batch_size)
+    ctx = (
+        steer(model, vector, alpha=alpha, positions=positions)
+        if vector is not None
+        else nullcontext()
+    )
+    with ctx:
+        got = _last_logprobs(model, target, batch_size)
+    kl = (ref.exp() * (ref - got)).sum(-1).clamp_min(0.0)
+    return kl.double().numpy()
+
+
+@dataclass(frozen=True)
+class EnglishKL:
+    """Sweep evaluator: minus the mean :func:`english_kl` over held-out pairs (higher = better).
+
+    The select stage reads ``n`` pairs of ``split`` from pair ``start`` on (leave the pairs
+    before ``start`` for fitting); the test stage reads the first ``n`` pairs of
+    ``test_split``.
+
+    Attributes:
+        dataset: Parallel dataset (see :func:`~interp_steer.data.load_parallel`).
+        split: Its split for selection.
+        start: First pair of the select stage.
+        n: Pairs per evaluation.
+        test_split: Split of the test stage (None: no test stage).
+        template: Format string around each text, with ``{text}``.
+        positions: Where vectors are added.
+        batch_size: Texts per forward pass.
+
+    >>> EnglishKL("msvamp", "train", start=400, n=100).selection
+    'msvamp train pairs 400..499 (held out from fitting)'
+    """
+
+    dataset: str
+    split: str | None = None
+    start: int = 0
+    n: int = 64
+    test_split: str | None = None
+    template: str = "{text}"
+    positions: Positions = "all"
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.n < 1:
+            raise ValueError(f"need start >= 0 and n >= 1, got start={self.start}, n={self.n}")
+        if "{text}" not in self.template:
+            raise ValueError(f"template must contain '{{text}}', got {self.template!r}")
+
+    @property
+    def name(self) -> str:
+        """The metric's name."""
+        return "-KL to English (nats)"
+
+    @property
+    def selection(self) -> str:
+        """What the select stage evaluates on."""
+        last = self.start + self.n - 1
+        split = self.split or "default"
+        return f"{self.dataset} {split} pairs {self.start}..{last} (held out from fitting)"
+
+    def pairs(self, lang: str, stage: Stage) -> ParallelCorpus:
+        """The pairs of one stage."""
+        if stage == "test":
+            if self.test_split is None:
+                raise ValueError("this EnglishKL has no test stage; set test_split")
+            return load_parallel(self.dataset, lang, split=self.test_split, n=self.n)
+        corpus = load_parallel(self.dataset, lang, split=self.split)
+        stop = min(self.start + self.n, len(corpus))
+        if stop <= self.start:
+            raise ValueError(f"{corpus.name} has {len(corpus)} pairs; none from {self.start} on")
+        return corpus._subset(list(range(self.start, stop)), held_out_from=self.start)
+
+    def __call__(
+        self,
+        model: TransformerBridge,
+        lang: str,
+        vector: SteeringVector | None,
+        alpha: float,
+        stage: Stage,
+    ) -> Score:
+        """Evaluate one cell: minus the mean KL, with a normal 95% interval."""
+        kl = english_kl(
+            model,
+            self.pairs(lang, stage),
+            vector=vector,
+            alpha=alpha,
+            positions=self.positions,
+            template=self.template,
+            batch_size=self.batch_size,
+        )
+        mean = float(kl.mean())
+        half = 1.96 * float(kl.std(ddof=1)) / math.sqrt(len(kl)) if len(kl) > 1 else math.inf
+        return Score(-mean, -mean - half, -mean + half, len(kl))
+
+
+__all__ = ["EnglishKL", "english_kl"]

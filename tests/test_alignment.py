@@ -1,0 +1,63 @@
+"""english_kl and the EnglishKL sweep evaluator."""
+
+import numpy as np
+import pytest
+import torch
+
+from interp_steer.alignment import EnglishKL, english_kl
+from interp_steer.data import ParallelCorpus, load_parallel
+from interp_steer.sweep import layer_sweep
+from interp_steer.vectors import SteeringVector
+
+PAIRS = ParallelCorpus(
+    ("The cat sleeps.", "A dog runs fast.", "Rain"),
+    ("Die Katze schläft.", "Ein Hund rennt schnell.", "Regen"),
+    "de",
+    "en",
+)
+
+
+def test_identical_texts_have_zero_kl_and_steering_moves_them(tiny):
+    same = ParallelCorpus(PAIRS.english, PAIRS.english, "de", "en")
+    assert np.abs(english_kl(tiny, same)).max() < 1e-5
+    v = SteeringVector(torch.ones(64), layer=1)
+    assert english_kl(tiny, same, vector=v, alpha=8.0).min() > 1e-3
+
+
+def test_alpha_zero_is_the_unsteered_gap_and_batching_does_not_matter(tiny):
+    base = english_kl(tiny, PAIRS)
+    v = SteeringVector(torch.randn(64, generator=torch.Generator().manual_seed(0)), layer=2)
+    assert np.array_equal(english_kl(tiny, PAIRS, vector=v, alpha=0.0), base)
+    assert (base > 0).all()
+    one = english_kl(tiny, PAIRS, vector=v, alpha=3.0, batch_size=1)
+    np.testing.assert_allclose(english_kl(tiny, PAIRS, vector=v, alpha=3.0), one, atol=1e-5)
+
+
+def test_template_wraps_both_sides(tiny):
+    wrapped = english_kl(tiny, PAIRS, template="Q: {text}\nA:")
+    assert not np.allclose(wrapped, english_kl(tiny, PAIRS))
+    with pytest.raises(ValueError, match="template must contain"):
+        english_kl(tiny, PAIRS, template="no slot")
+
+
+def test_evaluator_selects_on_pairs_after_start_and_drives_a_sweep(tiny):
+    ev = EnglishKL("msvamp", "train", start=490, n=4)
+    held = ev.pairs("de", "select")
+    train = load_parallel("msvamp", "de", split="train")
+    assert held.target == train.target[490:494]
+    score = ev(tiny, "de", None, 0.0, "select")
+    assert score.n == 4 and score.value < 0 and score.low <= score.value <= score.high
+    with pytest.raises(ValueError, match="no test stage"):
+        ev(tiny, "de", None, 0.0, "test")
+    res = layer_sweep(tiny, ["de"], task=ev, layers=[1, 3], ratios=(0.25,), n_fit=4,
+                      fit_dataset="msvamp", fit_split="train", test=False)  # fmt: skip
+    assert res.metric == "-KL to English (nats)"
+    assert "msvamp train pairs 490..493" in res.selection
+    assert np.isfinite(res.score).all()
+
+
+def test_bad_evaluator_settings_are_refused():
+    with pytest.raises(ValueError, match="start >= 0"):
+        EnglishKL("msvamp", start=-1)
+    with pytest.raises(ValueError, match="none from 2000"):
+        EnglishKL("msvamp", "train", start=2000).pairs("de", "select")
