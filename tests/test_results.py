@@ -1,0 +1,72 @@
+"""The results page's computed sentences: transfer summary, floor wording, gains pairing."""
+
+import numpy as np
+import pandas as pd
+
+from interp_steer.results import gains_table, main_table
+from interp_steer.results_generation import _findings, _transfer_lines
+from interp_steer.sweep import SweepResult
+from interp_steer.transfer import TransferResult
+
+LANGS = ("de", "es", "fr", "ja", "zh")
+
+
+def _transfer(gain: np.ndarray) -> TransferResult:
+    base = np.tile([[-1.0, -1.1, -0.9]], (len(LANGS), 1))
+    score = gain + base[None, :, 0]
+    return TransferResult("m", "-KL", "mean_diff", LANGS, LANGS, 6, 0.1, True,
+                          np.ones(len(LANGS)), score, score - 0.1, score + 0.1, base,
+                          np.full(len(LANGS), np.nan), "eval")  # fmt: skip
+
+
+def test_transfer_lines_report_diagonal_off_diagonal_and_named_pairs():
+    gain = np.full((5, 5), -0.2)
+    np.fill_diagonal(gain, 0.5)
+    gain[LANGS.index("es"), LANGS.index("fr")] = 0.3
+    gain[LANGS.index("ja"), LANGS.index("zh")] = 0.4
+    first, named = _transfer_lines(_transfer(gain))
+    off = (0.3 + 0.4 - 0.2 * 18) / 20
+    assert first.startswith("own language +0.500 nats removed on average")
+    assert f"another language {off:+.3f} (2 of 20 off-diagonal cells" in first
+    assert "es→fr +0.300" in named and "ja→zh +0.400" in named and "fr→es -0.200" in named
+
+
+def _runs(task_acc: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for lang in ("de", "fr"):
+        for row, acc in task_acc.items():
+            rows.append({"task": "msvamp", "lang": lang, "row": row, "accuracy": acc, "n": 16,
+                         "alpha": None, "layer": "–", "gain": acc - task_acc["basic"],
+                         "p_value": 1.0 if row != "basic" else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _sweep() -> SweepResult:
+    score = np.array([[[-0.5, -0.9]], [[-0.2, -0.8]]])
+    return SweepResult("m", "-KL", "mean_diff", ("de", "fr"), (6,), (0.05, 0.1), True,
+                       np.ones_like(score), score, score - 0.1, score + 0.1,
+                       np.array([[-0.6, -0.7, -0.5], [-0.1, -0.2, 0.0]]),
+                       np.full((2, 3), np.nan), np.full((2, 3), np.nan), "held out")  # fmt: skip
+
+
+def test_findings_call_a_task_at_the_floor_only_when_english_is_low():
+    gain = np.zeros((5, 5))
+    low = _findings(_runs({"basic": 2.0, "translate_test": 6.0, "mean_diff": 2.0}), _sweep(),
+                    _transfer(gain), ("mean_diff",))  # fmt: skip
+    assert "Even in English (`translate_test`) the model solves 6.0%" in low
+    high = _findings(_runs({"basic": 20.0, "translate_test": 45.0, "mean_diff": 25.0}),
+                     _sweep(), _transfer(gain), ("mean_diff",))  # fmt: skip
+    assert "floor" not in high and "English headroom is +25.0 points" in high
+    # KL: 0.35 unsteered on average; the selected cells -0.5 (de) and -0.2 (fr)
+    assert "goes from 0.350 nats unsteered to 0.350 at the selected cells" in high
+    assert "1 of 2 languages closer" in high
+
+
+def test_main_and_gains_tables_follow_the_row_order():
+    runs = _runs({"basic": 2.0, "translate_test": 6.0, "mean_diff": 4.0})
+    table = main_table(runs, ("basic", "translate_test", "mean_diff"))
+    assert list(table["method"]) == ["basic", "translate_test", "mean_diff"]
+    assert list(table.columns) == ["method", "de", "fr", "mean"]
+    gains = gains_table(runs, ("basic", "mean_diff", "translate_test"))
+    assert list(gains["method"]) == ["mean_diff", "mean_diff", "translate_test", "translate_test"]
+    assert list(gains["gain"]) == [2.0, 2.0, 4.0, 4.0]
