@@ -21,6 +21,8 @@ _EXPORTS: dict[str, str] = {
     "compare": "interp_steer.compare",
     "cross_lingual_similarity": "interp_steer.similarity",
     "english_damage": "interp_steer.evaluation",
+    "english_kl": "interp_steer.alignment",
+    "EnglishKL": "interp_steer.alignment",
     "EvalResult": "interp_steer.compare",
     "evaluate": "interp_steer.evaluation",
     "fit_vector": "interp_steer.fitting",
@@ -61,6 +63,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Activations",
+    "EnglishKL",
     "EvalResult",
     "LogitLensResult",
     "METHODS",
@@ -79,6 +82,7 @@ __all__ = [
     "compare",
     "cross_lingual_similarity",
     "english_damage",
+    "english_kl",
     "evaluate",
     "fit_vector",
     "fit_vectors",

@@ -225,33 +225,48 @@ def selected(root: Path, lang: str) -> dict[str, Any]:
     return SweepResult.load(root / "sweep.json").best(lang)
 
 
-def _vector(model: Any, cfg: StudyConfig, root: Path, lang: str, method: str) -> Any:
-    """The study vector of ``method`` for ``lang`` at the selected layer (fitted once, saved)."""
-    from interp_steer.data import load_parallel
+def fit_saved(
+    model: Any, cfg: StudyConfig, path: Path, corpus: Any, *, layer: int, method: str
+) -> Any:
+    """The vector saved at ``path``, or ``method`` fitted on ``corpus`` at ``layer`` and saved.
+
+    ``mse`` is the paper's AdamW training; ``bipo`` uses ``cfg.bipo_warmup_steps``.
+    """
     from interp_steer.fitting import fit_vector
     from interp_steer.vectors import SteeringVector
 
-    path = root / "vectors" / f"{lang}-{method}"
     if path.with_suffix(".safetensors").is_file():
         return SteeringVector.load(path)
     by_method: dict[str, dict[str, Any]] = {
         "mse": {"solver": "adamw"},
         "bipo": {"warmup_steps": cfg.bipo_warmup_steps},
     }
-    hyper = by_method.get(method, {})
-    n_fit = cfg.bipo_n_fit if method == "bipo" else cfg.n_fit
-    corpus = load_parallel("flores", lang, n=n_fit)
     vector = fit_vector(
         model,
         corpus,
-        layer=selected(root, lang)["layer"],
+        layer=layer,
         method=method,
-        cache_dir=root / "activations",
+        cache_dir=path.parent.parent / "activations",
         progress=True,
-        **hyper,
+        **by_method.get(method, {}),
     )
     vector.save(path)
     return vector
+
+
+def _vector(model: Any, cfg: StudyConfig, root: Path, lang: str, method: str) -> Any:
+    """The study vector of ``method`` for ``lang`` at the selected layer (fitted once, saved)."""
+    from interp_steer.data import load_parallel
+
+    n_fit = cfg.bipo_n_fit if method == "bipo" else cfg.n_fit
+    return fit_saved(
+        model,
+        cfg,
+        root / "vectors" / f"{lang}-{method}",
+        load_parallel("flores", lang, n=n_fit),
+        layer=selected(root, lang)["layer"],
+        method=method,
+    )
 
 
 def strength(vector: Any, method: str, ratio: float) -> float:

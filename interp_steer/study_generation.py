@@ -69,24 +69,16 @@ def gen_selected(root: Path, lang: str) -> dict[str, Any]:
 def _vector(model: Any, cfg: Any, root: Path, lang: str, method: str) -> Any:
     """``method``'s vector for ``lang`` on MSVAMP train pairs at the selected layer (saved)."""
     from interp_steer.data import load_parallel
-    from interp_steer.fitting import fit_vector
-    from interp_steer.vectors import SteeringVector
+    from interp_steer.study import fit_saved
 
-    path = root / "gen_vectors" / f"{lang}-{method}"
-    if path.with_suffix(".safetensors").is_file():
-        return SteeringVector.load(path)
-    hyper: dict[str, Any] = {"solver": "adamw"} if method == "mse" else {}
-    vector = fit_vector(
+    return fit_saved(
         model,
+        cfg,
+        root / "gen_vectors" / f"{lang}-{method}",
         load_parallel("msvamp", lang, split="train", n=cfg.n_gen_fit),
         layer=gen_selected(root, lang)["layer"],
         method=method,
-        cache_dir=root / "activations",
-        progress=True,
-        **hyper,
     )
-    vector.save(path)
-    return vector
 
 
 def gen_table(model: Any, cfg: Any, root: Path) -> None:
