@@ -5,6 +5,7 @@ returns the page section (Markdown) and its figures; :func:`interp_steer.results
 puts them on the page. Every number is computed from the run folder.
 """
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import plotly.graph_objects as go
 
 from interp_steer.results import gains_table, main_table, markdown_table, runs_frame
 
-__all__ = ["generation_section"]
+__all__ = ["generation_section", "kl_table"]
 
 TASK_LABELS = {"msvamp": "MSVAMP", "mgsm": "MGSM", "forcing": "forcing (English %)"}
 FLOOR = 15.0
@@ -31,6 +32,18 @@ def _summary(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
     wide = wide.reindex([r for r in order if r in wide.index])
     cols = [t for t in TASK_LABELS if t in wide.columns]
     return wide[cols].rename(columns=TASK_LABELS).reset_index().rename(columns={"row": "method"})
+
+
+def kl_table(root: Path) -> pd.DataFrame | None:
+    """KL to English (nats, lower = closer) per language and row from ``gen_kl.json``."""
+    path = root / "gen_kl.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rows = {lang: {r: -cell["value"] for r, cell in cells.items()} for lang, cells in data.items()}
+    table = pd.DataFrame(rows).T
+    table.loc["mean"] = table.mean()
+    return table.reset_index().rename(columns={"index": "lang"})
 
 
 def _transfer_lines(transfer: Any) -> list[str]:
@@ -55,7 +68,13 @@ def _transfer_lines(transfer: Any) -> list[str]:
     return lines
 
 
-def _findings(runs: pd.DataFrame, sweep: Any, transfer: Any, methods: tuple[str, ...]) -> str:
+def _findings(
+    runs: pd.DataFrame,
+    sweep: Any,
+    transfer: Any,
+    methods: tuple[str, ...],
+    kl: pd.DataFrame | None = None,
+) -> str:
     """Plain-language findings of the generation part, every number computed."""
     mean = runs.groupby(["task", "row"])["accuracy"].mean()
     lines = []
@@ -99,6 +118,15 @@ def _findings(runs: pd.DataFrame, sweep: Any, transfer: Any, methods: tuple[str,
         f"to {-sel['score'].mean():.3f} at the selected cells (held-out train pairs, mean "
         f"over languages; {int((sel['gain'] > 0).sum())} of {len(sel)} languages closer)."
     )
+    if kl is not None:
+        mean = kl.set_index("lang").loc["mean"]
+        rows = [c for c in kl.columns if c not in ("lang", "basic")]
+        lines.append(
+            f"- **Methods on held-out pairs.** Mean KL to English on MSVAMP `eval` pairs: "
+            f"{mean['basic']:.3f} nats unsteered, "
+            + ", ".join(f"`{r}` {mean[r]:.3f}" for r in rows)
+            + f"; lowest: `{mean[rows].idxmin()}`."
+        )
     lines.append("- **Transfer.** " + "; ".join(_transfer_lines(transfer)) + ".")
     return "\n".join(lines)
 
@@ -131,6 +159,16 @@ def generation_section(
             f"{markdown_table(gains_table(sub, rows), digits=3)}"
         )
     selection = pd.DataFrame([{"lang": x, **sweep.best(x)} for x in sweep.langs])
+    kl = kl_table(root)
+    kl_text = (
+        ""
+        if kl is None
+        else "### Every method by EnglishKL (MSVAMP `eval` pairs)\n\n"
+        f"KL to English in nats (lower = closer) on the first {cfg['n_gen_select']} `eval` "
+        "pairs, each method fitted on the same `train` pairs and applied at the selected "
+        "layer and strength (`mse` as trained, α = 1):\n\n"
+        f"{markdown_table(kl, digits=3)}\n"
+    )
     fit_lo, sel_lo = 500, 500 + cfg["n_gen_fit"]
     text = f"""## Generation tasks: MSVAMP-fitted vectors, {len(sweep.langs)} languages
 
@@ -150,7 +188,7 @@ and language forcing on {cfg["n_forcing"]} FLORES sentences per language (the sh
 every position; XLT and k-shot are left out here (their prompts are several times longer,
 and decoding is the slow part on a CPU).
 
-{_findings(runs, sweep, transfer, methods)}
+{_findings(runs, sweep, transfer, methods, kl)}
 
 Mean over languages (accuracy %; forcing: English %):
 
@@ -158,6 +196,7 @@ Mean over languages (accuracy %; forcing: English %):
 
 {(chr(10) * 2).join(per_task)}
 
+{kl_text}
 ### Layer and strength selection (EnglishKL on held-out MSVAMP train pairs)
 
 {markdown_table(selection, digits=3)}

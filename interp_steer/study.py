@@ -83,7 +83,9 @@ class StudyConfig:
         n_gen_test: MSVAMP ``eval`` / MGSM items per generation cell.
         n_forcing: FLORES sentences per language-forcing cell.
         gen_tokens: Greedy-decoding budget of the math tasks.
-        gen_methods: Fitting methods of the generation part.
+        gen_methods: Fitting methods of the generation part's generation tasks.
+        gen_kl_methods: Fitting methods compared by EnglishKL on MSVAMP ``eval`` pairs
+            (forward passes only: cheap enough for every method).
     """
 
     model: str = "gemma-3-270m"
@@ -133,6 +135,7 @@ class StudyConfig:
     n_forcing: int = 16
     gen_tokens: int = 96
     gen_methods: tuple[str, ...] = ("mean_diff",)
+    gen_kl_methods: tuple[str, ...] = ("mean_diff", "pca", "mse")
 
 
 STUDY = StudyConfig()
@@ -170,7 +173,7 @@ def run_study(
 ) -> Path:
     """Run the study into ``out`` (resumable) and return the path of its ``study.json``."""
     from interp_steer.models import load_model, model_name
-    from interp_steer.study_generation import gen_sweep, gen_table, gen_transfer
+    from interp_steer.study_generation import gen_kl, gen_sweep, gen_table, gen_transfer
 
     root = Path(out)
     model = load_model(config.model) if model is None else model
@@ -186,6 +189,7 @@ def run_study(
         ("gen_sweep", gen_sweep),
         ("gen_table", gen_table),
         ("gen_transfer", gen_transfer),
+        ("gen_kl", gen_kl),
     ):
         start = time.perf_counter()
         print(f"[{(start - t0) / 60:5.1f} min] {stage}", flush=True)

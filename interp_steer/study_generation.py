@@ -11,12 +11,21 @@ cannot rank the cells. The transfer matrix of the nine vectors uses the same met
 run folder (``gen_sweep*``, ``gen_vectors/``, ``gen_eval/``, ``gen_transfer*``).
 """
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["MATH_TEMPLATE", "gen_selected", "gen_sweep", "gen_table", "gen_transfer"]
+__all__ = [
+    "MATH_TEMPLATE",
+    "gen_kl",
+    "gen_selected",
+    "gen_sweep",
+    "gen_table",
+    "gen_transfer",
+]
 
 MATH_TEMPLATE = "Question: {text}\nAnswer: The answer is"
 """The KL metric's prompt: the next token is the model's answer (a number), so the KL
@@ -139,3 +148,32 @@ def gen_transfer(model: Any, cfg: Any, root: Path) -> None:
         n_fit=cfg.n_gen_fit,
         run_dir=root / "gen_transfer",
     ).save(root / "gen_transfer.json")
+
+
+def gen_kl(model: Any, cfg: Any, root: Path) -> None:
+    """Each method's vector at the selected cell: EnglishKL on MSVAMP ``eval`` pairs.
+
+    Forward passes only, so every method of ``cfg.gen_kl_methods`` is compared on all
+    languages; results go to ``gen_kl.json`` (``{lang: {row: Score fields}}``), resumably.
+    """
+    from interp_steer.storage import atomic_write_json
+    from interp_steer.study import strength
+
+    path = root / "gen_kl.json"
+    table: dict[str, dict[str, Any]] = (
+        json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    )
+    ev = kl_evaluator(cfg, test=True)
+    for lang in cfg.gen_langs:
+        row = table.setdefault(lang, {})
+        if "basic" not in row:
+            row["basic"] = {**asdict(ev(model, lang, None, 0.0, "test")), "alpha": 0.0}
+            atomic_write_json(path, table)
+        ratio = gen_selected(root, lang)["strength"]
+        for method in cfg.gen_kl_methods:
+            if method in row:
+                continue
+            v = _vector(model, cfg, root, lang, method)
+            alpha = strength(v, method, ratio)
+            row[method] = {**asdict(ev(model, lang, v, alpha, "test")), "alpha": alpha}
+            atomic_write_json(path, table)

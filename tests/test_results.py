@@ -1,10 +1,12 @@
 """The results page's computed sentences: transfer summary, floor wording, gains pairing."""
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from interp_steer.results import gains_table, main_table
-from interp_steer.results_generation import _findings, _transfer_lines
+from interp_steer.results_generation import _findings, _transfer_lines, kl_table
 from interp_steer.sweep import SweepResult
 from interp_steer.transfer import TransferResult
 
@@ -70,3 +72,15 @@ def test_main_and_gains_tables_follow_the_row_order():
     gains = gains_table(runs, ("basic", "mean_diff", "translate_test"))
     assert list(gains["method"]) == ["mean_diff", "mean_diff", "translate_test", "translate_test"]
     assert list(gains["gain"]) == [2.0, 2.0, 4.0, 4.0]
+
+
+def test_kl_table_reads_gen_kl_as_positive_nats_with_a_mean_row(tmp_path):
+    assert kl_table(tmp_path) is None
+    cell = lambda v: {"value": -v, "low": -v - 0.1, "high": -v + 0.1, "n": 4, "alpha": 1.0}  # noqa: E731
+    data = {"de": {"basic": cell(0.2), "mean_diff": cell(0.1)},
+            "fr": {"basic": cell(0.4), "mean_diff": cell(0.5)}}  # fmt: skip
+    (tmp_path / "gen_kl.json").write_text(json.dumps(data), encoding="utf-8")
+    table = kl_table(tmp_path)
+    assert list(table["lang"]) == ["de", "fr", "mean"]
+    np.testing.assert_allclose(table["basic"], [0.2, 0.4, 0.3])
+    np.testing.assert_allclose(table["mean_diff"], [0.1, 0.5, 0.3])
