@@ -43,7 +43,7 @@ def control_section(
     folder = root / "control"
     if not (folder / "similarity.json").is_file() or not (folder / "eval").is_dir():
         return "", {}
-    control = f"{control} (control)"  # a distinct label, even for the same model
+    name, control = control, f"{control} (control)"  # a distinct label, even for one model
     sim = SimilarityResult.load(folder / "similarity.json")
     mine = similarity_levels(sim)
     col = "centred cosine (middle layers)"
@@ -66,9 +66,9 @@ def control_section(
         for name in (model, control)
     }
     order = list(both.set_index("level")[control].sort_values(ascending=False).index)
-    text = f"""## Control: {control.removesuffix(" (control)")}
+    text = f"""## Control: {name}
 
-The same similarity analysis and XCOPA baselines on {control}, the English-centric control
+The same similarity analysis and XCOPA baselines on {name}, the English-centric control
 (its pre-training data are mostly English). XCOPA native prompts:
 {head[model][1]:.1f}% for {model}, {head[control][1]:.1f}% for {control} (chance 50%);
 translate-test headroom {head[model][0]:+.1f} and {head[control][0]:+.1f} points.

@@ -117,6 +117,12 @@ def _findings(
         f"next-token prediction goes from {-sweep.baseline[:, 0].mean():.3f} nats unsteered "
         f"to {-sel['score'].mean():.3f} at the selected cells (held-out train pairs, mean "
         f"over languages; {int((sel['gain'] > 0).sum())} of {len(sel)} languages closer)."
+        + (
+            f" {weakest} of {len(sel)} languages chose the grid's weakest strength "
+            f"({min(sweep.strengths):g}), so weaker ones may be closer still."
+            if (weakest := int((sel["strength"] == min(sweep.strengths)).sum())) > len(sel) / 2
+            else ""
+        )
     )
     if kl is not None:
         mean = kl.set_index("lang").loc["mean"]

@@ -24,6 +24,7 @@ MSVAMP languages on MSVAMP, MGSM and language forcing) is in
 """
 
 import argparse
+import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -195,14 +196,21 @@ def run_study(
         print(f"[{(start - t0) / 60:5.1f} min] {stage}", flush=True)
         fn(model, config, root)
         timings[stage] = time.perf_counter() - start
+    summary_path = root / "study.json"
+    old = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    compute = dict(old.get("compute_s", {}))
+    for stage, seconds in timings.items():
+        compute[stage] = compute.get(stage, 0.0) + seconds
     summary = {
+        **old,  # keeps notes a person added (e.g. how compute_s was seeded)
         "config": asdict(config),
         "model": model_name(model),
         "timings_s": timings,
+        "compute_s": compute,
         "total_s": time.perf_counter() - t0,
         "cpu_count": os.cpu_count(),
     }
-    return atomic_write_json(root / "study.json", summary)
+    return atomic_write_json(summary_path, summary)
 
 
 def _sweep(model: Any, cfg: StudyConfig, root: Path) -> None:
