@@ -7,8 +7,9 @@ vector was fitted on. The selection metric is :class:`~interp_steer.alignment.En
 (how close the steered prompt's next-token prediction comes to the English prompt's), not
 accuracy: a 270M base model solves almost no math problem in any language, so accuracy
 cannot rank the cells. The transfer matrix of the nine vectors uses the same metric on
-``eval`` pairs. Called by :func:`interp_steer.study.run_study`; files land in the study's
-run folder (``gen_sweep*``, ``gen_vectors/``, ``gen_eval/``, ``gen_transfer*``).
+``eval`` pairs, and so does the comparison of every fitting method (``gen_kl``). Called by
+:func:`interp_steer.study.run_study`; files land in the study's run folder
+(``gen_sweep*``, ``gen_vectors/``, ``gen_eval/``, ``gen_transfer*``, ``gen_kl.json``).
 """
 
 import json
