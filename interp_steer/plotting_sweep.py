@@ -152,8 +152,8 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
     """Annotated heatmap of gains: vector fitted on row language, applied to column language.
 
     Rows and columns are grouped by family (thin lines between families); a second panel
-    gives each vector's English damage. Colours are diverging and centred on 0, on one
-    scale for both panels.
+    gives each vector's English damage (left out when none was measured). Colours are
+    diverging and centred on 0, on one scale for both panels.
 
     >>> from interp_steer.transfer import TransferResult
     >>> score = np.array([[0.7, 0.5], [0.5, 0.6]])
@@ -172,9 +172,11 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
     limit = float(np.nanmax(np.abs(both))) if np.isfinite(both).any() else 1.0
     limit = limit or 1.0
     ylab = [language_label(c) for c in rows]
-    fig = make_subplots(rows=1, cols=2, column_widths=[len(cols), 1.4], shared_yaxes=True,
-                        horizontal_spacing=0.03,
-                        subplot_titles=("gain over unsteered", "English"))  # fmt: skip
+    has_damage = bool(np.isfinite(damage).any())  # no English panel when none was run
+    titles = ("gain over unsteered", "English") if has_damage else ("gain over unsteered",)
+    fig = make_subplots(rows=1, cols=len(titles), shared_yaxes=True, horizontal_spacing=0.03,
+                        column_widths=[len(cols), 1.4] if has_damage else None,
+                        subplot_titles=titles)  # fmt: skip
 
     def fmt(z: np.ndarray) -> np.ndarray:
         return np.vectorize(lambda v: "n/a" if np.isnan(v) else f"{v:+.2f}")(z)
@@ -187,10 +189,11 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
         colorbar={"title": {"text": "Δ " + result.metric}},
         hovertemplate="vector %{y} → prompts %{x}: %{z:+.3f}<extra></extra>", **common,
     ), row=1, col=1)  # fmt: skip
-    fig.add_trace(go.Heatmap(
-        z=damage, x=["English"], y=ylab, text=fmt(damage), showscale=False,
-        hovertemplate="vector %{y} on English: %{z:+.3f}<extra></extra>", **common,
-    ), row=1, col=2)  # fmt: skip
+    if has_damage:
+        fig.add_trace(go.Heatmap(
+            z=damage, x=["English"], y=ylab, text=fmt(damage), showscale=False,
+            hovertemplate="vector %{y} on English: %{z:+.3f}<extra></extra>", **common,
+        ), row=1, col=2)  # fmt: skip
     for _family, first, _last in _boundaries(cols):
         fig.add_shape(type="line", x0=first - 0.5, x1=first - 0.5, y0=-0.5, y1=len(rows) - 0.5,
                       line={"color": "black", "width": 1.5}, row=1, col=1)  # fmt: skip
@@ -198,10 +201,11 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
         fig.add_shape(type="line", y0=first - 0.5, y1=first - 0.5, x0=-0.5, x1=len(cols) - 0.5,
                       line={"color": "black", "width": 1.5}, row=1, col=1)  # fmt: skip
     fig.update_xaxes(title_text="prompts in (target language)", tickangle=-45, row=1, col=1)
-    fig.update_xaxes(title_text="", row=1, col=2)
+    if has_damage:
+        fig.update_xaxes(title_text="", row=1, col=2)
+        fig.update_yaxes(autorange="reversed", row=1, col=2)
     fig.update_yaxes(title_text="vector fitted on (source language)", autorange="reversed",
                      row=1, col=1)  # fmt: skip
-    fig.update_yaxes(autorange="reversed", row=1, col=2)
     strength = _strength_label(result, result.strength)
     side = max(440, 40 * len(rows) + 240)
     return style_figure(

@@ -1,5 +1,7 @@
 """Figures: traces, shapes, axis titles and labels (not pixels); save_figure's files."""
 
+import dataclasses
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -166,6 +168,12 @@ def test_transfer_figure(transfer):
     assert gain.zmid == 0 and gain.zmin == -gain.zmax
     assert fig.layout.yaxis.title.text.startswith("vector fitted on")
     assert fig.layout.xaxis.title.text.startswith("prompts in")
+    # no English damage measured: one panel, no empty "English" column
+    alone = plot_transfer(dataclasses.replace(transfer, english_damage=np.full(3, np.nan)))
+    assert len(alone.data) == 1 and [a.text for a in alone.layout.annotations] == [
+        "gain over unsteered"
+    ]
+    assert np.array_equal(np.asarray(alone.data[0].z), z)
 
 
 def test_save_figure_html_offline(sim, tmp_path):
