@@ -174,6 +174,7 @@ def run_study(
 ) -> Path:
     """Run the study into ``out`` (resumable) and return the path of its ``study.json``."""
     from interp_steer.models import load_model, model_name
+    from interp_steer.study_control import control_stage
     from interp_steer.study_generation import gen_kl, gen_sweep, gen_table, gen_transfer
 
     root = Path(out)
@@ -186,7 +187,7 @@ def run_study(
         ("similarity", _similarity),
         ("transfer", _transfer),
         ("lens", _lens),
-        ("control", _control),
+        ("control", control_stage),
         ("gen_sweep", gen_sweep),
         ("gen_table", gen_table),
         ("gen_transfer", gen_transfer),
@@ -361,32 +362,6 @@ def _lens(model: Any, cfg: StudyConfig, root: Path) -> None:
     alpha = strength(v, "mean_diff", selected(root, lang)["strength"])
     prompts = list(load_parallel("flores", lang, n=cfg.n_lens).target)
     logit_lens(model, prompts, vector=v, alpha=alpha, lang=lang).save(root / "lens.json")
-
-
-def _control(model: Any, cfg: StudyConfig, root: Path) -> None:
-    """The English-centric control model: similarity to English, XCOPA baselines."""
-    from interp_steer.compare import EvalResult
-    from interp_steer.evaluation import evaluate
-    from interp_steer.models import load_model
-    from interp_steer.similarity import cross_lingual_similarity
-
-    if cfg.control_model is None:
-        return
-    folder = root / "control"
-    control = None
-    if not (folder / "similarity.json").is_file():
-        control = load_model(cfg.control_model)
-        res = cross_lingual_similarity(
-            control, cfg.similarity_langs, n=cfg.n_similarity, cache_dir=folder / "activations"
-        )
-        res.save(folder / "similarity.json")
-    for lang in cfg.langs:
-        for baseline in ("basic", "translate_test"):
-            path = folder / "eval" / f"{lang}-{baseline}.json"
-            if path.is_file() and EvalResult.load(path).complete:
-                continue
-            control = control or load_model(cfg.control_model)
-            evaluate(control, "xcopa", lang, baseline=baseline, n=cfg.n_test, output=path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,38 @@
+"""The study's control stage: an English-centric model beside the default one.
+
+Runs the similarity analysis and the XCOPA ``basic`` / ``translate_test`` baselines on
+``cfg.control_model`` into ``control/`` of the study's run folder (resumably);
+:mod:`interp_steer.results_control` turns them into the page section. Called by
+:func:`interp_steer.study.run_study` (``model`` is the default model, unused here).
+"""
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["control_stage"]
+
+
+def control_stage(model: Any, cfg: Any, root: Path) -> None:
+    """The English-centric control model: similarity to English, XCOPA baselines."""
+    from interp_steer.compare import EvalResult
+    from interp_steer.evaluation import evaluate
+    from interp_steer.models import load_model
+    from interp_steer.similarity import cross_lingual_similarity
+
+    if cfg.control_model is None:
+        return
+    folder = root / "control"
+    control = None
+    if not (folder / "similarity.json").is_file():
+        control = load_model(cfg.control_model)
+        res = cross_lingual_similarity(
+            control, cfg.similarity_langs, n=cfg.n_similarity, cache_dir=folder / "activations"
+        )
+        res.save(folder / "similarity.json")
+    for lang in cfg.langs:
+        for baseline in ("basic", "translate_test"):
+            path = folder / "eval" / f"{lang}-{baseline}.json"
+            if path.is_file() and EvalResult.load(path).complete:
+                continue
+            control = control or load_model(cfg.control_model)
+            evaluate(control, "xcopa", lang, baseline=baseline, n=cfg.n_test, output=path)
