@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp_steer.batching import left_pad, token_ids
+from interp_steer.batching import left_pad, tail_logits, token_ids
 from interp_steer.cells import Score, Stage
 from interp_steer.data import ParallelCorpus, load_parallel
 from interp_steer.steering import POSITION_MODES, Positions, steer
@@ -40,10 +40,7 @@ def _last_logprobs(model: TransformerBridge, texts: list[str], batch_size: int) 
         rows = [token_ids(model, t, bos=True) for t in texts[start : start + batch_size]]
         ids, mask = left_pad(model, rows)
         with torch.no_grad():
-            try:
-                logits = model(ids, attention_mask=mask.long(), logits_to_keep=1)
-            except TypeError:  # a model without logits_to_keep
-                logits = model(ids, attention_mask=mask.long())
+            logits = tail_logits(model, ids, mask, 1)
         out.append(logits[:, -1].float().log_softmax(-1).cpu())
     return torch.cat(out)
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp_steer.generation import greedy_generate
+from interp_steer.generation import greedy_generate, keeps_logits
 from interp_steer.types import Mask, Tokens
 
 
@@ -54,6 +54,23 @@ def left_pad(model: TransformerBridge, rows: Sequence[Sequence[int]]) -> tuple[T
             ids[i, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
             mask[i, width - len(row) :] = True
     return ids.to(model.cfg.device), mask.to(model.cfg.device)
+
+
+def tail_logits(model: TransformerBridge, ids: Tokens, mask: Mask, keep: int) -> torch.Tensor:
+    """Logits of the last ``keep`` positions, ``[batch, keep, d_vocab]``, in one forward.
+
+    Only those positions are unembedded where the model takes ``logits_to_keep``.
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> model = load_model("tiny")
+        >>> ids, mask = left_pad(model, [[2, 5, 6], [2, 7]])
+        >>> full = model(ids, attention_mask=mask.long())[:, -1:]
+        >>> torch.allclose(tail_logits(model, ids, mask, 1), full, atol=1e-5)  # float rounding
+        True
+    """
+    extra = {"logits_to_keep": keep} if keeps_logits(model) else {}
+    return model(ids, attention_mask=mask.long(), **extra)[:, -keep:]
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -120,11 +137,7 @@ def score_continuations(
     ids, mask = left_pad(model, rows)
     keep = max(spans) + 1
     with torch.no_grad():
-        try:
-            logits = model(ids, attention_mask=mask.long(), logits_to_keep=keep)
-        except TypeError:  # a model without logits_to_keep: compute them all
-            logits = model(ids, attention_mask=mask.long())
-    logits = logits[:, -keep:]
+        logits = tail_logits(model, ids, mask, keep)
     sums = []
     for r, c in enumerate(spans):
         logprobs = logits[r, keep - 1 - c : keep - 1].float().log_softmax(-1)
@@ -136,4 +149,11 @@ def score_continuations(
     return out
 
 
-__all__ = ["cut_at_stop", "generate_texts", "left_pad", "score_continuations", "token_ids"]
+__all__ = [
+    "cut_at_stop",
+    "generate_texts",
+    "left_pad",
+    "score_continuations",
+    "tail_logits",
+    "token_ids",
+]

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations import HOOK_TEMPLATE, check_layers, left_pad
+from interp_steer.generation import keeps_logits
 from interp_steer.types import Direction, Residual
 from interp_steer.vectors import SteeringVector
 
@@ -289,7 +290,7 @@ def sequence_logprobs(
             return resid + sign * keep.to(resid) * direction.to(resid)
 
         hooks.append((HOOK_TEMPLATE.format(layer=layer), add))
-    extra: dict[str, Any] = {"logits_to_keep": k + 1} if _keeps_logits(model) else {}
+    extra: dict[str, Any] = {"logits_to_keep": k + 1} if keeps_logits(model) else {}
     with model.hooks(fwd_hooks=hooks):
         logits = model.forward(ids, attention_mask=mask, **extra)
     logp = torch.log_softmax(logits[:, -(k + 1) : -1].float(), dim=-1)
@@ -311,16 +312,6 @@ def _batched_logprobs(
         for i in range(0, len(seqs), batch_size)
     ]
     return torch.cat(parts)
-
-
-def _keeps_logits(model: TransformerBridge) -> bool:
-    import inspect
-
-    forward = getattr(model.original_model, "forward", None)
-    try:
-        return forward is not None and "logits_to_keep" in inspect.signature(forward).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _cosine(step: int, warmup: int, total: int) -> float:

@@ -126,7 +126,13 @@ def eos_ids(model: TransformerBridge) -> list[int]:
     return [int(eos)] if isinstance(eos, int) else [int(e) for e in eos]
 
 
-def _keeps_last_logits(model: TransformerBridge) -> bool:
+def keeps_logits(model: TransformerBridge) -> bool:
+    """Whether the wrapped model's forward takes ``logits_to_keep`` (unembed only the tail).
+
+    >>> from interp_steer import load_model
+    >>> keeps_logits(load_model("tiny"))
+    True
+    """
     try:
         params = inspect.signature(model.original_model.forward).parameters
     except (TypeError, ValueError):
@@ -175,7 +181,7 @@ def greedy_generate(
         raise ValueError(f"expected ids and mask of one [batch, pos] shape, got {ids.shape}")
     batch = ids.shape[0]
     eos = torch.tensor(eos_ids(model), dtype=torch.long, device=ids.device)
-    extra = {"logits_to_keep": 1} if _keeps_last_logits(model) else {}
+    extra = {"logits_to_keep": 1} if keeps_logits(model) else {}
     attention = mask.long()
     done = torch.zeros(batch, dtype=torch.bool, device=ids.device)
     out: list[list[int]] = [[] for _ in range(batch)]
@@ -215,6 +221,7 @@ __all__ = [
     "eos_ids",
     "greedy_generate",
     "install_kv_cache_fix",
+    "keeps_logits",
     "kv_cache_fix",
     "remove_kv_cache_fix",
 ]
