@@ -19,8 +19,10 @@ Example:
 """
 
 import math
+import weakref
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +47,38 @@ def _last_logprobs(model: TransformerBridge, texts: list[str], batch_size: int) 
     return torch.cat(out)
 
 
+def _check(pairs: ParallelCorpus, template: str, batch_size: int) -> None:
+    if len(pairs) == 0:
+        raise ValueError("english_kl needs at least one pair")
+    if "{text}" not in template:
+        raise ValueError(f"template must contain '{{text}}', got {template!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def english_logprobs(
+    model: TransformerBridge,
+    pairs: ParallelCorpus,
+    *,
+    template: str = "{text}",
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """The unsteered English side of :func:`english_kl`: next-token log-probabilities.
+
+    Compute it once and pass it as ``reference=`` when one set of pairs is scored under
+    many vectors or strengths.
+
+    Returns:
+        ``[len(pairs), d_vocab]`` float32 log-probabilities (on the CPU).
+
+    Raises:
+        ValueError: On an empty corpus, a template without ``{text}`` or a batch size
+            below 1.
+    """
+    _check(pairs, template, batch_size)
+    return _last_logprobs(model, [template.format(text=t) for t in pairs.english], batch_size)
+
+
 def english_kl(
     model: TransformerBridge,
     pairs: ParallelCorpus,
@@ -54,6 +88,7 @@ def english_kl(
     positions: Positions = "all",
     template: str = "{text}",
     batch_size: int = 16,
+    reference: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Per pair, ``KL(p(· | English) ‖ p(· | target, steered))`` at the next token (nats).
 
@@ -68,25 +103,30 @@ def english_kl(
         positions: Where the vector is added (see :func:`~interp_steer.steering.steer`).
         template: Format string around each text, with ``{text}`` (e.g. a task prompt).
         batch_size: Texts per forward pass.
+        reference: :func:`english_logprobs` of these pairs and template, if already
+            computed (the English side is then not run again).
 
     Returns:
         ``float64`` array of one KL per pair.
 
     Raises:
         ValueError: On an empty corpus, a template without ``{text}``, a batch size below
-            1 or an unknown position mode.
+            1, an unknown position mode, or a ``reference`` with another number of rows.
     """
-    if len(pairs) == 0:
-        raise ValueError("english_kl needs at least one pair")
-    if "{text}" not in template:
-        raise ValueError(f"template must contain '{{text}}', got {template!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    _check(pairs, template, batch_size)
     if positions not in POSITION_MODES:
         raise ValueError(f"positions must be one of {POSITION_MODES}, got {positions!r}")
-    english = [template.format(text=t) for t in pairs.english]
+    if reference is not None and reference.shape[0] != len(pairs):
+        raise ValueError(
+            f"reference has {reference.shape[0]} rows for {len(pairs)} pairs; "
+            "compute it with english_logprobs on the same pairs"
+        )
     target = [template.format(text=t) for t in pairs.target]
-    ref = _last_logprobs(model, english, batch_size)
+    ref = (
+        english_logprobs(model, pairs, template=template, batch_size=batch_size)
+        if reference is None
+        else reference
+    )
     ctx = (
         steer(model, vector, alpha=alpha, positions=positions)
         if vector is not None
@@ -128,6 +168,9 @@ class EnglishKL:
     template: str = "{text}"
     positions: Positions = "all"
     batch_size: int = 16
+    _last: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """The most recent English reference (model, language, stage): a sweep scores every
+    (layer, strength) cell of one language on the same pairs, so it is computed once."""
 
     def __post_init__(self) -> None:
         if self.start < 0 or self.n < 1:
@@ -168,18 +211,26 @@ class EnglishKL:
         stage: Stage,
     ) -> Score:
         """Evaluate one cell: minus the mean KL, with a normal 95% interval."""
+        pairs = self.pairs(lang, stage)
+        key = (lang, stage, pairs.english)
+        held = self._last.get("model")
+        if self._last.get("key") != key or held is None or held() is not model:
+            self._last.clear()  # one reference at a time (d_vocab floats per pair)
+            ref = english_logprobs(model, pairs, template=self.template, batch_size=self.batch_size)
+            self._last.update(key=key, model=weakref.ref(model), reference=ref)
         kl = english_kl(
             model,
-            self.pairs(lang, stage),
+            pairs,
             vector=vector,
             alpha=alpha,
             positions=self.positions,
             template=self.template,
             batch_size=self.batch_size,
+            reference=self._last["reference"],
         )
         mean = float(kl.mean())
         half = 1.96 * float(kl.std(ddof=1)) / math.sqrt(len(kl)) if len(kl) > 1 else math.inf
         return Score(-mean, -mean - half, -mean + half, len(kl))
 
 
-__all__ = ["EnglishKL", "english_kl"]
+__all__ = ["EnglishKL", "english_kl", "english_logprobs"]

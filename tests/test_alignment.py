@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from interp_steer.alignment import EnglishKL, english_kl
+from interp_steer import alignment
+from interp_steer.alignment import EnglishKL, english_kl, english_logprobs
 from interp_steer.data import ParallelCorpus, load_parallel
 from interp_steer.sweep import layer_sweep
 from interp_steer.vectors import SteeringVector
@@ -61,3 +62,30 @@ def test_bad_evaluator_settings_are_refused():
         EnglishKL("msvamp", start=-1)
     with pytest.raises(ValueError, match="none from 2000"):
         EnglishKL("msvamp", "train", start=2000).pairs("de", "select")
+
+
+def test_reference_is_the_english_side_and_the_evaluator_computes_it_once(tiny, monkeypatch):
+    v = SteeringVector(torch.randn(64, generator=torch.Generator().manual_seed(1)), layer=2)
+    ref = english_logprobs(tiny, PAIRS)
+    assert np.array_equal(
+        english_kl(tiny, PAIRS, vector=v, alpha=2.0, reference=ref),
+        english_kl(tiny, PAIRS, vector=v, alpha=2.0),
+    )
+    with pytest.raises(ValueError, match="reference has 2 rows for 3 pairs"):
+        english_kl(tiny, PAIRS, reference=ref[:2])
+    calls = []
+    real = alignment.english_logprobs
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alignment, "english_logprobs", counted)
+    ev = EnglishKL("msvamp", "train", start=490, n=3)
+    cells = [ev(tiny, "de", v, a, "select") for a in (0.0, 1.0, 3.0)]
+    assert len(calls) == 1  # one English pass for all cells of a language
+    ev(tiny, "fr", v, 1.0, "select")
+    assert len(calls) == 2  # a new language: a new reference
+    fresh = [EnglishKL("msvamp", "train", start=490, n=3)(tiny, "de", v, a, "select")
+             for a in (0.0, 1.0, 3.0)]  # fmt: skip
+    assert cells == fresh
