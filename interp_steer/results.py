@@ -16,7 +16,14 @@ import pandas as pd
 
 from interp_steer.storage import atomic_write_text
 
-__all__ = ["gains_table", "main_table", "markdown_table", "runs_frame", "write_results"]
+__all__ = [
+    "gains_table",
+    "main_table",
+    "markdown_table",
+    "runs_frame",
+    "trained_ratios",
+    "write_results",
+]
 
 PAPER_TABLE2 = (
     "| (paper, 5 × 7B models, 14 languages) | MGSM | XCOPA |\n|---|---|---|\n"
@@ -72,6 +79,7 @@ def runs_frame(folder: Path, keys: tuple[str, ...] = ("lang",)) -> pd.DataFrame:
                 "accuracy": 100 * res.accuracy,
                 "n": res.n,
                 "alpha": res.settings.get("alpha") if res.steered else None,
+                "k": res.settings.get("k") if tag == "k_shot" else None,
                 "layer": str((res.vector or {}).get("layer", "–")),
                 "gain": 100 * test.diff if test else 0.0,
                 "p_value": test.p_value if test else math.nan,
@@ -159,11 +167,14 @@ def _findings(
     return "\n".join(lines)
 
 
-def _trained_ratios(root: Path, methods: tuple[str, ...]) -> dict[str, float]:
-    """Largest ``‖v‖/‖h‖`` over languages of each method applied as trained (α = 1)."""
+def trained_ratios(vectors: Path, methods: tuple[str, ...]) -> dict[str, float]:
+    """Largest ``‖v‖/‖h‖`` over languages of each method applied as trained (α = 1).
+
+    ``vectors``: a folder of saved ``<lang>-<method>`` vectors (the study's ``vectors/``).
+    """
     out: dict[str, float] = {}
     for m in ("mse", "bipo"):
-        files = sorted((root / "vectors").glob(f"*-{m}.json")) if m in methods else []
+        files = sorted(vectors.glob(f"*-{m}.json")) if m in methods else []
         ratios = [
             json.loads(f.read_text(encoding="utf-8"))["meta"]["metrics"]["norm_ratio"]
             for f in files
@@ -299,7 +310,7 @@ bounds): {_times(study)}. Settings: `{study["config"]}`.
 
 ## Findings
 
-{_findings(runs, rows, levels, _trained_ratios(root, tuple(cfg["methods"])))}
+{_findings(runs, rows, levels, trained_ratios(root / "vectors", tuple(cfg["methods"])))}
 
 ## Main comparison (XCOPA test, accuracy %)
 

@@ -68,49 +68,81 @@ def _transfer_lines(transfer: Any) -> list[str]:
     return lines
 
 
+def _task_line(runs: pd.DataFrame, task: str, rows: list[str]) -> str:
+    """One math task's finding: every row's mean, significance counts, the floor."""
+    from interp_steer.study import BASELINE_ROWS
+
+    mean = runs.groupby(["task", "row"])["accuracy"].mean()
+    sub = runs[(runs["task"] == task) & runs["row"].isin(rows)]
+    steered = sub[~sub["row"].isin(BASELINE_ROWS)]
+    prompted = sub[sub["row"].isin(BASELINE_ROWS) & (sub["row"] != "basic")]
+    line = (
+        f"- **{TASK_LABELS[task]}.** "
+        + ", ".join(f"`{r}` {mean[task, r]:.1f}%" for r in rows if (task, r) in mean)
+        + f" (mean over {sub['lang'].nunique()} languages, {int(sub['n'].max())} items "
+        f"each); {int((steered['p_value'] < 0.05).sum())} of {len(steered)} steered runs "
+        f"and {int((prompted['p_value'] < 0.05).sum())} of {len(prompted)} prompting-baseline "
+        "runs differ significantly from `basic`."
+    )
+    if (task, "translate_test") not in mean:
+        return line
+    english = mean[task, "translate_test"]
+    if english < FLOOR:
+        return line + (
+            f" Even in English (`translate_test`) the model solves {english:.1f}%: the task is "
+            "at its floor, so it cannot show a steering gain."
+        )
+    return line + f" The English headroom is {english - mean[task, 'basic']:+.1f} points."
+
+
 def _findings(
     runs: pd.DataFrame,
     sweep: Any,
     transfer: Any,
-    methods: tuple[str, ...],
+    rows: tuple[str, ...],
+    trained: dict[str, float],
     kl: pd.DataFrame | None = None,
 ) -> str:
-    """Plain-language findings of the generation part, every number computed."""
+    """Plain-language findings of the generation part, every number computed.
+
+    ``rows``: the rows present, in page order; ``trained``: the largest ‖v‖/‖h‖ of each
+    method applied as trained (α = 1).
+    """
+    from interp_steer.study import BASELINE_ROWS
+
     mean = runs.groupby(["task", "row"])["accuracy"].mean()
-    lines = []
-    for task in ("msvamp", "mgsm"):
-        if (task, "basic") not in mean:
-            continue
-        t = runs[(runs["task"] == task) & runs["row"].isin(methods)]
-        sig = t[t["p_value"] < 0.05]
-        lines.append(
-            f"- **{TASK_LABELS[task]}.** `basic` {mean[task, 'basic']:.1f}%, "
-            f"`translate_test` {mean[task, 'translate_test']:.1f}%, "
-            + ", ".join(f"`{m}` {mean[task, m]:.1f}%" for m in methods if (task, m) in mean)
-            + f" (mean over {runs[runs['task'] == task]['lang'].nunique()} languages, "
-            f"{int(t['n'].max()) if len(t) else 0} items each); {len(sig)} of {len(t)} steered "
-            "runs differ significantly from `basic`. "
-            + (
-                f"Even in English (`translate_test`) the model solves "
-                f"{mean[task, 'translate_test']:.1f}%: the task is at its floor, so it cannot "
-                "show a steering gain."
-                if mean[task, "translate_test"] < FLOOR
-                else f"The English headroom is "
-                f"{mean[task, 'translate_test'] - mean[task, 'basic']:+.1f} points."
-            )
-        )
+    lines = [_task_line(runs, t, list(rows)) for t in ("msvamp", "mgsm") if (t, "basic") in mean]
     f = runs[runs["task"] == "forcing"]
-    if len(f):
-        steered = f[f["row"].isin(methods)]
-        up = steered[(steered["p_value"] < 0.05) & (steered["gain"] > 0)]
+    steered_rows = [r for r in rows if r not in BASELINE_ROWS and ("forcing", r) in mean]
+    if len(f) and ("forcing", "basic") in mean:
+        parts = []
+        for r in steered_rows:
+            s = f[f["row"] == r]
+            up = int(((s["p_value"] < 0.05) & (s["gain"] > 0)).sum())
+            parts.append(
+                f"`{r}` {mean['forcing', r]:.1f}% (significantly more English in {up} of "
+                f"{len(s)} languages)"
+            )
         lines.append(
             "- **Language forcing.** Continuations that langdetect reads as English: "
-            f"{mean['forcing', 'basic']:.1f}% unsteered, "
-            + ", ".join(f"{mean['forcing', m]:.1f}% with `{m}`" for m in methods)
-            + f"; significantly more English in {len(up)} of {len(steered)} languages. "
-            "This is the other side of the same vectors: they move what the model writes "
-            "towards English even where they do not change what it gets right."
+            f"{mean['forcing', 'basic']:.1f}% unsteered; "
+            + ", ".join(parts)
+            + ". This is the other side of the same vectors: they move what the model "
+            "writes towards English even where they do not change what it gets right."
         )
+    for m, ratio in trained.items():
+        if m in set(runs["row"]):
+            moved = runs[runs["row"] == m]["gain"].abs().max()
+            lines.append(
+                f"- **`{m}` as trained** (α = 1) has ‖v‖/‖h‖ ≤ {ratio:.1e} and moves a task's "
+                f"score by at most {moved:.0f} points"
+                + (
+                    f"; `{m}_scaled` (its direction at the selected strength) is the "
+                    "informative row."
+                    if f"{m}_scaled" in set(runs["row"])
+                    else "."
+                )
+            )
     sel = pd.DataFrame([sweep.best(x) for x in sweep.langs])
     lines.append(
         "- **Closer to English.** The KL between the native and the English prompt's "
@@ -125,13 +157,13 @@ def _findings(
         )
     )
     if kl is not None:
-        mean = kl.set_index("lang").loc["mean"]
-        rows = [c for c in kl.columns if c not in ("lang", "basic")]
+        kl_mean = kl.set_index("lang").loc["mean"]
+        kl_rows = [c for c in kl.columns if c not in ("lang", "basic")]
         lines.append(
             f"- **Methods on held-out pairs.** Mean KL to English on MSVAMP `eval` pairs: "
-            f"{mean['basic']:.3f} nats unsteered, "
-            + ", ".join(f"`{r}` {mean[r]:.3f}" for r in rows)
-            + f"; lowest: `{mean[rows].idxmin()}`."
+            f"{kl_mean['basic']:.3f} nats unsteered, "
+            + ", ".join(f"`{r}` {kl_mean[r]:.3f}" for r in kl_rows)
+            + f"; lowest: `{kl_mean[kl_rows].idxmin()}`."
         )
     lines.append("- **Transfer.** " + "; ".join(_transfer_lines(transfer)) + ".")
     return "\n".join(lines)
@@ -142,7 +174,8 @@ def generation_section(
 ) -> tuple[str, dict[str, go.Figure]]:
     """The Markdown section and its figures (name → figure); empty if the part was not run."""
     from interp_steer.plotting import plot_sweep, plot_transfer
-    from interp_steer.study_generation import GEN_BASELINES
+    from interp_steer.results import trained_ratios
+    from interp_steer.study import BASELINE_ROWS, method_rows
     from interp_steer.sweep import SweepResult
     from interp_steer.transfer import TransferResult
 
@@ -151,14 +184,17 @@ def generation_section(
     sweep = SweepResult.load(root / "gen_sweep.json")
     transfer = TransferResult.load(root / "gen_transfer.json")
     runs = runs_frame(root / "gen_eval", ("task", "lang"))
-    order = (*GEN_BASELINES, *methods)
+    present = set(runs["row"])
+    order = tuple(r for r in (*BASELINE_ROWS, *method_rows(methods)) if r in present)
+    steered = tuple(r for r in order if r not in BASELINE_ROWS)
+    shots = "k" if "k_shot" not in present else int(runs[runs["row"] == "k_shot"]["k"].max())
     figs = {"results_gen_sweep": plot_sweep(sweep), "results_gen_transfer": plot_transfer(transfer)}
     per_task = []
     for task, label in TASK_LABELS.items():
         sub = runs[runs["task"] == task]
         if not len(sub):
             continue
-        rows = order if task != "forcing" else ("basic", *methods)
+        rows = order if task != "forcing" else ("basic", *steered)
         per_task.append(
             f"### {label}\n\n{markdown_table(main_table(sub, rows))}\n\n"
             f"Gains over `basic` (points), McNemar's exact test:\n\n"
@@ -190,11 +226,16 @@ the first {cfg["n_gen_test"]} items of MSVAMP's `eval` half (items 0–499, disj
 `train`) and the first {cfg["n_gen_test"]} MGSM items, by greedy decoding of at most
 {cfg["gen_tokens"]} new tokens (prompt: the question and "Let's think step by step."),
 and language forcing on {cfg["n_forcing"]} FLORES sentences per language (the share of
-32-token continuations that langdetect reads as English). Vectors are added at
-every position; XLT and k-shot are left out here (their prompts are several times longer,
-and decoding is the slow part on a CPU).
+32-token continuations that langdetect reads as English). Rows: the prompting baselines
+of the XCOPA table (`self_translate`: the model first translates the question into
+English; `xlt`; `k_shot`: {shots} of MGSM's worked exemplars in the language, which
+MSVAMP borrows as it has none) and every fitting method, added at every position.
+`mse` and `bipo` are applied as trained (α = 1); `bipo` is fitted on the first
+{cfg["bipo_n_fit"]} of the `train` pairs ({cfg["bipo_warmup_steps"]} warm-up steps), and
+`bipo_scaled` is its direction at the selected strength. Forcing has only `basic` and the
+steered rows: the other baselines change the prompt, not the model.
 
-{_findings(runs, sweep, transfer, methods, kl)}
+{_findings(runs, sweep, transfer, order, trained_ratios(root / "gen_vectors", methods), kl)}
 
 Mean over languages (accuracy %; forcing: English %):
 

@@ -135,7 +135,7 @@ class StudyConfig:
     n_gen_test: int = 16
     n_forcing: int = 16
     gen_tokens: int = 96
-    gen_methods: tuple[str, ...] = ("mean_diff",)
+    gen_methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo")
     gen_kl_methods: tuple[str, ...] = ("mean_diff", "pca", "mse")
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 __all__ = [
     "MATH_TEMPLATE",
     "gen_kl",
+    "gen_rows",
     "gen_selected",
     "gen_sweep",
     "gen_table",
@@ -32,9 +33,11 @@ MATH_TEMPLATE = "Question: {text}\nAnswer: The answer is"
 """The KL metric's prompt: the next token is the model's answer (a number), so the KL
 compares what the model would answer to the native and to the English question."""
 
-GEN_BASELINES = ("basic", "translate_test")
-"""Baseline rows of the generation tasks (XLT and k-shot stay with XCOPA: their prompts are
-several times longer, and generation is the slow part on a CPU)."""
+GEN_ORDER = ("basic", "translate_test", "mean_diff", "pca", "mse", "self_translate", "xlt",
+             "k_shot", "bipo", "bipo_scaled")  # fmt: skip
+"""The order :func:`gen_table` runs its rows in, every language and task of a row before the
+next row: cheap, informative rows first, so an interrupted run leaves whole rows, not a
+patchwork (the page lists rows in the main table's order)."""
 
 
 def kl_evaluator(cfg: Any, *, test: bool = False) -> Any:
@@ -77,57 +80,87 @@ def gen_selected(root: Path, lang: str) -> dict[str, Any]:
 
 
 def _vector(model: Any, cfg: Any, root: Path, lang: str, method: str) -> Any:
-    """``method``'s vector for ``lang`` on MSVAMP train pairs at the selected layer (saved)."""
+    """``method``'s vector for ``lang`` on MSVAMP train pairs at the selected layer (saved).
+
+    BiPO gets the first ``cfg.bipo_n_fit`` of the pairs (its steps are the slow part).
+    """
     from interp_steer.data import load_parallel
     from interp_steer.study import fit_saved
 
+    n_fit = cfg.bipo_n_fit if method == "bipo" else cfg.n_gen_fit
     return fit_saved(
         model,
         cfg,
         root / "gen_vectors" / f"{lang}-{method}",
-        load_parallel("msvamp", lang, split="train", n=cfg.n_gen_fit),
+        load_parallel("msvamp", lang, split="train", n=n_fit),
         layer=gen_selected(root, lang)["layer"],
         method=method,
     )
 
 
+def gen_rows(cfg: Any) -> tuple[str, ...]:
+    """The rows of the generation tasks, in the order :func:`gen_table` runs them.
+
+    >>> from interp_steer.study import STUDY
+    >>> gen_rows(STUDY)[:3]
+    ('basic', 'translate_test', 'mean_diff')
+    """
+    from interp_steer.study import BASELINE_ROWS, method_rows
+
+    wanted = set(BASELINE_ROWS) | set(method_rows(cfg.gen_methods))
+    rest = [r for r in (*BASELINE_ROWS, *method_rows(cfg.gen_methods)) if r not in GEN_ORDER]
+    return tuple(r for r in GEN_ORDER if r in wanted) + tuple(rest)
+
+
+def _steering(model: Any, cfg: Any, root: Path, lang: str, row: str) -> tuple[Any, float]:
+    """The vector and alpha of a steered row (``<method>_scaled``: the selected strength)."""
+    from interp_steer.study import strength
+
+    method = row.removesuffix("_scaled")
+    v = _vector(model, cfg, root, lang, method)
+    ratio = gen_selected(root, lang)["strength"]
+    if row == method:
+        return v, strength(v, method, ratio)
+    return v, strength(v, "", ratio) if v.norm > 0 else 0.0  # a zero vector stays zero
+
+
 def gen_table(model: Any, cfg: Any, root: Path) -> None:
-    """MSVAMP (eval half), MGSM and language forcing: baselines and steered rows."""
+    """MSVAMP (eval half), MGSM and language forcing: every baseline and steered row.
+
+    Rows run one after another (:func:`gen_rows`), each over every language and task;
+    forcing has ``basic`` and the steered rows only (the other baselines change the prompt,
+    not the model). Each cell is one resumable file in ``gen_eval/``.
+    """
     from interp_steer.compare import EvalResult
     from interp_steer.evaluation import evaluate
     from interp_steer.sources import available_languages
-    from interp_steer.study import strength
+    from interp_steer.study import BASELINE_ROWS
 
     mgsm_langs = set(available_languages("mgsm"))
-    for lang in cfg.gen_langs:
-        ratio = gen_selected(root, lang)["strength"]
-        steered = []
-        for method in cfg.gen_methods:
-            v = _vector(model, cfg, root, lang, method)
-            steered.append((method, v, strength(v, method, ratio)))
-        tasks = [("msvamp", "eval")] + ([("mgsm", "test")] if lang in mgsm_langs else [])
-        runs: list[tuple[str, str, str, str, Any, float]] = []
-        for task, split in tasks:
-            runs += [(task, split, b, b, None, 0.0) for b in GEN_BASELINES]
-            runs += [(task, split, m, "basic", v, a) for m, v, a in steered]
-        runs += [("forcing", "test", "basic", "basic", None, 0.0)]
-        runs += [("forcing", "test", m, "basic", v, a) for m, v, a in steered]
-        for task, split, tag, baseline, vector, alpha in runs:
-            path = root / "gen_eval" / f"{task}-{lang}-{tag}.json"
-            if path.is_file() and EvalResult.load(path).complete:
-                continue
-            evaluate(
-                model,
-                task,
-                lang,
-                vector=vector,
-                alpha=alpha if vector is not None else 1.0,
-                baseline=baseline,
-                split=split,
-                n=cfg.n_forcing if task == "forcing" else cfg.n_gen_test,
-                max_new_tokens=None if task == "forcing" else cfg.gen_tokens,
-                output=path,
-            )
+    for row in gen_rows(cfg):
+        for lang in cfg.gen_langs:
+            tasks = [("msvamp", "eval")] + ([("mgsm", "test")] if lang in mgsm_langs else [])
+            if row == "basic" or row not in BASELINE_ROWS:
+                tasks.append(("forcing", "test"))
+            for task, split in tasks:
+                path = root / "gen_eval" / f"{task}-{lang}-{row}.json"
+                if path.is_file() and EvalResult.load(path).complete:
+                    continue
+                vector, alpha = (
+                    (None, 1.0) if row in BASELINE_ROWS else _steering(model, cfg, root, lang, row)
+                )
+                evaluate(
+                    model,
+                    task,
+                    lang,
+                    vector=vector,
+                    alpha=alpha,
+                    baseline=row if row in BASELINE_ROWS else "basic",
+                    split=split,
+                    n=cfg.n_forcing if task == "forcing" else cfg.n_gen_test,
+                    max_new_tokens=None if task == "forcing" else cfg.gen_tokens,
+                    output=path,
+                )
 
 
 def gen_transfer(model: Any, cfg: Any, root: Path) -> None:

@@ -2,7 +2,8 @@
 
 import re
 
-from interp_steer.study import QUICK, main
+from interp_steer.results import write_results
+from interp_steer.study import BASELINE_ROWS, QUICK, main, method_rows
 
 
 def test_quick_study_writes_the_results_page(tmp_path):
@@ -40,10 +41,10 @@ def test_quick_study_writes_the_results_page(tmp_path):
     summary = gen.split("Mean over languages")[1].split("###")[0]
     assert "| method | MSVAMP | MGSM | forcing (English %) |" in summary
     assert [r.split(" | ")[0][2:] for r in summary.splitlines() if r.startswith("| ")][1:] == [
-        "basic",
-        "translate_test",
-        *QUICK.gen_methods,
+        *BASELINE_ROWS,
+        *method_rows(QUICK.gen_methods),
     ]
+    assert "- **`bipo` as trained** (α = 1) has ‖v‖/‖h‖ ≤" in gen
     assert "EnglishKL on held-out MSVAMP train pairs" in gen and "results_gen_transfer" in gen
     kl = gen.split("### Every method by EnglishKL")[1].split("###")[0]
     assert "| lang | basic | " + " | ".join(QUICK.gen_kl_methods) + " |" in kl
@@ -56,8 +57,9 @@ def test_quick_study_writes_the_results_page(tmp_path):
              *(run / "control" / "eval").glob("*.json")]  # fmt: skip
     before = {p: p.stat().st_mtime_ns for p in files}
     assert len(list((run / "eval").glob("*.json"))) == len(QUICK.langs) * 11
-    # MSVAMP and MGSM: basic, translate_test, each method; forcing: basic, each method
-    per_lang = 2 * (2 + len(QUICK.gen_methods)) + 1 + len(QUICK.gen_methods)
+    # MSVAMP and MGSM: every baseline and steered row; forcing: basic and the steered rows
+    steered = len(method_rows(QUICK.gen_methods))
+    per_lang = 2 * (len(BASELINE_ROWS) + steered) + 1 + steered
     assert len(list((run / "gen_eval").glob("*.json"))) == len(QUICK.gen_langs) * per_lang
     assert (
         main(
@@ -74,3 +76,10 @@ def test_quick_study_writes_the_results_page(tmp_path):
         == 0
     )
     assert before == {p: p.stat().st_mtime_ns for p in files}
+    # an interrupted generation table: the page shows the rows that are complete
+    for path in (run / "gen_eval").glob("*-bipo*.json"):
+        path.unlink()
+    write_results(run, page=page, figures=figures)
+    gen = page.read_text(encoding="utf-8").split("## Generation tasks")[1]
+    summary = gen.split("Mean over languages")[1].split("###")[0]
+    assert "| bipo" not in summary and "| mse |" in summary
