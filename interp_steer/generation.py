@@ -140,6 +140,20 @@ def keeps_logits(model: TransformerBridge) -> bool:
     return "logits_to_keep" in params
 
 
+def cache_argument(model: TransformerBridge) -> str:
+    """The HF forward's name for the KV cache: ``cache`` (transformers ≥ 5) or the old one.
+
+    Passing ``past_key_values`` where the forward takes ``cache`` still works but warns
+    (a FutureWarning on every decoding call).
+
+    >>> from interp_steer import load_model
+    >>> cache_argument(load_model("tiny"))
+    'cache'
+    """
+    params = inspect.signature(model.original_model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def greedy_generate(
     model: TransformerBridge,
     ids: Tokens,
@@ -182,6 +196,7 @@ def greedy_generate(
     batch = ids.shape[0]
     eos = torch.tensor(eos_ids(model), dtype=torch.long, device=ids.device)
     extra = {"logits_to_keep": 1} if keeps_logits(model) else {}
+    cache_name = cache_argument(model)
     attention = mask.long()
     done = torch.zeros(batch, dtype=torch.bool, device=ids.device)
     out: list[list[int]] = [[] for _ in range(batch)]
@@ -193,8 +208,8 @@ def greedy_generate(
                 logits, cache = model(
                     step,
                     attention_mask=attention,
-                    past_key_values=cache,
                     use_cache=True,
+                    **{cache_name: cache},
                     return_type="logits_and_cache",
                     **extra,
                 )
@@ -218,6 +233,7 @@ def greedy_generate(
 
 
 __all__ = [
+    "cache_argument",
     "eos_ids",
     "greedy_generate",
     "install_kv_cache_fix",

@@ -5,6 +5,7 @@ checked on every step's next-token logits, which a broken cache changes. Its sli
 window is 16 tokens, shorter than the second prompt, so local layers are exercised too.
 """
 
+import warnings
 from contextlib import nullcontext
 
 import pytest
@@ -142,3 +143,14 @@ def test_real_model_cached_generation_equals_no_cache_loop(gemma):
         assert got[mode] == reference, mode
         assert all(len(row) == 12 for row in got[mode]), mode
     assert got["all"] != got[None] and got["generated"] != got[None]
+
+
+def test_decoding_passes_the_cache_under_the_forwards_name(tiny):
+    """transformers 5 renamed past_key_values to cache: no deprecation warning per step."""
+    ids, mask = left_pad(tiny, [token_ids(tiny, "Hallo", bos=True)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = greedy_generate(tiny, ids, mask, max_new_tokens=3)
+    assert len(out[0]) > 0
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
+    assert out == greedy_generate(tiny, ids, mask, max_new_tokens=3, use_cache=False)
