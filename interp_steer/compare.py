@@ -298,10 +298,10 @@ def compare(
         seed: Bootstrap seed.
 
     Returns:
-        One row per result: ``model, task, lang, method, baseline, steered, vector_method,
-        layer, alpha, positions, n, n_correct, accuracy, ci_low, ci_high, reference,
-        ref_accuracy, gain, n_paired, b, c, p_value, test, complete`` (plus ``share_en``,
-        ``share_lang``, ``share_und`` for forcing runs).
+        One row per result: ``model, task, lang, method, row`` (:func:`row_label`),
+        ``baseline, steered, vector_method, layer, alpha, positions, n, n_correct,
+        accuracy, ci_low, ci_high, reference, ref_accuracy, gain, n_paired, b, c, p_value,
+        test, complete`` (plus ``share_en``, ``share_lang``, ``share_und`` for forcing runs).
     """
     flat = _flatten(results)
     if not flat:
@@ -319,6 +319,7 @@ def compare(
             "task": r.task,
             "lang": r.lang,
             "method": r.method,
+            "row": row_label(r.method, r.baseline, vec.get("method")),
             "baseline": r.baseline,
             "steered": r.steered,
             "vector_method": vec.get("method"),
@@ -358,28 +359,66 @@ def compare(
     return pd.DataFrame(rows)
 
 
+def row_label(method: str, baseline: str, vector_method: str | None) -> str:
+    """A run's label without its layer and strength: ``basic+mean_diff`` (or the baseline).
+
+    Languages select their own layer and strength, so this label puts one method's steered
+    runs in one row; a position mode other than ``all`` is kept (``... pos=last``).
+
+    >>> row_label("basic+pca@L4 a=0.41 pos=last", "basic", "pca")
+    'basic+pca pos=last'
+    >>> row_label("xlt", "xlt", None)
+    'xlt'
+    """
+    if vector_method is None:
+        return baseline
+    positions = method.split(" pos=")[1] if " pos=" in method else None
+    label = f"{baseline}+{vector_method}"
+    return label if positions is None else f"{label} pos={positions}"
+
+
 def pivot(
     table: pd.DataFrame,
     columns: Literal["lang", "task", "model"] = "lang",
     values: str = "accuracy",
+    rows: Literal["method", "row"] = "method",
 ) -> pd.DataFrame:
     """Lay a :func:`compare` table out wide: methods × languages (or × tasks, × models).
 
-    The index holds ``method`` plus whichever of model/task/lang varies and is not
+    The index holds ``rows`` plus whichever of model/task/lang varies and is not
     ``columns``; a ``mean`` column averages the others when there are several.
+    ``rows="method"`` keeps each steered run's layer and strength in its label;
+    ``rows="row"`` drops them (:func:`row_label`), so runs steered at each language's own
+    layer and strength share one row.
+
+    Raises:
+        ValueError: Two runs fall into one cell (e.g. two strengths with ``rows="row"``).
 
     Example:
-        >>> t = pd.DataFrame({"model": "m", "task": "xcopa", "lang": ["sw", "sw", "th"],
-        ...                   "method": ["basic", "steered", "basic"], "accuracy": [.5, .6, .7]})
-        >>> wide = pivot(t)
-        >>> wide.index.tolist(), wide.columns.tolist(), float(wide.loc["steered", "mean"])
-        (['basic', 'steered'], ['sw', 'th', 'mean'], 0.6)
+        >>> t = pd.DataFrame({"model": "m", "task": "xcopa", "lang": ["sw", "sw", "th", "th"],
+        ...                   "method": ["basic", "basic+pca@L2 a=1", "basic", "basic+pca@L5 a=2"],
+        ...                   "row": ["basic", "basic+pca", "basic", "basic+pca"],
+        ...                   "accuracy": [.5, .6, .7, .9]})
+        >>> wide = pivot(t, rows="row")
+        >>> wide.index.tolist(), wide.columns.tolist(), float(wide.loc["basic+pca", "mean"])
+        (['basic', 'basic+pca'], ['sw', 'th', 'mean'], 0.75)
+        >>> pivot(t).shape  # the full labels: one row per layer and strength
+        (3, 3)
     """
     if columns not in ("lang", "task", "model"):
         raise ValueError(f"columns must be 'lang', 'task' or 'model', got {columns!r}")
+    if rows not in ("method", "row"):
+        raise ValueError(f"rows must be 'method' or 'row', got {rows!r}")
     keys = [c for c in ("model", "task", "lang") if c != columns and table[c].nunique() > 1]
+    cells = table.groupby([*keys, rows, columns], sort=False).size()
+    if (cells > 1).any():
+        (*_, label, col), count = next((k, v) for k, v in cells.items() if v > 1)
+        raise ValueError(
+            f"{count} runs share the cell ({label!r}, {col!r}); pivot needs one run per cell"
+            + (" (rows='method' keeps layer and strength apart)" if rows == "row" else "")
+        )
     wide = table.pivot_table(
-        index=[*keys, "method"], columns=columns, values=values, aggfunc="first", sort=False
+        index=[*keys, rows], columns=columns, values=values, aggfunc="first", sort=False
     )
     wide.columns.name = None
     if wide.shape[1] > 1:
@@ -395,4 +434,5 @@ __all__ = [
     "compare",
     "paired_test",
     "pivot",
+    "row_label",
 ]

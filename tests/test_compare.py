@@ -2,6 +2,7 @@
 
 import math
 
+import pandas as pd
 import pytest
 
 from interp_steer.compare import EvalResult, ItemResult, compare, paired_test, pivot
@@ -79,6 +80,14 @@ def test_reference_is_per_model_task_and_language():
     wide = pivot(table, columns="lang")
     assert list(wide.columns) == ["sw", "th", "ta", "mean"]
     assert wide.loc[("xcopa", "basic+mean_diff@L6 a=1"), "th"] == 1.0
+    assert list(table["row"]) == ["basic", "basic+mean_diff"] * 2 + ["basic", "xlt"]
+    steered = table[table["steered"]].index
+    table.loc[steered[1], "method"] = "basic+mean_diff@L3 a=2"  # th's own layer and strength
+    assert len(pivot(table)) == 5
+    by_row = pivot(table, rows="row")
+    assert list(by_row.loc[("xcopa", "basic+mean_diff")].iloc[:2]) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="2 runs share the cell"):
+        pivot(pd.concat([table, table.iloc[:1]]))
     by_task = pivot(table, columns="task", values="accuracy")
     assert "mgsm" in by_task.columns
     with pytest.raises((ValueError, TypeError)):
