@@ -27,6 +27,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from interp_steer.activation_cache import cache_key, read_cache, write_cache
+from interp_steer.batching import left_pad
 from interp_steer.models import model_name
 from interp_steer.types import Residual
 
@@ -235,24 +236,6 @@ def check_layers(model: TransformerBridge, layers: int | Sequence[int]) -> tuple
     return tuple(sorted(set(items)))
 
 
-def left_pad(
-    sequences: Sequence[Tensor], pad_id: int, device: torch.device | str
-) -> tuple[Tensor, Tensor]:
-    """Left-pad 1-D token tensors into ``(ids [batch, pos], attention_mask [batch, pos])``.
-
-    >>> ids, mask = left_pad([torch.tensor([5, 6]), torch.tensor([7])], 0, "cpu")
-    >>> ids.tolist(), mask.tolist()
-    ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
-    """
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, width - len(seq) :] = seq
-        mask[row, width - len(seq) :] = 1
-    return ids.to(device), mask.to(device)
-
-
 def _collect(
     model: TransformerBridge,
     texts: list[str],
@@ -265,9 +248,7 @@ def _collect(
     tokens = [model.to_tokens(t, move_to_device=False)[0] for t in texts]
     if min(len(t) for t in tokens) == 0:
         raise ValueError("a text tokenised to zero tokens; give the model a BOS token or text")
-    tok = model.tokenizer
-    pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-    bos_id = tok.bos_token_id
+    bos_id = model.tokenizer.bos_token_id
     order = sorted(range(len(texts)), key=lambda i: -len(tokens[i]))  # longest first
     top, n_layers = layers[-1], int(model.cfg.n_layers)
     pooled: dict[int, list[Tensor | None]] = {layer: [None] * len(texts) for layer in layers}
@@ -296,12 +277,11 @@ def _collect(
     hooks = [(HOOK_TEMPLATE.format(layer=layer), make_hook(layer)) for layer in layers]
     stop = top + 1 if top + 1 < n_layers else None
     bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not progress)
-    device = model.cfg.device or "cpu"
     with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            ids, mask = left_pad([tokens[i] for i in rows], pad_id, device)
-            keep = mask.bool()
+            ids, mask = left_pad(model, [tokens[i].tolist() for i in rows])
+            keep = mask.clone()
             if exclude_bos and bos_id is not None:
                 first = mask.shape[1] - mask.sum(1)  # column of each row's first real token
                 is_bos = (ids.gather(1, first[:, None])[:, 0] == bos_id) & (mask.sum(1) > 1)
@@ -310,7 +290,7 @@ def _collect(
             weights = keep.float() / counts.clamp_min(1)
             state.update(rows=torch.tensor(rows), keep=keep, weights=weights)
             state["counts"] = counts[:, 0].tolist()
-            model.forward(ids, attention_mask=mask, stop_at_layer=stop)
+            model.forward(ids, attention_mask=mask.long(), stop_at_layer=stop)
             bar.update(len(rows))
     bar.close()
 
@@ -331,5 +311,4 @@ __all__ = [  # the on-disk cache lives in interp_steer.activation_cache
     "Pooling",
     "check_layers",
     "collect_activations",
-    "left_pad",
 ]

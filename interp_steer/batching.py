@@ -36,8 +36,27 @@ def token_ids(model: TransformerBridge, text: str, *, bos: bool) -> list[int]:
     return list(model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def pad_id(model: TransformerBridge) -> int:
+    """The id left padding uses: the tokenizer's pad token, else its EOS, else 0.
+
+    Padded positions are masked out, so the id changes no result; it only has to exist.
+
+    >>> from interp_steer import load_model
+    >>> pad_id(load_model("tiny"))
+    0
+    """
+    tok = model.tokenizer
+    for token in (tok.pad_token_id, tok.eos_token_id):
+        if token is not None:
+            return int(token)
+    return 0
+
+
 def left_pad(model: TransformerBridge, rows: Sequence[Sequence[int]]) -> tuple[Tokens, Mask]:
     """Left-pad token rows into ``(ids, attention_mask)`` tensors on the model's device.
+
+    The one padding helper of the package (generation, scoring, activations, BiPO, the
+    logit lens); pass ``mask.long()`` as a forward's ``attention_mask``.
 
     Example:
         >>> from interp_steer import load_model
@@ -45,15 +64,15 @@ def left_pad(model: TransformerBridge, rows: Sequence[Sequence[int]]) -> tuple[T
         >>> ids.tolist(), mask.long().tolist()
         ([[2, 5, 6], [0, 2, 7]], [[1, 1, 1], [0, 1, 1]])
     """
-    pad = model.tokenizer.pad_token_id or 0
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    ids = torch.full((len(rows), width), pad_id(model), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
+        if len(row):
+            ids[i, width - len(row) :] = torch.as_tensor(row, dtype=torch.long)
             mask[i, width - len(row) :] = True
-    return ids.to(model.cfg.device), mask.to(model.cfg.device)
+    device = model.cfg.device or "cpu"
+    return ids.to(device), mask.to(device)
 
 
 def tail_logits(model: TransformerBridge, ids: Tokens, mask: Mask, keep: int) -> torch.Tensor:
@@ -153,6 +172,7 @@ __all__ = [
     "cut_at_stop",
     "generate_texts",
     "left_pad",
+    "pad_id",
     "score_continuations",
     "tail_logits",
     "token_ids",

@@ -35,7 +35,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp_steer.activations import HOOK_TEMPLATE, check_layers, left_pad
+from interp_steer.activations import HOOK_TEMPLATE, check_layers
+from interp_steer.batching import left_pad
 from interp_steer.generation import keeps_logits
 from interp_steer.types import Direction, Residual
 from interp_steer.vectors import SteeringVector
@@ -277,9 +278,7 @@ def sequence_logprobs(
     the last ``max(response) + 1`` positions are unembedded (``logits_to_keep``), so the
     large vocabulary projection is skipped for prompt tokens.
     """
-    tok = model.tokenizer
-    pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-    ids, mask = left_pad([s for s, _ in batch], pad_id, model.cfg.device or "cpu")
+    ids, mask = left_pad(model, [s.tolist() for s, _ in batch])
     n_resp = torch.tensor([k for _, k in batch], device=ids.device)
     k = int(n_resp.max())
     hooks = []
@@ -292,7 +291,7 @@ def sequence_logprobs(
         hooks.append((HOOK_TEMPLATE.format(layer=layer), add))
     extra: dict[str, Any] = {"logits_to_keep": k + 1} if keeps_logits(model) else {}
     with model.hooks(fwd_hooks=hooks):
-        logits = model.forward(ids, attention_mask=mask, **extra)
+        logits = model.forward(ids, attention_mask=mask.long(), **extra)
     logp = torch.log_softmax(logits[:, -(k + 1) : -1].float(), dim=-1)
     tokens = logp.gather(-1, ids[:, -k:].unsqueeze(-1)).squeeze(-1)
     in_response = torch.arange(k, device=ids.device) >= (k - n_resp).unsqueeze(1)

@@ -23,7 +23,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
-from interp_steer.activations import left_pad
+from interp_steer.batching import left_pad
 from interp_steer.types import AnyResidual, Residual, VocabLogits
 
 ReadOut = Literal["last", "all"]
@@ -109,8 +109,6 @@ def readout_residuals(
     >>> readout_residuals(model, tokens, (0,), "all", batch_size=1)[0].shape[0] == n_tokens
     True
     """
-    tok = model.tokenizer
-    pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
     out: dict[int, list[Tensor]] = {layer: [] for layer in layers}
     state: dict[str, Tensor] = {}
     top, n_layers = layers[-1], int(model.cfg.n_layers)
@@ -130,12 +128,11 @@ def readout_residuals(
 
     hooks = [(f"blocks.{layer}.hook_resid_post", make_hook(layer)) for layer in layers]
     stop = top + 1 if top + 1 < n_layers else None
-    device = model.cfg.device or "cpu"
     with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
         for start in range(0, len(tokens), batch_size):
-            ids, mask = left_pad(tokens[start : start + batch_size], pad_id, device)
-            state["keep"] = mask.bool()
-            model.forward(ids, attention_mask=mask, stop_at_layer=stop)
+            ids, mask = left_pad(model, [t.tolist() for t in tokens[start : start + batch_size]])
+            state["keep"] = mask
+            model.forward(ids, attention_mask=mask.long(), stop_at_layer=stop)
     return {layer: torch.cat(parts) for layer, parts in out.items()}
 
 
