@@ -7,9 +7,9 @@ Steering* (arXiv 2505.12584) on XCOPA:
 1. per language, a mean-difference **layer × strength sweep** fitted on FLORES pairs and
    selected on XCOPA's validation split (never on test items);
 2. at the selected layer and strength, vectors by every method (``mean_diff``, ``pca``,
-   ``mse`` as the paper trains it — AdamW, lr 1e-8, applied at α = 1 — and, where the
-   config asks for it, ``bipo``: one BiPO step costs ≈10–30 s on 2 CPU cores, so the
-   paper's settings take most of an hour per language and the default study leaves it out);
+   ``mse`` as the paper trains it — AdamW, lr 1e-8, applied at α = 1 — and ``bipo`` at a
+   CPU budget: one BiPO step costs ≈10–30 s on 2 CPU cores, so it gets ``bipo_n_fit``
+   pairs, one pass, and ``bipo_scaled`` runs its direction at the selected strength);
 3. on XCOPA test items: ``basic``, ``translate_test`` (Google MT), ``self_translate``,
    ``xlt``, ``k_shot`` and
    each steered run, with gains over ``basic`` and McNemar p-values; English damage
@@ -19,7 +19,7 @@ Steering* (arXiv 2505.12584) on XCOPA:
 
 Everything lands in a resumable run folder; :func:`write_results` turns it into the
 Markdown page and the figures. The generation part (MSVAMP-fitted vectors for the nine
-MSVAMP languages on MSVAMP, MGSM and language forcing) is in
+MSVAMP languages on MSVAMP, MGSM and language forcing, with the same rows) is in
 :mod:`interp_steer.study_generation`.
 """
 
