@@ -269,17 +269,19 @@ def transfer_matrix(
     base = np.full((t_n, 3), np.nan)
     damage = np.full(s_n, np.nan)
     alphas = np.full(s_n, np.nan)
+    vectors = [_fitted_vectors(model, src, [layer], store, fit)[layer] for src in sources]
+    alphas[:] = [alpha_for_ratio(v, strength) if ratio is not None else strength for v in vectors]
+    # targets outer: whatever an evaluator keeps per target language (EnglishKL's English
+    # reference) serves the baseline and every source in a row
     for ti, tgt in enumerate(target_list):
         b = _evaluate_cell(store, f"baseline-{tgt}", evaluator, model, tgt, None, 0.0, stage)
         base[ti] = (b["value"], b["low"], b["high"])
-    for si, src in enumerate(sources):
-        vector = _fitted_vectors(model, src, [layer], store, fit)[layer]
-        a = alpha_for_ratio(vector, strength) if ratio is not None else strength
-        alphas[si] = a
-        for ti, tgt in enumerate(target_list):
-            cell = _evaluate_cell(store, f"{src}-to-{tgt}", evaluator, model, tgt, vector, a,
-                                  stage, source=src)  # fmt: skip
+        for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
+            cell = _evaluate_cell(store, f"{src}-to-{tgt}", evaluator, model, tgt, vector,
+                                  float(alphas[si]), stage, source=src)  # fmt: skip
             score[si, ti], low[si, ti], high[si, ti] = cell["value"], cell["low"], cell["high"]
+    for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
+        a = float(alphas[si])
         if english is not False:
             key = f"english-damage-{src}"
             done = store.get(key)

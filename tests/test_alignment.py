@@ -89,3 +89,21 @@ def test_reference_is_the_english_side_and_the_evaluator_computes_it_once(tiny, 
     fresh = [EnglishKL("msvamp", "train", start=490, n=3)(tiny, "de", v, a, "select")
              for a in (0.0, 1.0, 3.0)]  # fmt: skip
     assert cells == fresh
+
+
+def test_transfer_matrix_computes_each_targets_english_reference_once(tiny, monkeypatch):
+    from interp_steer.transfer import transfer_matrix
+
+    calls = []
+    real = alignment.english_logprobs
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alignment, "english_logprobs", counted)
+    ev = EnglishKL("msvamp", "train", start=490, n=2, test_split="eval")
+    res = transfer_matrix(tiny, ["de", "fr", "es"], task=ev, layer=2, ratio=0.25, n_fit=4,
+                          english=False, fit_dataset="msvamp", fit_split="train")  # fmt: skip
+    assert len(calls) == 3  # one per target, shared by the baseline and all three sources
+    assert np.isfinite(res.score).all() and res.score.shape == (3, 3)
