@@ -52,16 +52,33 @@ def _sweep() -> SweepResult:
 
 
 def test_findings_call_a_task_at_the_floor_only_when_english_is_low():
-    gain = np.zeros((5, 5))
+    gain, rows = np.zeros((5, 5)), ("basic", "translate_test", "mean_diff")
     low = _findings(_runs({"basic": 2.0, "translate_test": 6.0, "mean_diff": 2.0}), _sweep(),
-                    _transfer(gain), ("mean_diff",))  # fmt: skip
+                    _transfer(gain), rows, {})  # fmt: skip
     assert "Even in English (`translate_test`) the model solves 6.0%" in low
     high = _findings(_runs({"basic": 20.0, "translate_test": 45.0, "mean_diff": 25.0}),
-                     _sweep(), _transfer(gain), ("mean_diff",))  # fmt: skip
+                     _sweep(), _transfer(gain), rows, {})  # fmt: skip
     assert "floor" not in high and "English headroom is +25.0 points" in high
     # KL: 0.35 unsteered on average; the selected cells -0.5 (de) and -0.2 (fr)
     assert "goes from 0.350 nats unsteered to 0.350 at the selected cells" in high
     assert "1 of 2 languages closer" in high
+
+
+def test_findings_list_every_row_and_the_trained_vectors_norms():
+    acc = {"basic": 2.0, "translate_test": 6.0, "xlt": 8.0, "mse": 2.0, "bipo": 2.0,
+           "bipo_scaled": 10.0}  # fmt: skip
+    rows = tuple(acc)
+    runs = _runs(acc)
+    runs.loc[(runs["row"] == "bipo_scaled") & (runs["lang"] == "de"), "p_value"] = 0.01
+    text = _findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows,
+                     {"mse": 1.2e-5, "bipo": 3e-6})  # fmt: skip
+    first = text.splitlines()[0]
+    assert first.startswith("- **MSVAMP.** `basic` 2.0%, `translate_test` 6.0%, `xlt` 8.0%, ")
+    assert "`bipo_scaled` 10.0% (mean over 2 languages, 16 items each)" in first
+    assert "1 of 6 steered runs and 0 of 4 prompting-baseline runs differ" in first
+    assert "- **`mse` as trained** (α = 1) has ‖v‖/‖h‖ ≤ 1.2e-05 and moves a task's " in text
+    assert "score by at most 0 points." in text
+    assert "`bipo_scaled` (its direction at the selected strength) is the informative" in text
 
 
 def test_main_and_gains_tables_follow_the_row_order():
