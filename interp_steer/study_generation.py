@@ -34,10 +34,11 @@ MATH_TEMPLATE = "Question: {text}\nAnswer: The answer is"
 compares what the model would answer to the native and to the English question."""
 
 GEN_ORDER = ("basic", "translate_test", "mean_diff", "pca", "mse", "self_translate", "xlt",
-             "k_shot", "bipo", "bipo_scaled")  # fmt: skip
+             "k_shot", "bipo_scaled", "bipo")  # fmt: skip
 """The order :func:`gen_table` runs its rows in, every language and task of a row before the
-next row: cheap, informative rows first, so an interrupted run leaves whole rows, not a
-patchwork (the page lists rows in the main table's order)."""
+next row: cheap, informative rows first (BiPO's direction at the selected strength before
+its vector as trained, which is too short to act), so an interrupted run leaves whole rows,
+not a patchwork (the page lists rows in the main table's order)."""
 
 
 def kl_evaluator(cfg: Any, *, test: bool = False) -> Any:
