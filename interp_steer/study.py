@@ -26,6 +26,7 @@ MSVAMP languages on MSVAMP, MGSM and language forcing, with the same rows) is in
 import argparse
 import json
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -99,30 +100,9 @@ class StudyConfig:
     n_transfer: int = 60
     n_similarity: int = 64
     similarity_langs: tuple[str, ...] = (
-        "ar",
-        "bn",
-        "de",
-        "el",
-        "es",
-        "et",
-        "fr",
-        "ht",
-        "hi",
-        "id",
-        "it",
-        "ja",
-        "ko",
-        "pt",
-        "qu",
-        "ru",
-        "sw",
-        "ta",
-        "te",
-        "th",
-        "tr",
-        "vi",
-        "zh",
-    )
+        "ar", "bn", "de", "el", "es", "et", "fr", "ht", "hi", "id", "it", "ja", "ko", "pt",
+        "qu", "ru", "sw", "ta", "te", "th", "tr", "vi", "zh",
+    )  # fmt: skip
     n_lens: int = 8
     methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo")
     bipo_n_fit: int = 64
@@ -173,7 +153,7 @@ def run_study(
     out: str | os.PathLike[str], config: StudyConfig = STUDY, *, model: Any = None
 ) -> Path:
     """Run the study into ``out`` (resumable) and return the path of its ``study.json``."""
-    from interp_steer.models import load_model, model_name
+    from interp_steer.models import load_model
     from interp_steer.study_control import control_stage
     from interp_steer.study_generation import gen_kl, gen_sweep, gen_table, gen_transfer
 
@@ -181,22 +161,36 @@ def run_study(
     model = load_model(config.model) if model is None else model
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    for stage, fn in (
-        ("sweep", _sweep),
-        ("table", _table),
-        ("similarity", _similarity),
-        ("transfer", _transfer),
-        ("lens", _lens),
-        ("control", control_stage),
-        ("gen_sweep", gen_sweep),
-        ("gen_table", gen_table),
-        ("gen_transfer", gen_transfer),
-        ("gen_kl", gen_kl),
-    ):
-        start = time.perf_counter()
-        print(f"[{(start - t0) / 60:5.1f} min] {stage}", flush=True)
-        fn(model, config, root)
-        timings[stage] = time.perf_counter() - start
+    try:
+        for stage, fn in (
+            ("sweep", _sweep),
+            ("table", _table),
+            ("similarity", _similarity),
+            ("transfer", _transfer),
+            ("lens", _lens),
+            ("control", control_stage),
+            ("gen_sweep", gen_sweep),
+            ("gen_table", gen_table),
+            ("gen_transfer", gen_transfer),
+            ("gen_kl", gen_kl),
+        ):
+            start = time.perf_counter()
+            print(f"[{(start - t0) / 60:5.1f} min] {stage}", flush=True)
+            try:
+                fn(model, config, root)
+            finally:  # an interrupted stage's time counts too
+                timings[stage] = time.perf_counter() - start
+    finally:
+        path = _summary(root, config, model, timings, time.perf_counter() - t0)
+    return path
+
+
+def _summary(
+    root: Path, config: StudyConfig, model: Any, timings: dict[str, float], total: float
+) -> Path:
+    """Write ``study.json``: config, this invocation's stage times, compute summed over all."""
+    from interp_steer.models import model_name
+
     summary_path = root / "study.json"
     old = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     compute = dict(old.get("compute_s", {}))
@@ -208,7 +202,7 @@ def run_study(
         "model": model_name(model),
         "timings_s": timings,
         "compute_s": compute,
-        "total_s": time.perf_counter() - t0,
+        "total_s": total,
         "cpu_count": os.cpu_count(),
     }
     return atomic_write_json(summary_path, summary)
@@ -364,6 +358,10 @@ def _lens(model: Any, cfg: StudyConfig, root: Path) -> None:
     logit_lens(model, prompts, vector=v, alpha=alpha, lang=lang).save(root / "lens.json")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m interp_steer.study``: run the study, then write the results page."""
     from interp_steer.results import write_results
@@ -385,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the run like Ctrl-C: times saved
     if args.threads:
         import torch
 

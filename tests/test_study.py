@@ -1,7 +1,12 @@
 """The study pipeline end to end on the tiny model: run folder → results page + figures."""
 
+import json
 import re
+import time
 
+import pytest
+
+from interp_steer import study
 from interp_steer.results import write_results
 from interp_steer.study import BASELINE_ROWS, QUICK, main, method_rows
 
@@ -83,3 +88,17 @@ def test_quick_study_writes_the_results_page(tmp_path):
     gen = page.read_text(encoding="utf-8").split("## Generation tasks")[1]
     summary = gen.split("Mean over languages")[1].split("###")[0]
     assert "| bipo" not in summary and "| mse |" in summary
+
+
+def test_an_interrupted_study_still_records_its_compute(tmp_path, tiny, monkeypatch):
+    def stopped(model, cfg, root):
+        time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "_sweep", stopped)
+    (tmp_path / "study.json").write_text(json.dumps({"compute_s": {"sweep": 1.0}, "note": "x"}))
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(tmp_path, QUICK, model=tiny)
+    record = json.loads((tmp_path / "study.json").read_text(encoding="utf-8"))
+    assert record["note"] == "x" and list(record["timings_s"]) == ["sweep"]
+    assert record["compute_s"]["sweep"] >= 1.05
