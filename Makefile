@@ -59,7 +59,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_analyses.py
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]' && $(BIN)/pip install -q --disable-pip-version-check --no-deps steering-vectors==0.12.2 repeng==0.4.0 && $(BIN)/python benchmarks/bench_peers.py
 
-# The paper's study on gemma-3-270m (resumable; about an hour on 2 cores): docs/results.md + figures/
+# The paper's study on gemma-3-270m (resumable; hours on 2 cores, see study.json): docs/results.md + figures/
 results: setup
 	$(BIN)/python -m interp_steer.study --out runs/results --page docs/results.md --figures figures
 

@@ -1,8 +1,8 @@
 """The paper's study on a model that runs here: ``make results`` → ``docs/results.md``.
 
-:func:`run_study` reproduces, at a size a 2-core CPU finishes in well under an hour, the
-comparison of *Improving Multilingual Language Models by Aligning Representations through
-Steering* (arXiv 2505.12584) on XCOPA:
+:func:`run_study` reproduces, at a size 2 CPU cores finish in hours (each stage's compute is
+summed in ``study.json``), the comparison of *Improving Multilingual Language Models by
+Aligning Representations through Steering* (arXiv 2505.12584) on XCOPA:
 
 1. per language, a mean-difference **layer × strength sweep** fitted on FLORES pairs and
    selected on XCOPA's validation split (never on test items);
