@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from interp_steer.results import gains_table, main_table, markdown_table, runs_frame
 
-__all__ = ["generation_section", "kl_table"]
+__all__ = ["generation_section", "kl_table", "whole_rows"]
 
 TASK_LABELS = {"msvamp": "MSVAMP", "mgsm": "MGSM", "forcing": "forcing (English %)"}
 FLOOR = 15.0
@@ -32,6 +32,39 @@ def _summary(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
     wide = wide.reindex([r for r in order if r in wide.index])
     cols = [t for t in TASK_LABELS if t in wide.columns]
     return wide[cols].rename(columns=TASK_LABELS).reset_index().rename(columns={"row": "method"})
+
+
+def whole_rows(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Keep the rows that have every language of their task (an interrupted table's last
+    row would average fewer languages); also return what was left out, in words.
+
+    >>> runs = pd.DataFrame({"task": "mgsm", "lang": ["de", "fr", "de", "de", "fr"],
+    ...                      "row": ["basic", "basic", "xlt", "k_shot", "k_shot"]})
+    >>> kept, left_out = whole_rows(runs)
+    >>> sorted(set(kept["row"])), left_out
+    (['basic', 'k_shot'], ['`xlt` on mgsm (1 of 2 languages)'])
+    """
+    keep = pd.Series(True, index=runs.index)
+    left_out = []
+    for task, sub in runs.groupby("task", sort=False):
+        langs = set(sub.loc[sub["row"] == "basic", "lang"])
+        for row, cells in sub.groupby("row", sort=False):
+            if set(cells["lang"]) != langs:
+                keep[cells.index] = False
+                left_out.append(
+                    f"`{row}` on {task} ({cells['lang'].nunique()} of {len(langs)} languages)"
+                )
+    return runs[keep], left_out
+
+
+def _left_out(partial: list[str]) -> str:
+    """A findings line naming the rows this run folder does not have for every language."""
+    if not partial:
+        return ""
+    return (
+        "- **Not complete in this run folder** (left out of the tables; `make results` "
+        "resumes them): " + ", ".join(partial) + "."
+    )
 
 
 def kl_table(root: Path) -> pd.DataFrame | None:
@@ -183,7 +216,7 @@ def generation_section(
         return "", {}
     sweep = SweepResult.load(root / "gen_sweep.json")
     transfer = TransferResult.load(root / "gen_transfer.json")
-    runs = runs_frame(root / "gen_eval", ("task", "lang"))
+    runs, partial = whole_rows(runs_frame(root / "gen_eval", ("task", "lang")))
     present = set(runs["row"])
     order = tuple(r for r in (*BASELINE_ROWS, *method_rows(methods)) if r in present)
     steered = tuple(r for r in order if r not in BASELINE_ROWS)
@@ -236,6 +269,7 @@ MSVAMP borrows as it has none) and every fitting method, added at every position
 steered rows: the other baselines change the prompt, not the model.
 
 {_findings(runs, sweep, transfer, order, trained_ratios(root / "gen_vectors", methods), kl)}
+{_left_out(partial)}
 
 Mean over languages (accuracy %; forcing: English %):
 
