@@ -18,6 +18,20 @@ PAIRS = ParallelCorpus(
 )
 
 
+@pytest.fixture
+def english_passes(monkeypatch):
+    """A list that grows by one on every ``english_logprobs`` call (the English pass)."""
+    calls: list[int] = []
+    real = alignment.english_logprobs
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alignment, "english_logprobs", counted)
+    return calls
+
+
 def test_identical_texts_have_zero_kl_and_steering_moves_them(tiny):
     same = ParallelCorpus(PAIRS.english, PAIRS.english, "de", "en")
     assert np.abs(english_kl(tiny, same)).max() < 1e-5
@@ -64,7 +78,7 @@ def test_bad_evaluator_settings_are_refused():
         EnglishKL("msvamp", "train", start=2000).pairs("de", "select")
 
 
-def test_reference_is_the_english_side_and_the_evaluator_computes_it_once(tiny, monkeypatch):
+def test_reference_is_the_english_side_and_the_evaluator_computes_it_once(tiny, english_passes):
     v = SteeringVector(torch.randn(64, generator=torch.Generator().manual_seed(1)), layer=2)
     ref = english_logprobs(tiny, PAIRS)
     assert np.array_equal(
@@ -73,37 +87,22 @@ def test_reference_is_the_english_side_and_the_evaluator_computes_it_once(tiny, 
     )
     with pytest.raises(ValueError, match="reference has 2 rows for 3 pairs"):
         english_kl(tiny, PAIRS, reference=ref[:2])
-    calls = []
-    real = alignment.english_logprobs
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(alignment, "english_logprobs", counted)
+    english_passes.clear()
     ev = EnglishKL("msvamp", "train", start=490, n=3)
     cells = [ev(tiny, "de", v, a, "select") for a in (0.0, 1.0, 3.0)]
-    assert len(calls) == 1  # one English pass for all cells of a language
+    assert len(english_passes) == 1  # one English pass for all cells of a language
     ev(tiny, "fr", v, 1.0, "select")
-    assert len(calls) == 2  # a new language: a new reference
+    assert len(english_passes) == 2  # a new language: a new reference
     fresh = [EnglishKL("msvamp", "train", start=490, n=3)(tiny, "de", v, a, "select")
              for a in (0.0, 1.0, 3.0)]  # fmt: skip
     assert cells == fresh
 
 
-def test_transfer_matrix_computes_each_targets_english_reference_once(tiny, monkeypatch):
+def test_transfer_matrix_computes_each_targets_english_reference_once(tiny, english_passes):
     from interp_steer.transfer import transfer_matrix
 
-    calls = []
-    real = alignment.english_logprobs
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(alignment, "english_logprobs", counted)
     ev = EnglishKL("msvamp", "train", start=490, n=2, test_split="eval")
     res = transfer_matrix(tiny, ["de", "fr", "es"], task=ev, layer=2, ratio=0.25, n_fit=4,
                           english=False, fit_dataset="msvamp", fit_split="train")  # fmt: skip
-    assert len(calls) == 3  # one per target, shared by the baseline and all three sources
+    assert len(english_passes) == 3  # one per target, shared by the baseline and all three sources
     assert np.isfinite(res.score).all() and res.score.shape == (3, 3)
