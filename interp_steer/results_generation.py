@@ -241,8 +241,15 @@ def generation_section(
         else "### Every method by EnglishKL (MSVAMP `eval` pairs)\n\n"
         f"KL to English in nats (lower = closer) on the first {cfg['n_gen_select']} `eval` "
         "pairs, each method fitted on the same `train` pairs and applied at the selected "
-        "layer and strength (`mse` as trained, α = 1):\n\n"
+        "layer and strength (`mse` and `bipo` as trained, α = 1; `bipo_scaled` is BiPO's "
+        "direction at the selected strength):\n\n"
         f"{markdown_table(kl, digits=3)}\n"
+    )
+    trained = trained_ratios(root / "gen_vectors", methods)
+    findings = "\n".join(
+        line
+        for line in (_findings(runs, sweep, transfer, order, trained, kl), _left_out(partial))
+        if line
     )
     fit_lo, sel_lo = 500, 500 + cfg["n_gen_fit"]
     text = f"""## Generation tasks: MSVAMP-fitted vectors, {len(sweep.langs)} languages
@@ -268,8 +275,7 @@ MSVAMP borrows as it has none) and every fitting method, added at every position
 `bipo_scaled` is its direction at the selected strength. Forcing has only `basic` and the
 steered rows: the other baselines change the prompt, not the model.
 
-{_findings(runs, sweep, transfer, order, trained_ratios(root / "gen_vectors", methods), kl)}
-{_left_out(partial)}
+{findings}
 
 Mean over languages (accuracy %; forcing: English %):
 

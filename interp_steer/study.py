@@ -116,7 +116,7 @@ class StudyConfig:
     n_forcing: int = 16
     gen_tokens: int = 96
     gen_methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo")
-    gen_kl_methods: tuple[str, ...] = ("mean_diff", "pca", "mse")
+    gen_kl_methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo")
 
 
 STUDY = StudyConfig()

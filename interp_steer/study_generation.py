@@ -188,11 +188,12 @@ def gen_transfer(model: Any, cfg: Any, root: Path) -> None:
 def gen_kl(model: Any, cfg: Any, root: Path) -> None:
     """Each method's vector at the selected cell: EnglishKL on MSVAMP ``eval`` pairs.
 
-    Forward passes only, so every method of ``cfg.gen_kl_methods`` is compared on all
-    languages; results go to ``gen_kl.json`` (``{lang: {row: Score fields}}``), resumably.
+    Forward passes only, so every row of ``cfg.gen_kl_methods`` (``bipo`` also as
+    ``bipo_scaled``) is compared on all languages; results go to ``gen_kl.json``
+    (``{lang: {row: Score fields}}``), resumably.
     """
     from interp_steer.storage import atomic_write_json
-    from interp_steer.study import strength
+    from interp_steer.study import method_rows
 
     path = root / "gen_kl.json"
     table: dict[str, dict[str, Any]] = (
@@ -204,11 +205,9 @@ def gen_kl(model: Any, cfg: Any, root: Path) -> None:
         if "basic" not in row:
             row["basic"] = {**asdict(ev(model, lang, None, 0.0, "test")), "alpha": 0.0}
             atomic_write_json(path, table)
-        ratio = gen_selected(root, lang)["strength"]
-        for method in cfg.gen_kl_methods:
-            if method in row:
+        for name in method_rows(cfg.gen_kl_methods):
+            if name in row:
                 continue
-            v = _vector(model, cfg, root, lang, method)
-            alpha = strength(v, method, ratio)
-            row[method] = {**asdict(ev(model, lang, v, alpha, "test")), "alpha": alpha}
+            v, alpha = _steering(model, cfg, root, lang, name)
+            row[name] = {**asdict(ev(model, lang, v, alpha, "test")), "alpha": alpha}
             atomic_write_json(path, table)
