@@ -197,6 +197,11 @@ def _findings(
             f"{kl_mean['basic']:.3f} nats unsteered, "
             + ", ".join(f"`{r}` {kl_mean[r]:.3f}" for r in kl_rows)
             + f"; lowest: `{kl_mean[kl_rows].idxmin()}`."
+            + (
+                " Further from English than unsteered: " + ", ".join(f"`{r}`" for r in worse) + "."
+                if (worse := [r for r in kl_rows if kl_mean[r] > kl_mean["basic"]])
+                else ""
+            )
         )
     lines.append("- **Transfer.** " + "; ".join(_transfer_lines(transfer)) + ".")
     return "\n".join(lines)
