@@ -105,22 +105,30 @@ def _exemplars(ts: TaskSet) -> tuple[TaskItem, ...]:
     return ts.exemplars
 
 
-def _resume(fresh: EvalResult, output: str | os.PathLike[str]) -> dict[str, ItemResult]:
-    """Items already done in a saved result with the same settings; {} without a file."""
+def _saved(fresh: EvalResult, output: str | os.PathLike[str]) -> EvalResult | None:
+    """The result saved at ``output`` if it has ``fresh``'s settings; None without a file."""
     if not Path(output).exists():
-        return {}
+        return None
     old = EvalResult.load(output)
 
-    def key(r: EvalResult) -> tuple[Any, ...]:
+    def key(r: EvalResult) -> dict[str, Any]:
         settings = {k: v for k, v in r.settings.items() if k != "batch_size"}
-        return r.task, r.lang, r.model, r.baseline, r.vector, json.dumps(settings, sort_keys=True)
+        fields = {"task": r.task, "lang": r.lang, "model": r.model, "baseline": r.baseline,
+                  "vector": r.vector, **settings}  # fmt: skip
+        return dict(json.loads(json.dumps(fields)))  # as saved: tuples → lists
 
-    if key(old) != key(fresh):
-        raise ValueError(
-            f"{output} holds a result with other settings ({old.task}-{old.lang}, "
-            f"{old.method}); pass another output path, or resume=False to overwrite it"
+    was, now = key(old), key(fresh)
+    if was != now:
+        diff = ", ".join(
+            f"{k} {was.get(k)!r} → {now.get(k)!r}"
+            for k in sorted(was.keys() | now.keys())
+            if was.get(k) != now.get(k)
         )
-    return {item.id: item for item in old.items}
+        raise ValueError(
+            f"{output} holds a result with other settings ({diff}); pass another output "
+            "path, delete the file, or pass resume=False to overwrite it"
+        )
+    return old
 
 
 def evaluate(
@@ -173,7 +181,8 @@ def evaluate(
         source: Forcing prompts: ``"flores"``, ``"tatoeba"``, a task name, or the texts.
         output: Write the result here (JSON, atomically) after every batch and at the end.
         resume: With ``output``: continue a partial result saved there with the same
-            settings; a file with other settings is an error unless ``resume=False``.
+            settings (a complete one is returned as it is); a file with other settings is
+            an error unless ``resume=False``.
         progress: Show a tqdm progress bar.
 
     Raises:
@@ -245,9 +254,12 @@ def evaluate(
     }
     summary = None if vector is None else vector_summary(vector)
     empty = EvalResult(name, code, model_name(model), baseline, (), settings, summary)
-    results = _resume(empty, output) if output is not None and resume else {}
+    saved = _saved(empty, output) if output is not None and resume else None
+    results = {} if saved is None else {item.id: item for item in saved.items}
     order = [u.id if isinstance(u, TaskItem) else u[0] for u in units]
     todo = [u for u, i in zip(units, order, strict=True) if i not in results]
+    if saved is not None and saved.complete and not todo:
+        return saved  # already done: returned as saved, the file untouched
     timings = {"total_s": 0.0, "model_s": 0.0, "translate_s": 0.0}
     start = time.perf_counter()
 

@@ -284,7 +284,6 @@ def strength(vector: Any, method: str, ratio: float) -> float:
 
 
 def _table(model: Any, cfg: StudyConfig, root: Path) -> None:
-    from interp_steer.compare import EvalResult
     from interp_steer.evaluation import evaluate
 
     for lang in cfg.langs:
@@ -302,9 +301,7 @@ def _table(model: Any, cfg: StudyConfig, root: Path) -> None:
         )
         for tag, baseline, vector, alpha in runs:
             path = root / "eval" / f"{lang}-{tag}.json"
-            if path.is_file() and EvalResult.load(path).complete:
-                continue
-            evaluate(
+            evaluate(  # a done cell returns at once; changed settings are an error
                 model,
                 "xcopa",
                 lang,

@@ -132,7 +132,6 @@ def gen_table(model: Any, cfg: Any, root: Path) -> None:
     forcing has ``basic`` and the steered rows only (the other baselines change the prompt,
     not the model). Each cell is one resumable file in ``gen_eval/``.
     """
-    from interp_steer.compare import EvalResult
     from interp_steer.evaluation import evaluate
     from interp_steer.sources import available_languages
     from interp_steer.study import BASELINE_ROWS
@@ -145,8 +144,6 @@ def gen_table(model: Any, cfg: Any, root: Path) -> None:
                 tasks.append(("forcing", "test"))
             for task, split in tasks:
                 path = root / "gen_eval" / f"{task}-{lang}-{row}.json"
-                if path.is_file() and EvalResult.load(path).complete:
-                    continue
                 vector, alpha = (
                     (None, 1.0) if row in BASELINE_ROWS else _steering(model, cfg, root, lang, row)
                 )

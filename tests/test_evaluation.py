@@ -208,6 +208,24 @@ def test_result_roundtrip_and_table(tiny, tmp_path):
     assert {"total_s", "model_s"} <= set(r.timings)
 
 
+def test_a_done_output_is_returned_as_saved_and_other_settings_are_named(
+    tiny, tmp_path, monkeypatch
+):
+    out = tmp_path / "r.json"
+    first = evaluate(tiny, "xcopa", "sw", n=3, progress=False, output=out)
+    stamp = out.stat().st_mtime_ns
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("a done result ran the model")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tiny, "forward", no_forward)
+        again = evaluate(tiny, "xcopa", "sw", n=3, progress=False, output=out)
+    assert again == first and out.stat().st_mtime_ns == stamp  # timings kept, file untouched
+    with pytest.raises(ValueError, match="other settings \\(n 3 → 4\\); .* delete the file"):
+        evaluate(tiny, "xcopa", "sw", n=4, progress=False, output=out)
+
+
 def test_translator_failure_names_item_and_keeps_partial(tiny, tmp_path):
     xc = load_task("xcopa", "sw", n=4)
     bad_id = xc.items[2].id

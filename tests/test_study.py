@@ -3,6 +3,7 @@
 import json
 import re
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -88,6 +89,10 @@ def test_quick_study_writes_the_results_page(tmp_path):
     gen = page.read_text(encoding="utf-8").split("## Generation tasks")[1]
     summary = gen.split("Mean over languages")[1].split("###")[0]
     assert "| bipo" not in summary and "| mse |" in summary
+    # changed settings: a saved cell is not silently kept, the run stops and names it
+    with pytest.raises(ValueError, match=r"msvamp-de-basic.json holds a result with other "
+                       r"settings \(n 2 → 3\)"):  # fmt: skip
+        study.run_study(run, replace(QUICK, n_gen_test=3))
 
 
 def test_an_interrupted_study_still_records_its_compute(tmp_path, tiny, monkeypatch):
