@@ -105,14 +105,29 @@ def _exemplars(ts: TaskSet) -> tuple[TaskItem, ...]:
     return ts.exemplars
 
 
+def _grows(was: int | None, now: int | None) -> bool:
+    """Whether ``n`` items (None: all) keeps every one of ``was`` items."""
+    return now is None or (was is not None and now >= was)
+
+
 def _saved(fresh: EvalResult, output: str | os.PathLike[str]) -> EvalResult | None:
-    """The result saved at ``output`` if it has ``fresh``'s settings; None without a file."""
+    """The result saved at ``output`` if it has ``fresh``'s settings; None without a file.
+
+    A larger ``n`` extends the saved items (they are the first ones); a smaller one would
+    drop some and is an error like any other changed setting.
+    """
     if not Path(output).exists():
         return None
     old = EvalResult.load(output)
+    was_n, now_n = old.settings.get("n"), fresh.settings.get("n")
+    if not _grows(was_n, now_n):
+        raise ValueError(
+            f"{output} holds {was_n or 'all'} items and n={now_n} would drop some; pass "
+            "another output path, or resume=False to overwrite it"
+        )
 
     def key(r: EvalResult) -> dict[str, Any]:
-        settings = {k: v for k, v in r.settings.items() if k != "batch_size"}
+        settings = {k: v for k, v in r.settings.items() if k not in ("batch_size", "n")}
         fields = {"task": r.task, "lang": r.lang, "model": r.model, "baseline": r.baseline,
                   "vector": r.vector, **settings}  # fmt: skip
         return dict(json.loads(json.dumps(fields)))  # as saved: tuples → lists
@@ -181,8 +196,8 @@ def evaluate(
         source: Forcing prompts: ``"flores"``, ``"tatoeba"``, a task name, or the texts.
         output: Write the result here (JSON, atomically) after every batch and at the end.
         resume: With ``output``: continue a partial result saved there with the same
-            settings (a complete one is returned as it is); a file with other settings is
-            an error unless ``resume=False``.
+            settings (a complete one is returned as it is, a larger ``n`` extends it); a
+            file with other settings is an error unless ``resume=False``.
         progress: Show a tqdm progress bar.
 
     Raises:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import interp_steer.eval_batches as eval_batches
+import interp_steer.evaluation as evaluation
 from interp_steer.batching import score_continuations
 from interp_steer.compare import EvalResult, compare
 from interp_steer.evaluation import EvaluationError, english_damage, evaluate
@@ -222,8 +223,20 @@ def test_a_done_output_is_returned_as_saved_and_other_settings_are_named(
         patch.setattr(tiny, "forward", no_forward)
         again = evaluate(tiny, "xcopa", "sw", n=3, progress=False, output=out)
     assert again == first and out.stat().st_mtime_ns == stamp  # timings kept, file untouched
-    with pytest.raises(ValueError, match="other settings \\(n 3 → 4\\); .* delete the file"):
-        evaluate(tiny, "xcopa", "sw", n=4, progress=False, output=out)
+    with pytest.raises(ValueError, match="other settings \\(k 5 → 2\\); .* delete the file"):
+        evaluate(tiny, "xcopa", "sw", n=3, k=2, progress=False, output=out)
+    with pytest.raises(ValueError, match="holds 3 items and n=2 would drop some"):
+        evaluate(tiny, "xcopa", "sw", n=2, progress=False, output=out)
+    scored = []
+
+    def counting(run, batch, timings):
+        scored.extend(u.id for u in batch)
+        return eval_batches.run_batch(run, batch, timings)
+
+    monkeypatch.setattr(evaluation, "run_batch", counting)
+    more = evaluate(tiny, "xcopa", "sw", n=4, progress=False, output=out)  # extends the file
+    assert more.complete and more.settings["n"] == 4 and more.items[:3] == first.items
+    assert scored == [more.items[3].id] and EvalResult.load(out) == more
 
 
 def test_translator_failure_names_item_and_keeps_partial(tiny, tmp_path):

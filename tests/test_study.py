@@ -91,8 +91,8 @@ def test_quick_study_writes_the_results_page(tmp_path):
     assert "| bipo" not in summary and "| mse |" in summary
     # changed settings: a saved cell is not silently kept, the run stops and names it
     with pytest.raises(ValueError, match=r"msvamp-de-basic.json holds a result with other "
-                       r"settings \(n 2 → 3\)"):  # fmt: skip
-        study.run_study(run, replace(QUICK, n_gen_test=3))
+                       r"settings \(max_new_tokens 8 → 9\)"):  # fmt: skip
+        study.run_study(run, replace(QUICK, gen_tokens=9))
 
 
 def test_an_interrupted_study_still_records_its_compute(tmp_path, tiny, monkeypatch):
