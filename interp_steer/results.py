@@ -129,9 +129,15 @@ def _findings(
         f"- **Headroom.** Translate-test (Google MT) scores {mean['translate_test']:.1f}% on "
         f"average against {mean['basic']:.1f}% for the native prompts: the model does "
         f"understand these items better in English, by {headroom:.1f} points.",
-        f"- **Steering.** The best steering row on average is `{best}` at {mean[best]:.1f}% "
-        f"({mean[best] - mean['basic']:+.1f} points over `basic`); of "
-        f"{len(rows_s)} steered (method, language) runs, {len(up)} gain and {len(down)} "
+        (
+            f"- **Steering.** The best steering row on average is `{best}` at {mean[best]:.1f}% "
+            f"({mean[best] - mean['basic']:+.1f} points over `basic`); of "
+            if mean[best] > mean["basic"]
+            else "- **Steering.** No steering row beats `basic` on average ("
+            + ", ".join(f"`{r}` {mean[r] - mean['basic']:+.1f}" for r in steered if r in mean)
+            + " points); of "
+        )
+        + f"{len(rows_s)} steered (method, language) runs, {len(up)} gain and {len(down)} "
         "lose significantly (McNemar p < 0.05)."
         + (
             " At this size neither the sign nor the ordering of the paper's steering gains "

@@ -96,7 +96,7 @@ class StudyConfig:
     ratios: tuple[float, ...] = (0.25, 0.5)
     n_fit: int = 128
     n_select: int = 40
-    n_test: int = 100
+    n_test: int = 500
     n_transfer: int = 60
     n_similarity: int = 64
     similarity_langs: tuple[str, ...] = (

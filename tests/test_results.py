@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from interp_steer.results import _findings as xcopa_findings
 from interp_steer.results import gains_table, main_table
 from interp_steer.results_generation import _findings, _transfer_lines, kl_table
 from interp_steer.sweep import SweepResult
@@ -116,3 +117,15 @@ def test_findings_name_the_methods_further_from_english_than_unsteered():
     closer = kl.drop(columns="bipo_scaled")
     text = _findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, {}, closer)
     assert "Further" not in text
+
+
+def test_xcopa_findings_name_the_best_steering_row_only_when_it_beats_basic():
+    levels = pd.DataFrame({"level": ["high", "mid", "low"], "m": [0.6, 0.5, 0.3]})
+    rows = ("basic", "translate_test", "mean_diff", "mse")
+    lose = _runs({"basic": 52.0, "translate_test": 62.0, "mean_diff": 48.5, "mse": 52.0})
+    text = xcopa_findings(lose, rows, levels, {})
+    assert "No steering row beats `basic` on average (`mean_diff` -3.5, `mse` +0.0 points)" in text
+    assert "best steering row" not in text
+    win = _runs({"basic": 52.0, "translate_test": 62.0, "mean_diff": 55.0, "mse": 52.0})
+    text = xcopa_findings(win, rows, levels, {})
+    assert "The best steering row on average is `mean_diff` at 55.0% (+3.0 points" in text
