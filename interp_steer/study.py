@@ -276,11 +276,17 @@ def _vector(model: Any, cfg: StudyConfig, root: Path, lang: str, method: str) ->
     )
 
 
-def strength(vector: Any, method: str, ratio: float) -> float:
-    """The paper applies its trained vectors as they are (MSE, BiPO); directions get ``ratio``."""
+def strength(vector: Any, row: str, ratio: float) -> float:
+    """The alpha of a steered row: the paper applies its trained vectors as they are (MSE,
+    BiPO); directions, and ``<method>_scaled`` rows, get ``ratio`` (a zero vector, from no
+    step at a positive rate, stays zero)."""
     from interp_steer.sweep import alpha_for_ratio
 
-    return 1.0 if method in ("mse", "bipo") else alpha_for_ratio(vector, ratio)
+    if row in ("mse", "bipo"):
+        return 1.0
+    if row.endswith("_scaled") and vector.norm == 0:
+        return 0.0
+    return alpha_for_ratio(vector, ratio)
 
 
 def _table(model: Any, cfg: StudyConfig, root: Path) -> None:
@@ -291,10 +297,8 @@ def _table(model: Any, cfg: StudyConfig, root: Path) -> None:
         runs: list[tuple[str, str, Any, float]] = [(b, b, None, 0.0) for b in BASELINE_ROWS]
         for method in cfg.methods:
             v = _vector(model, cfg, root, lang, method)
-            runs.append((method, "basic", v, strength(v, method, best["strength"])))
-            if method in SCALED:  # a zero vector (no step at a positive rate) stays zero
-                alpha = strength(v, "", best["strength"]) if v.norm > 0 else 0.0
-                runs.append((f"{method}_scaled", "basic", v, alpha))
+            for row in method_rows((method,)):  # with ``<method>_scaled`` where SCALED
+                runs.append((row, "basic", v, strength(v, row, best["strength"])))
         v = _vector(model, cfg, root, lang, "mean_diff")
         runs.append(
             ("english_damage", "translate_test", v, strength(v, "mean_diff", best["strength"]))

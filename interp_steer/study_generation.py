@@ -117,12 +117,8 @@ def _steering(model: Any, cfg: Any, root: Path, lang: str, row: str) -> tuple[An
     """The vector and alpha of a steered row (``<method>_scaled``: the selected strength)."""
     from interp_steer.study import strength
 
-    method = row.removesuffix("_scaled")
-    v = _vector(model, cfg, root, lang, method)
-    ratio = gen_selected(root, lang)["strength"]
-    if row == method:
-        return v, strength(v, method, ratio)
-    return v, strength(v, "", ratio) if v.norm > 0 else 0.0  # a zero vector stays zero
+    v = _vector(model, cfg, root, lang, row.removesuffix("_scaled"))
+    return v, strength(v, row, gen_selected(root, lang)["strength"])
 
 
 def gen_table(model: Any, cfg: Any, root: Path) -> None:
