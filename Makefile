@@ -38,11 +38,11 @@ demo: setup
 test: setup lint typecheck docs pytest
 
 lint: setup
-	$(BIN)/ruff check interp_steer tests benchmarks
-	$(BIN)/ruff format --check interp_steer tests benchmarks
+	$(BIN)/ruff check interp_steer repro tests benchmarks
+	$(BIN)/ruff format --check interp_steer repro tests benchmarks
 
 typecheck: setup
-	$(BIN)/mypy interp_steer
+	$(BIN)/mypy interp_steer repro
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
@@ -61,7 +61,7 @@ bench: setup
 
 # The paper's study on gemma-3-270m (resumable; hours on 2 cores, see study.json): docs/results.md + figures/
 results: setup
-	$(BIN)/python -m interp_steer.study --out runs/results --page docs/results.md --figures figures
+	$(BIN)/python -m repro --out runs/results --page docs/results.md --figures figures
 
 clean:
 	rm -rf $(VENV) build

@@ -25,13 +25,11 @@ import time
 
 import torch
 
-from interp_steer import load_model
 from interp_steer.activations import collect_activations
-from interp_steer.data import load_parallel
+from interp_steer.analysis import layer_sweep, similarity_from_activations
+from interp_steer.data import available_languages, load_parallel
 from interp_steer.fitting import fit_vectors
-from interp_steer.similarity import similarity_from_activations
-from interp_steer.sources import available_languages
-from interp_steer.sweep import layer_sweep
+from interp_steer.models import load_model
 
 
 def timed(fn, *args, **kwargs):

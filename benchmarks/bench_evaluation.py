@@ -23,12 +23,11 @@ import time
 
 import torch
 
-from interp_steer import load_model
-from interp_steer.batching import left_pad, score_continuations, token_ids
-from interp_steer.prompts import build_prompt
-from interp_steer.steering import steer
-from interp_steer.tasks import load_task
-from interp_steer.vectors import SteeringVector
+from interp_steer.data import load_task
+from interp_steer.evaluation.prompts import build_prompt
+from interp_steer.models import left_pad, load_model, score_continuations
+from interp_steer.models.batching import token_ids
+from interp_steer.steering import SteeringVector, steer
 
 
 def timed(fn):

@@ -22,22 +22,22 @@ import time
 
 import torch
 
-from interp_steer import load_model
 from interp_steer.activations import Activations, collect_activations
-from interp_steer.bipo import (
+from interp_steer.data import load_parallel
+from interp_steer.fitting import fit_vectors
+from interp_steer.fitting.bipo import (
     DEFAULT_PROMPT_TEMPLATE,
     bipo_direction,
     encode_pairs,
     sequence_logprobs,
 )
-from interp_steer.data import load_parallel
-from interp_steer.fitting import (
+from interp_steer.fitting.directions import (
     alignment_metrics,
-    fit_vectors,
     mean_diff_direction,
     mse_direction,
     pca_direction,
 )
+from interp_steer.models import load_model
 
 
 def timed(fn, *args, **kwargs):

@@ -53,11 +53,12 @@ import torch.nn.functional as F
 from bench_analyses import interleaved
 from bench_fitting import timed
 
-from interp_steer import load_model
-from interp_steer.activations import collect_activations, left_pad
+from interp_steer.activations import collect_activations
+from interp_steer.constants import OFFLINE_MODELS
 from interp_steer.data import load_parallel
 from interp_steer.fitting import fit_vector, fit_vectors
-from interp_steer.models import OFFLINE_MODELS, converted_checkpoint
+from interp_steer.models import left_pad, load_model
+from interp_steer.models.loading import converted_checkpoint
 from interp_steer.steering import steer
 
 

@@ -1,43 +1,51 @@
 """interp_steer: multilingual activation steering on TransformerLens.
 
-The pipeline, one module per stage: :mod:`~interp_steer.models` →
-:mod:`~interp_steer.data` / :mod:`~interp_steer.tasks` → :mod:`~interp_steer.activations` →
-:mod:`~interp_steer.fitting` → :mod:`~interp_steer.steering` →
-:mod:`~interp_steer.evaluation` → analyses (:mod:`~interp_steer.sweep`,
-:mod:`~interp_steer.logit_lens`, :mod:`~interp_steer.similarity`,
-:mod:`~interp_steer.transfer`) → :mod:`~interp_steer.plotting`.
+One subpackage per pipeline stage, each with its own face: :mod:`~interp_steer.models` and
+:mod:`~interp_steer.data` → :mod:`~interp_steer.activations` and
+:mod:`~interp_steer.steering` → :mod:`~interp_steer.fitting` and
+:mod:`~interp_steer.evaluation` → :mod:`~interp_steer.analysis` →
+:mod:`~interp_steer.plotting` → :mod:`~interp_steer.cli`. The names most work needs are
+exported here too (``from interp_steer import fit_vector, steer, evaluate``).
 """
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 # Lazy exports (PEP 562): `import interp_steer` stays fast (the command line's --help does
-# not wait for torch and TransformerLens); each name is imported on first use.
+# not wait for torch and TransformerLens); each name is imported from its stage on first use.
 _EXPORTS: dict[str, str] = {
     "Activations": "interp_steer.activations",
     "collect_activations": "interp_steer.activations",
-    "compare": "interp_steer.compare",
-    "cross_lingual_similarity": "interp_steer.similarity",
+    "EnglishKL": "interp_steer.analysis",
+    "LogitLensResult": "interp_steer.analysis",
+    "SimilarityResult": "interp_steer.analysis",
+    "SweepResult": "interp_steer.analysis",
+    "TransferResult": "interp_steer.analysis",
+    "cross_lingual_similarity": "interp_steer.analysis",
+    "english_kl": "interp_steer.analysis",
+    "layer_sweep": "interp_steer.analysis",
+    "logit_lens": "interp_steer.analysis",
+    "transfer_matrix": "interp_steer.analysis",
+    "OFFLINE_MODELS": "interp_steer.constants",
+    "POSITION_MODES": "interp_steer.constants",
+    "ParallelCorpus": "interp_steer.data",
+    "TaskItem": "interp_steer.data",
+    "TaskSet": "interp_steer.data",
+    "load_parallel": "interp_steer.data",
+    "load_task": "interp_steer.data",
+    "EvalResult": "interp_steer.evaluation",
+    "compare": "interp_steer.evaluation",
     "english_damage": "interp_steer.evaluation",
-    "english_kl": "interp_steer.alignment",
-    "EnglishKL": "interp_steer.alignment",
-    "EvalResult": "interp_steer.compare",
     "evaluate": "interp_steer.evaluation",
+    "pivot": "interp_steer.evaluation",
+    "METHODS": "interp_steer.fitting",
     "fit_vector": "interp_steer.fitting",
     "fit_vectors": "interp_steer.fitting",
-    "layer_sweep": "interp_steer.sweep",
     "load_model": "interp_steer.models",
-    "load_parallel": "interp_steer.data",
-    "load_task": "interp_steer.tasks",
-    "logit_lens": "interp_steer.logit_lens",
-    "LogitLensResult": "interp_steer.logit_lens",
-    "METHODS": "interp_steer.fitting",
     "model_name": "interp_steer.models",
-    "OFFLINE_MODELS": "interp_steer.models",
-    "ParallelCorpus": "interp_steer.data",
-    "pivot": "interp_steer.compare",
+    "resolve_device": "interp_steer.models",
+    "Report": "interp_steer.plotting",
+    "Section": "interp_steer.plotting",
     "plot_language_shares": "interp_steer.plotting",
     "plot_similarity": "interp_steer.plotting",
     "plot_similarity_matrix": "interp_steer.plotting",
@@ -45,20 +53,11 @@ _EXPORTS: dict[str, str] = {
     "plot_sweep_heatmap": "interp_steer.plotting",
     "plot_token_table": "interp_steer.plotting",
     "plot_transfer": "interp_steer.plotting",
-    "POSITION_MODES": "interp_steer.steering",
-    "Report": "interp_steer.report",
-    "resolve_device": "interp_steer.models",
     "save_figure": "interp_steer.plotting",
-    "Section": "interp_steer.report",
-    "SimilarityResult": "interp_steer.similarity",
+    "write_report": "interp_steer.plotting",
+    "SteeringVector": "interp_steer.steering",
+    "alpha_for_ratio": "interp_steer.steering",
     "steer": "interp_steer.steering",
-    "SteeringVector": "interp_steer.vectors",
-    "SweepResult": "interp_steer.sweep",
-    "TaskItem": "interp_steer.tasks",
-    "TaskSet": "interp_steer.tasks",
-    "transfer_matrix": "interp_steer.transfer",
-    "TransferResult": "interp_steer.transfer",
-    "write_report": "interp_steer.report",
 }
 
 __all__ = [
@@ -78,6 +77,7 @@ __all__ = [
     "TaskItem",
     "TaskSet",
     "TransferResult",
+    "alpha_for_ratio",
     "collect_activations",
     "compare",
     "cross_lingual_similarity",
@@ -109,10 +109,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    stage = _EXPORTS.get(name)
+    if stage is None:
         raise AttributeError(f"module 'interp_steer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(stage), name)
     globals()[name] = value
     return value
 
@@ -121,34 +121,28 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-# Importing a submodule makes it an attribute of its package. Where a submodule shares its
-# name with the function it exports (compare, logit_lens), `interp_steer.compare` must stay
-# the function, as with eager `from ... import` lines; so such module attributes are dropped
-# and the name is resolved by __getattr__.
-_SHADOWED = frozenset(name for name, module in _EXPORTS.items() if module == f"{__name__}.{name}")
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-for _name in _SHADOWED:
-    globals().pop(_name, None)
-
-
 if TYPE_CHECKING:  # pragma: no cover
     from interp_steer.activations import Activations, collect_activations
-    from interp_steer.compare import EvalResult, compare, pivot
-    from interp_steer.data import ParallelCorpus, load_parallel
-    from interp_steer.evaluation import english_damage, evaluate
+    from interp_steer.analysis import (
+        EnglishKL,
+        LogitLensResult,
+        SimilarityResult,
+        SweepResult,
+        TransferResult,
+        cross_lingual_similarity,
+        english_kl,
+        layer_sweep,
+        logit_lens,
+        transfer_matrix,
+    )
+    from interp_steer.constants import OFFLINE_MODELS, POSITION_MODES
+    from interp_steer.data import ParallelCorpus, TaskItem, TaskSet, load_parallel, load_task
+    from interp_steer.evaluation import EvalResult, compare, english_damage, evaluate, pivot
     from interp_steer.fitting import METHODS, fit_vector, fit_vectors
-    from interp_steer.logit_lens import LogitLensResult, logit_lens
-    from interp_steer.models import OFFLINE_MODELS, load_model, model_name, resolve_device
+    from interp_steer.models import load_model, model_name, resolve_device
     from interp_steer.plotting import (
+        Report,
+        Section,
         plot_language_shares,
         plot_similarity,
         plot_similarity_matrix,
@@ -157,11 +151,6 @@ if TYPE_CHECKING:  # pragma: no cover
         plot_token_table,
         plot_transfer,
         save_figure,
+        write_report,
     )
-    from interp_steer.report import Report, Section, write_report
-    from interp_steer.similarity import SimilarityResult, cross_lingual_similarity
-    from interp_steer.steering import POSITION_MODES, steer
-    from interp_steer.sweep import SweepResult, layer_sweep
-    from interp_steer.tasks import TaskItem, TaskSet, load_task
-    from interp_steer.transfer import TransferResult, transfer_matrix
-    from interp_steer.vectors import SteeringVector
+    from interp_steer.steering import SteeringVector, alpha_for_ratio, steer

@@ -114,3 +114,9 @@ class SavedResult:
     def load(cls: type[_R], path: str | os.PathLike[str]) -> _R:
         """Read a result written by :meth:`save` (JSON or parquet)."""
         return cls.from_dict(read_result(path))
+
+
+__all__ = [
+    "read_result",
+    "write_result",
+]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interp_steer import load_model
+from interp_steer.models import load_model
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_peers  # noqa: E402
 
-from interp_steer.data import load_parallel  # noqa: E402
+from interp_steer.data import load_parallel
 
 
 @pytest.fixture(scope="module")

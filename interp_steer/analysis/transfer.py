@@ -1,0 +1,348 @@
+"""Transfer matrix: a vector fitted on language A, applied to prompts in language B (§5.3, Fig. 3).
+
+Cell ``(A, B)`` is the gain on B's task over B's unsteered baseline when B's prompts are
+steered with A's vector (same layer, same relative strength). The diagonal is ordinary
+steering; off-diagonal cells show how language-specific a vector is. An extra column,
+English damage, is the change in English accuracy when A's vector is applied to English
+prompts (negative: the vector hurts English).
+
+Example:
+    >>> from interp_steer import load_model
+    >>> from interp_steer.analysis import Score
+    >>> def fake(model, lang, vector, alpha, stage):  # a stand-in for a task
+    ...     hit = vector is not None and vector.source_lang == lang
+    ...     return Score(0.7 if hit else 0.5, 0.4, 0.8, 10)
+    >>> res = transfer_matrix(load_model("tiny"), ["de", "sw"], task=fake, layer=1, n_fit=4)
+    >>> res.gain.round(2).tolist(), res.english_damage.tolist()
+    ([[0.2, 0.0], [0.0, 0.2]], [0.0, 0.0])
+"""
+
+import functools
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp_steer.analysis.cells import (
+    CellStore,
+    Score,
+    Stage,
+    TaskEvaluator,
+    evaluate_cell,
+    fitted_vectors,
+)
+from interp_steer.constants import Positions
+from interp_steer.data.languages import ENGLISH, canonical
+from interp_steer.evaluation.harness import english_damage
+from interp_steer.models.layers import check_layers
+from interp_steer.models.loading import model_name
+from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
+from interp_steer.storage import SavedResult
+
+FORMAT = "interp_steer.TransferResult"
+DEFAULT_RATIO = 0.25
+"""Default strength: ``‖alpha v‖ / ‖h‖ = 0.25``."""
+
+Damage = Callable[[TransformerBridge, SteeringVector, float], float]
+"""``(model, vector, alpha) -> steered minus unsteered English accuracy``."""
+
+
+@dataclass(frozen=True, eq=False)
+class TransferResult(SavedResult):
+    """Steered scores of every (source vector, target language) pair, and English damage.
+
+    Attributes:
+        model: Model name.
+        metric: What was measured.
+        method: Fitting method.
+        sources: Languages the vectors were fitted on (rows).
+        targets: Languages evaluated (columns).
+        layer: The layer every vector is added at.
+        strength: ``‖alpha v‖ / ‖h‖`` if ``relative``, else the absolute alpha.
+        relative: Whether ``strength`` is a ratio.
+        alphas: ``[n_sources]`` the absolute alpha of each source's vector.
+        score: ``[n_sources, n_targets]`` steered values.
+        low: Lower 95% bounds, same shape.
+        high: Upper 95% bounds, same shape.
+        baseline: ``[n_targets, 3]`` unsteered (value, low, high).
+        english_damage: ``[n_sources]`` steered minus unsteered English (NaN if not run).
+        stage: What was evaluated (e.g. ``"xcopa test split"``).
+        meta: Provenance.
+
+    Raises:
+        ValueError: On any shape or label mismatch.
+    """
+
+    model: str
+    metric: str
+    method: str
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    layer: int
+    strength: float
+    relative: bool
+    alphas: np.ndarray
+    score: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    baseline: np.ndarray
+    english_damage: np.ndarray
+    stage: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        set_ = functools.partial(object.__setattr__, self)
+        set_("sources", tuple(self.sources))
+        set_("targets", tuple(self.targets))
+        for name in ("alphas", "score", "low", "high", "baseline", "english_damage"):
+            set_(name, np.asarray(getattr(self, name), dtype=np.float64))
+        set_("meta", dict(self.meta))
+        for name in ("sources", "targets"):
+            labels = getattr(self, name)
+            if not labels or len(set(labels)) != len(labels):
+                raise ValueError(f"{name} must be unique and non-empty, got {labels}")
+        s, t = len(self.sources), len(self.targets)
+        expected = {"alphas": (s,), "score": (s, t), "low": (s, t), "high": (s, t),
+                    "baseline": (t, 3), "english_damage": (s,)}  # fmt: skip
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {shape}")
+
+    @property
+    def gain(self) -> np.ndarray:
+        """``[n_sources, n_targets]``: steered minus the target's unsteered baseline."""
+        return self.score - self.baseline[None, :, 0]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (source, target) with score, interval, baseline and gain."""
+        si, ti = np.indices(self.score.shape).reshape(2, -1)
+        return pd.DataFrame(
+            {
+                "source": np.asarray(self.sources)[si],
+                "target": np.asarray(self.targets)[ti],
+                "score": self.score.reshape(-1),
+                "low": self.low.reshape(-1),
+                "high": self.high.reshape(-1),
+                "baseline": self.baseline[ti, 0],
+                "gain": self.gain.reshape(-1),
+                "english_damage": self.english_damage[si],
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (NaN as null)."""
+        out: dict[str, Any] = {"format": FORMAT, "version": 1}
+        for name in ("model", "metric", "method", "layer", "strength", "relative", "stage"):
+            out[name] = getattr(self, name)
+        out["sources"], out["targets"] = list(self.sources), list(self.targets)
+        for name in ("alphas", "score", "low", "high", "baseline", "english_damage"):
+            arr = np.asarray(getattr(self, name), dtype=object)
+            arr[np.isnan(getattr(self, name))] = None
+            out[name] = arr.tolist()
+        out["meta"] = dict(self.meta)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TransferResult":
+        """Rebuild from :meth:`to_dict`'s output."""
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} (format={data.get('format')!r})")
+        arrays = {
+            k: np.asarray(data[k], dtype=np.float64)
+            for k in ("alphas", "score", "low", "high", "baseline", "english_damage")
+        }
+        return cls(
+            model=str(data["model"]),
+            metric=str(data["metric"]),
+            method=str(data["method"]),
+            sources=tuple(data["sources"]),
+            targets=tuple(data["targets"]),
+            layer=int(data["layer"]),
+            strength=float(data["strength"]),
+            relative=bool(data["relative"]),
+            stage=str(data["stage"]),
+            meta=dict(data["meta"]),
+            **arrays,
+        )
+
+
+def transfer_matrix(
+    model: TransformerBridge,
+    langs: Sequence[str],
+    *,
+    task: str | Callable[..., Score],
+    layer: int,
+    method: str = "mean_diff",
+    ratio: float | None = None,
+    alpha: float | None = None,
+    targets: Sequence[str] | None = None,
+    stage: Stage = "test",
+    english: bool | Damage = True,
+    fit_dataset: str = "flores",
+    n_fit: int = 200,
+    fit_split: str | None = None,
+    n: int | None = None,
+    positions: Positions = "all",
+    baseline: str = "basic",
+    select_split: str = "val",
+    select_items: int | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    **fit_hyper: Any,
+) -> TransferResult:
+    """Apply each language's vector to every language's prompts; measure the gains.
+
+    Choose ``layer`` and the strength beforehand, e.g. from a
+    :func:`~interp_steer.analysis.layer_sweep` selected on validation data, then run the matrix
+    on the test stage.
+
+    Args:
+        model: The bridge.
+        langs: Source languages: a vector is fitted on each (any spelling).
+        task: A task name (see :class:`~interp_steer.analysis.TaskEvaluator`) or an evaluator
+            ``(model, lang, vector, alpha, stage) -> Score``.
+        layer: The layer of every vector.
+        method: Fitting method.
+        ratio: Relative strength ``‖alpha v‖ / ‖h‖`` (per source vector); default
+            :data:`DEFAULT_RATIO` unless ``alpha`` is given.
+        alpha: Absolute strength instead of ``ratio``.
+        targets: Languages to evaluate on; the sources by default.
+        stage: ``"test"`` (default) or ``"select"``.
+        english: Measure English damage: True (with the task's English data through
+            :func:`~interp_steer.evaluation.english_damage`, or the evaluator on ``"en"``),
+            False, or a :data:`Damage` callable.
+        fit_dataset: Parallel dataset to fit on.
+        n_fit: Pairs to fit on.
+        fit_split: Its split.
+        n: Items per evaluation (task names only).
+        positions: Where vectors are added (task names only).
+        baseline: Prompting baseline (task names only).
+        select_split: Passed to :class:`~interp_steer.analysis.TaskEvaluator`.
+        select_items: Passed to :class:`~interp_steer.analysis.TaskEvaluator`.
+        run_dir: Folder for resumable cells and fitted vectors.
+        **fit_hyper: Passed on to ``fit_vectors``.
+
+    Returns:
+        A :class:`TransferResult`.
+
+    >>> from interp_steer import load_model
+    >>> res = transfer_matrix(load_model("tiny"), ["it", "sw"], task="xcopa", layer=2, n=2,
+    ...                       n_fit=4, english=False)
+    >>> res.gain.shape, res.stage
+    ((2, 2), 'xcopa test split')
+    """
+    if ratio is not None and alpha is not None:
+        raise ValueError("give exactly one of ratio (relative strength) or alpha")
+    if ratio is None and alpha is None:
+        ratio = DEFAULT_RATIO
+    strength = float(ratio if ratio is not None else alpha)  # type: ignore[arg-type]
+    if not math.isfinite(strength):
+        raise ValueError(f"strength must be finite, got {strength}")
+    (layer,) = check_layers(model, [layer])
+    if isinstance(task, str):
+        evaluator: Callable[..., Score] = TaskEvaluator(
+            task, select_split=select_split, select_items=select_items, n=n,
+            baseline=baseline, positions=positions,
+        )  # fmt: skip
+    else:
+        evaluator = task
+    metric = str(getattr(evaluator, "name", getattr(evaluator, "__name__", "metric")))
+    attribute = "selection" if stage == "select" else "testing"
+    described = str(getattr(evaluator, attribute, f"the evaluator's {stage} stage"))
+    sources = list(dict.fromkeys(canonical(x) for x in langs))
+    target_list = list(dict.fromkeys(canonical(x) for x in (targets or sources)))
+    fit = {"dataset": fit_dataset, "n": n_fit, "split": fit_split, "method": method,
+           "hyper": fit_hyper}  # fmt: skip
+    store = CellStore(run_dir)
+    store.check_config(
+        {"model": model_name(model), "metric": metric, "stage": described, "layer": layer,
+         "strength": strength, "relative": ratio is not None,
+         "fit": json.loads(json.dumps(fit, default=str))}
+    )  # fmt: skip
+
+    s_n, t_n = len(sources), len(target_list)
+    score, low, high = (np.full((s_n, t_n), np.nan) for _ in range(3))
+    base = np.full((t_n, 3), np.nan)
+    damage = np.full(s_n, np.nan)
+    alphas = np.full(s_n, np.nan)
+    vectors = [fitted_vectors(model, src, [layer], store, fit)[layer] for src in sources]
+    alphas[:] = [alpha_for_ratio(v, strength) if ratio is not None else strength for v in vectors]
+    # targets outer: whatever an evaluator keeps per target language (EnglishKL's English
+    # reference) serves the baseline and every source in a row
+    for ti, tgt in enumerate(target_list):
+        b = evaluate_cell(store, f"baseline-{tgt}", evaluator, model, tgt, None, 0.0, stage)
+        base[ti] = (b["value"], b["low"], b["high"])
+        for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
+            cell = evaluate_cell(store, f"{src}-to-{tgt}", evaluator, model, tgt, vector,
+                                  float(alphas[si]), stage, source=src)  # fmt: skip
+            score[si, ti], low[si, ti], high[si, ti] = cell["value"], cell["low"], cell["high"]
+    for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
+        a = float(alphas[si])
+        if english is not False:
+            key = f"english-damage-{src}"
+            done = store.get(key)
+            if done is None:
+                delta = _english_damage(english, evaluator, task, model, vector, a, stage, n,
+                                        positions)  # fmt: skip
+                done = store.put(key, {"delta": delta, "alpha": a})
+            damage[si] = done["delta"]
+    return TransferResult(
+        model=model_name(model),
+        metric=metric,
+        method=method,
+        sources=tuple(sources),
+        targets=tuple(target_list),
+        layer=layer,
+        strength=strength,
+        relative=ratio is not None,
+        alphas=alphas,
+        score=score,
+        low=low,
+        high=high,
+        baseline=base,
+        english_damage=damage,
+        stage=described,
+        meta={
+            "fit": json.loads(json.dumps(fit, default=str)),
+            "run_dir": None if run_dir is None else str(run_dir),
+        },  # fmt: skip
+    )
+
+
+def _english_damage(
+    english: bool | Damage,
+    evaluator: Callable[..., Score],
+    task: Any,
+    model: TransformerBridge,
+    vector: SteeringVector,
+    alpha: float,
+    stage: Stage,
+    n: int | None,
+    positions: Positions,
+) -> float:
+    if callable(english):
+        return float(english(model, vector, alpha))
+    # a task evaluator (also one wrapped, e.g. with a progress bar) names its task: tasks
+    # without English data (XCOPA) are then measured through their English versions
+    name = task if isinstance(task, str) else getattr(evaluator, "task", None)
+    if isinstance(name, str):
+        result = english_damage(model, name, vector, alpha=alpha,
+                                n=getattr(evaluator, "n", n),
+                                positions=getattr(evaluator, "positions", positions),
+                                progress=False)  # type: ignore[arg-type]  # fmt: skip
+        return float(result.delta)
+    steered = evaluator(model, ENGLISH, vector, alpha, stage)
+    plain = evaluator(model, ENGLISH, None, 0.0, stage)
+    return float(steered.value - plain.value)
+
+
+__all__ = [
+    "FORMAT",
+    "TransferResult",
+    "transfer_matrix",
+]

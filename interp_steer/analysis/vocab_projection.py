@@ -1,0 +1,141 @@
+"""Residual streams read out as vocabulary distributions (the logit lens's read-out).
+
+:func:`project_to_vocab` applies the model's own final norm and unembedding to any
+residual stream (with Gemma-2-style final logit soft-capping when the config sets it), so
+at the last layer it reproduces the model's logits exactly. :func:`readout_residuals`
+collects the residuals to project, at chosen layers and read-out positions, and
+:func:`top_tokens` projects them in memory-bounded chunks and keeps the top ``k``.
+
+Example:
+    >>> from interp_steer import load_model
+    >>> model = load_model("tiny")
+    >>> tokens = [model.to_tokens("Hallo Welt", move_to_device=False)[0]]
+    >>> resid = readout_residuals(model, tokens, (1, 3), "last", batch_size=8)
+    >>> probs, ids = top_tokens(model, resid[3], k=2)
+    >>> resid[1].shape, probs.shape, ids.shape
+    (torch.Size([1, 64]), torch.Size([1, 2]), torch.Size([1, 2]))
+"""
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+from transformer_lens.model_bridge.exceptions import StopAtLayerException
+
+from interp_steer.models.batching import left_pad
+from interp_steer.types import AnyResidual, Residual, VocabLogits
+
+ReadOut = Literal["last", "all"]
+"""Read-out positions: each prompt's last token, or every token."""
+
+
+def project_to_vocab(model: TransformerBridge, resid: AnyResidual) -> VocabLogits:
+    """Read a residual stream out as logits: final norm, unembedding, soft-capping.
+
+    Args:
+        model: The bridge.
+        resid: Residual-stream activations ``[..., d_model]`` (any leading shape).
+
+    Returns:
+        Float32 logits ``[..., d_vocab]`` on the model's device.
+
+    >>> from interp_steer import load_model
+    >>> model = load_model("tiny")
+    >>> logits, cache = model.run_with_cache("Hallo")
+    >>> lens = project_to_vocab(model, cache["blocks.3.hook_resid_post"])
+    >>> bool((lens - logits).abs().max() < 1e-4)
+    True
+    """
+    shape = resid.shape
+    param = next(model.original_model.parameters())
+    x = resid.reshape(1, -1, shape[-1]).to(device=param.device, dtype=param.dtype)
+    logits = model.unembed(model.ln_final(x)).float()
+    cap = getattr(model.original_model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits.reshape(*shape[:-1], logits.shape[-1])
+
+
+def top_tokens(model: TransformerBridge, rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Top-``k`` probabilities and token ids of residual ``rows [n, d_model]``.
+
+    The rows are projected with :func:`project_to_vocab` in chunks of about 256 MB of
+    logits; both results are ``[n, k]`` on the CPU.
+
+    >>> from interp_steer import load_model
+    >>> model = load_model("tiny")
+    >>> probs, ids = top_tokens(model, torch.randn(3, 64), k=4)
+    >>> probs.shape, bool((probs[:, :-1] >= probs[:, 1:]).all())
+    (torch.Size([3, 4]), True)
+    """
+    # ~256 MB of float32 logits per chunk: big enough that reading the unembedding
+    # (671 MB on Gemma-3) is shared by many rows, small enough for a laptop.
+    chunk = max(1, (1 << 26) // int(model.cfg.d_vocab))
+    probs, ids = [], []
+    with torch.inference_mode():
+        for start in range(0, rows.shape[0], chunk):
+            logp = project_to_vocab(model, rows[start : start + chunk]).log_softmax(-1)
+            top = logp.topk(k, dim=-1)
+            probs.append(top.values.exp().cpu())
+            ids.append(top.indices.cpu())
+    return torch.cat(probs), torch.cat(ids)
+
+
+def readout_residuals(
+    model: TransformerBridge,
+    tokens: list[Tensor],
+    layers: tuple[int, ...],
+    positions: ReadOut,
+    batch_size: int,
+) -> dict[int, Tensor]:
+    """Residuals at the read-out positions: layer -> ``[n_items, d_model]`` (item order).
+
+    Items are the read-out positions of all prompts in order: one per prompt for
+    ``"last"``, every token of every prompt for ``"all"``. The forward pass stops after
+    the highest layer in ``layers``.
+
+    Args:
+        model: The bridge.
+        tokens: One 1-D token-id tensor per prompt (left-padded into batches here).
+        layers: Layers to read, ascending.
+        positions: ``"last"`` or ``"all"``.
+        batch_size: Prompts per forward pass.
+
+    >>> from interp_steer import load_model
+    >>> model = load_model("tiny")
+    >>> tokens = [model.to_tokens(p, move_to_device=False)[0] for p in ("Hallo", "Guten Tag")]
+    >>> n_tokens = sum(len(t) for t in tokens)
+    >>> readout_residuals(model, tokens, (0,), "all", batch_size=1)[0].shape[0] == n_tokens
+    True
+    """
+    out: dict[int, list[Tensor]] = {layer: [] for layer in layers}
+    state: dict[str, Tensor] = {}
+    top, n_layers = layers[-1], int(model.cfg.n_layers)
+
+    def make_hook(layer: int) -> Any:
+        def hook(resid: Residual, hook: Any) -> Residual:
+            r = resid.detach()
+            if positions == "last":
+                out[layer].append(r[:, -1].float().cpu())
+            else:
+                out[layer].append(r[state["keep"]].float().cpu())  # row-major: item order
+            if layer == top and top == n_layers - 1:
+                raise StopAtLayerException(resid)  # the lens projects by itself
+            return resid
+
+        return hook
+
+    hooks = [(f"blocks.{layer}.hook_resid_post", make_hook(layer)) for layer in layers]
+    stop = top + 1 if top + 1 < n_layers else None
+    with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
+        for start in range(0, len(tokens), batch_size):
+            ids, mask = left_pad(model, [t.tolist() for t in tokens[start : start + batch_size]])
+            state["keep"] = mask
+            model.forward(ids, attention_mask=mask.long(), stop_at_layer=stop)
+    return {layer: torch.cat(parts) for layer, parts in out.items()}
+
+
+__all__ = [
+    "project_to_vocab",
+]

@@ -1,0 +1,313 @@
+"""What each ``interp-steer`` subcommand does: thin calls into the library + run-folder I/O.
+
+Each command takes the parsed ``argparse.Namespace`` (see :mod:`interp_steer.cli.parser`), loads
+the model, calls one library function, and writes its outputs into ``args.out``. Errors
+that mean bad input (unknown names, missing files or data, settings that do not fit the
+model) become a :class:`CommandError`, which the CLI prints as one line.
+"""
+
+import argparse
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from interp_steer.analysis.cells import Counted, TaskEvaluator
+from interp_steer.analysis.lens import lens_shares_table, logit_lens
+from interp_steer.analysis.similarity import cross_lingual_similarity
+from interp_steer.analysis.sweep import layer_sweep
+from interp_steer.analysis.transfer import transfer_matrix
+from interp_steer.cli.demo import run_demo
+from interp_steer.data.parallel import ParallelCorpus, load_parallel
+from interp_steer.data.sources import DataUnavailableError
+from interp_steer.evaluation.harness import evaluate
+from interp_steer.evaluation.results import EvalResult, EvaluationError, compare
+from interp_steer.fitting.fit import fit_vector
+from interp_steer.models.loading import load_model
+from interp_steer.plotting.export import save_figures
+from interp_steer.plotting.lens import plot_language_shares, plot_token_table
+from interp_steer.plotting.similarity import plot_similarity, plot_similarity_matrix
+from interp_steer.plotting.sweep import plot_sweep, plot_sweep_heatmap, plot_transfer
+from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
+from interp_steer.storage import atomic_write_text
+
+_BAD_INPUT = (ValueError, FileNotFoundError, NotADirectoryError, DataUnavailableError)
+
+
+class CommandError(Exception):
+    """Bad input or a failed run, reported by the CLI as one line (exit code 2)."""
+
+    def one_line(self) -> str:
+        """The message on one line."""
+        return " ".join(str(self).split())
+
+
+def _command(fn: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> None:
+        try:
+            fn(args)
+        except EvaluationError as err:
+            raise CommandError(f"{err} (partial results kept in {args.out})") from err
+        except _BAD_INPUT as err:
+            if os.environ.get("INTERP_STEER_TRACEBACK"):
+                raise
+            raise CommandError(str(err) or type(err).__name__) from err
+
+    return run
+
+
+# ----------------------------------------------------------------- shared I/O
+
+
+def _model(args: argparse.Namespace) -> Any:
+    """Load ``args.model`` with ``--device/--dtype/--threads``."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    _say(f"loading {args.model} ...")
+    return load_model(args.model, device=args.device, dtype=dtype)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def write_table(table: pd.DataFrame, path: Path) -> Path:
+    """Write ``table`` as CSV atomically and return the path."""
+    return atomic_write_text(path, table.to_csv(index=False))
+
+
+def _strength(vector: Any, alpha: float | None, ratio: float | None) -> float:
+    """Absolute alpha from ``--alpha`` or ``--ratio`` (default alpha 1)."""
+    if ratio is not None:
+        return alpha_for_ratio(vector, ratio)
+    return 1.0 if alpha is None else alpha
+
+
+def _load_vector(path: Path | None) -> Any:
+
+    return None if path is None else SteeringVector.load(path)
+
+
+def _done(paths: list[Path], started: float) -> None:
+    for path in paths:
+        print(path)
+    _say(f"done in {time.perf_counter() - started:.1f} s")
+
+
+# ----------------------------------------------------------------- commands
+
+
+@_command
+def cmd_fit(args: argparse.Namespace) -> None:
+    """``interp-steer fit``: fit one vector and save it under ``vectors/``."""
+    started = time.perf_counter()
+    if args.pairs is not None:
+        corpus = ParallelCorpus.from_file(
+            args.pairs,
+            english_col=args.english_column,
+            target_col=args.target_column,
+            source_lang=args.lang,
+        ).head(args.n)
+    else:
+        corpus = load_parallel(args.dataset, args.lang, n=args.n)
+    hyper = {k: getattr(args, k) for k in ("solver", "lr", "epochs", "beta")}
+    model = _model(args)
+    vector = fit_vector(
+        model,
+        corpus,
+        layer=args.layer,
+        method=args.method,
+        pooling=args.pooling,
+        progress=True,
+        **{k: v for k, v in hyper.items() if v is not None},
+    )
+    path = vector.save(args.out / "vectors" / f"{args.lang}-L{args.layer}-{args.method}")
+    _say(
+        f"fitted {args.method} at layer {args.layer} on {len(corpus)} pairs: "
+        f"‖v‖ = {vector.norm:.3f}"
+    )
+    _done([path], started)
+
+
+@_command
+def cmd_eval(args: argparse.Namespace) -> None:
+    """``interp-steer eval``: one evaluation into ``eval/``; ``eval.csv`` compares them all."""
+    started = time.perf_counter()
+    vector = _load_vector(args.vector)
+    if vector is None and (args.alpha is not None or args.ratio is not None):
+        raise ValueError("--alpha/--ratio need --vector")
+    alpha = _strength(vector, args.alpha, args.ratio) if vector is not None else 0.0
+    label = args.baseline
+    if vector is not None:
+        label += f"-{args.vector.name.removesuffix('.safetensors')}-a{alpha:.4g}-{args.positions}"
+    path = args.out / "eval" / f"{args.task}-{args.lang}-{args.split}-{label}.json"
+    model = _model(args)
+    result = evaluate(
+        model,
+        args.task,
+        args.lang,
+        vector=vector,
+        alpha=alpha,
+        positions=args.positions,
+        baseline=args.baseline,
+        n=args.n,
+        split=args.split,
+        batch_size=args.batch_size,
+        output=path,
+    )
+    runs = [EvalResult.load(p) for p in sorted((args.out / "eval").glob("*.json"))]
+    table = compare(runs)
+    csv = write_table(table, args.out / "eval.csv")
+    _say(f"{args.task}/{args.lang} {result.method}: accuracy {result.accuracy:.3f} (n={result.n})")
+    _say(table[["task", "lang", "method", "accuracy", "gain", "p_value"]].to_string(index=False))
+    _done([path, csv], started)
+
+
+@_command
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """``interp-steer sweep``: layer × strength sweep, resumable in ``--out``."""
+    started = time.perf_counter()
+    evaluator = TaskEvaluator(
+        args.task, select_items=args.select_items, n=args.n, positions=args.positions
+    )
+    model = _model(args)
+    n_layers = len(args.layers) if args.layers else int(model.cfg.n_layers)
+    cells = len(args.langs) * (1 + n_layers * len(args.ratios) + (0 if args.no_test else 2))
+    result = layer_sweep(
+        model,
+        args.langs,
+        task=Counted(evaluator, cells, "sweep cells"),
+        layers=args.layers,
+        method=args.method,
+        ratios=args.ratios,
+        fit_dataset=args.fit_dataset,
+        n_fit=args.n_fit,
+        test=not args.no_test,
+        run_dir=args.out,
+    )
+    figures = {"sweep": plot_sweep(result)}
+    figures.update(
+        {f"sweep_heatmap_{lang}": plot_sweep_heatmap(result, lang) for lang in result.langs}
+    )
+    paths = [
+        result.save(args.out / "sweep.json"),
+        write_table(result.to_frame(), args.out / "sweep.csv"),
+    ]
+    for lang in result.langs:
+        best = result.best(lang)
+        _say(
+            f"{lang}: best layer {best['layer']}, ratio {best['strength']:g} → "
+            f"{best['score']:.3f} ({best['gain']:+.3f} over basic on {result.selection})"
+        )
+    _done(paths + save_figures(figures, args.out / "figures"), started)
+
+
+@_command
+def cmd_lens(args: argparse.Namespace) -> None:
+    """``interp-steer lens``: logit-lens language shares, base and (with a vector) steered."""
+    started = time.perf_counter()
+    prompts = args.prompt or list(load_parallel(args.dataset, args.lang, n=args.n).target)
+    vector = _load_vector(args.vector)
+    alpha = _strength(vector, args.alpha, args.ratio) if vector is not None else 1.0
+    model = _model(args)
+    result = logit_lens(model, prompts, vector=vector, alpha=alpha, lang=args.lang, k=args.k)
+    figures = {"lens_shares": plot_language_shares(result), "lens_tokens": plot_token_table(result)}
+    paths = [
+        result.save(args.out / "lens.json"),
+        write_table(lens_shares_table(result), args.out / "lens.csv"),
+    ]
+    _done(paths + save_figures(figures, args.out / "figures"), started)
+
+
+@_command
+def cmd_similarity(args: argparse.Namespace) -> None:
+    """``interp-steer similarity``: per-layer similarity of each language to English."""
+    started = time.perf_counter()
+    model = _model(args)
+    result = cross_lingual_similarity(
+        model, args.langs, dataset=args.dataset, n=args.n, layers=args.layers, pooling=args.pooling
+    )
+    layer = (
+        args.matrix_layer
+        if args.matrix_layer is not None
+        else result.layers[len(result.layers) // 2]
+    )
+    figures = {
+        "similarity": plot_similarity(result),
+        "similarity_cka": plot_similarity(result, "cka", threshold=None),
+        "similarity_retrieval": plot_similarity(result, "retrieval", threshold=None),
+        f"similarity_matrix_L{layer}": plot_similarity_matrix(result, layer),
+    }
+    paths = [
+        result.save(args.out / "similarity.json"),
+        write_table(result.to_frame(), args.out / "similarity.csv"),
+    ]
+    _done(paths + save_figures(figures, args.out / "figures"), started)
+
+
+@_command
+def cmd_transfer(args: argparse.Namespace) -> None:
+    """``interp-steer transfer``: the transfer matrix, resumable in ``--out``."""
+    started = time.perf_counter()
+    evaluator = TaskEvaluator(args.task, n=args.n)
+    targets = args.targets or args.langs
+    cells = len(targets) * (len(args.langs) + 1) + (0 if args.no_english else len(args.langs) + 1)
+    model = _model(args)
+    result = transfer_matrix(
+        model,
+        args.langs,
+        task=Counted(evaluator, cells, "transfer cells"),
+        layer=args.layer,
+        method=args.method,
+        ratio=args.ratio,
+        alpha=args.alpha,
+        targets=targets,
+        english=not args.no_english,
+        fit_dataset=args.fit_dataset,
+        n_fit=args.n_fit,
+        run_dir=args.out,
+    )
+    paths = [
+        result.save(args.out / "transfer.json"),
+        write_table(result.to_frame(), args.out / "transfer.csv"),
+    ]
+    _done(paths + save_figures({"transfer": plot_transfer(result)}, args.out / "figures"), started)
+
+
+@_command
+def cmd_demo(args: argparse.Namespace) -> None:
+    """``interp-steer demo``: see :func:`interp_steer.cli.demo.run_demo`."""
+    started = time.perf_counter()
+    model = _model(args) if not args.fast else None
+    report = run_demo(args.out, model=model, fast=args.fast)
+    _say(f"open {report} in a browser")
+    _say(f"elapsed: {(time.perf_counter() - started) / 60:.1f} min")
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "fit": cmd_fit,
+    "eval": cmd_eval,
+    "sweep": cmd_sweep,
+    "lens": cmd_lens,
+    "similarity": cmd_similarity,
+    "transfer": cmd_transfer,
+    "demo": cmd_demo,
+}
+"""Subcommand name → implementation."""
+
+
+__all__ = [
+    "COMMANDS",
+    "CommandError",
+    "write_table",
+]

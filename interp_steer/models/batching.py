@@ -1,0 +1,179 @@
+"""Batched, left-padded model calls for evaluation: greedy generation and choice scoring.
+
+Both take plain strings, tokenise each row on its own (BOS as the model's ``to_tokens``
+adds it), left-pad with an explicit attention mask, and run under whatever hooks are active
+(so :func:`interp_steer.steering.steer` applies). Log-likelihood scoring puts every
+continuation of every context into ONE forward pass and computes logits only for the last
+positions, where the continuations sit.
+
+Example:
+    >>> from interp_steer import load_model
+    >>> model = load_model("tiny")
+    >>> [round(s, 2) < 0 for s, _, _ in score_continuations(model, ["Hi"], [[" a", " b"]])[0]]
+    [True, True]
+"""
+
+from collections.abc import Sequence
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp_steer.models.generation import greedy_generate, keeps_logits
+from interp_steer.types import Mask, Tokens
+
+
+def token_ids(model: TransformerBridge, text: str, *, bos: bool) -> list[int]:
+    """Token ids of one text: with the model's BOS (as ``to_tokens``) or bare (continuations).
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> model = load_model("tiny")
+        >>> token_ids(model, "Hi", bos=True), token_ids(model, "Hi", bos=False)
+        ([2, 43, 76], [43, 76])
+    """
+    if bos:
+        return [int(t) for t in model.to_tokens(text, truncate=False)[0]]
+    return list(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def pad_id(model: TransformerBridge) -> int:
+    """The id left padding uses: the tokenizer's pad token, else its EOS, else 0.
+
+    Padded positions are masked out, so the id changes no result; it only has to exist.
+
+    >>> from interp_steer import load_model
+    >>> pad_id(load_model("tiny"))
+    0
+    """
+    tok = model.tokenizer
+    for token in (tok.pad_token_id, tok.eos_token_id):
+        if token is not None:
+            return int(token)
+    return 0
+
+
+def left_pad(model: TransformerBridge, rows: Sequence[Sequence[int]]) -> tuple[Tokens, Mask]:
+    """Left-pad token rows into ``(ids, attention_mask)`` tensors on the model's device.
+
+    The one padding helper of the package (generation, scoring, activations, BiPO, the
+    logit lens); pass ``mask.long()`` as a forward's ``attention_mask``.
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> ids, mask = left_pad(load_model("tiny"), [[2, 5, 6], [2, 7]])
+        >>> ids.tolist(), mask.long().tolist()
+        ([[2, 5, 6], [0, 2, 7]], [[1, 1, 1], [0, 1, 1]])
+    """
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id(model), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, row in enumerate(rows):
+        if len(row):
+            ids[i, width - len(row) :] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = True
+    device = model.cfg.device or "cpu"
+    return ids.to(device), mask.to(device)
+
+
+def tail_logits(model: TransformerBridge, ids: Tokens, mask: Mask, keep: int) -> torch.Tensor:
+    """Logits of the last ``keep`` positions, ``[batch, keep, d_vocab]``, in one forward.
+
+    Only those positions are unembedded where the model takes ``logits_to_keep``.
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> model = load_model("tiny")
+        >>> ids, mask = left_pad(model, [[2, 5, 6], [2, 7]])
+        >>> full = model(ids, attention_mask=mask.long())[:, -1:]
+        >>> torch.allclose(tail_logits(model, ids, mask, 1), full, atol=1e-5)  # float rounding
+        True
+    """
+    extra = {"logits_to_keep": keep} if keeps_logits(model) else {}
+    return model(ids, attention_mask=mask.long(), **extra)[:, -keep:]
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    r"""Cut ``text`` at the first occurrence of any stop string.
+
+    Example:
+        >>> cut_at_stop("18.\n\nQuestion: next", ["Question:", "\n\n\n"])
+        '18.\n\n'
+    """
+    return text[: min((text.find(s) for s in stops if s and s in text), default=len(text))]
+
+
+def generate_texts(
+    model: TransformerBridge,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    stop: Sequence[str] = (),
+) -> list[str]:
+    """Greedy continuations of a left-padded batch, cut at the first stop string.
+
+    Decodes with the KV cache through :func:`interp_steer.models.greedy_generate`
+    (which works around TransformerLens 4.3's cache bug), stopping a row at EOS.
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> outs = generate_texts(load_model("tiny"), ["Hallo", "Hi"], max_new_tokens=4)
+        >>> len(outs), all(isinstance(o, str) for o in outs)
+        (2, True)
+    """
+    ids, mask = left_pad(model, [token_ids(model, p, bos=True) for p in prompts])
+    rows = greedy_generate(model, ids, mask, max_new_tokens=max_new_tokens, stop=stop)
+    texts = model.tokenizer.batch_decode(rows, skip_special_tokens=True)
+    return [cut_at_stop(t, stop) for t in texts]
+
+
+def score_continuations(
+    model: TransformerBridge, contexts: Sequence[str], continuations: Sequence[Sequence[str]]
+) -> list[list[tuple[float, int, int]]]:
+    """Log-likelihood of each continuation after its context, all in ONE batched forward.
+
+    Rows are ``context tokens + continuation tokens`` (the continuation tokenised on its
+    own), left-padded, so every continuation ends at the last position and only the last
+    ``max continuation length + 1`` positions' logits are computed.
+
+    Returns:
+        Per context, per continuation: ``(sum of log-probabilities, tokens, characters)``.
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> s = score_continuations(load_model("tiny"), ["Es regnet"], [[" heute", " nie"]])
+        >>> [(n_tok, n_chr) for _, n_tok, n_chr in s[0]], s[0][0][0] < 0
+        ([(6, 5), (4, 3)], True)
+    """
+    rows, spans = [], []
+    for context, conts in zip(contexts, continuations, strict=True):
+        ctx = token_ids(model, context, bos=True)
+        for cont in conts:
+            cont_ids = token_ids(model, cont, bos=False)
+            if not cont_ids:
+                raise ValueError(f"continuation {cont!r} has no tokens")
+            rows.append(ctx + cont_ids)
+            spans.append(len(cont_ids))
+    ids, mask = left_pad(model, rows)
+    keep = max(spans) + 1
+    with torch.no_grad():
+        logits = tail_logits(model, ids, mask, keep)
+    sums = []
+    for r, c in enumerate(spans):
+        logprobs = logits[r, keep - 1 - c : keep - 1].float().log_softmax(-1)
+        sums.append(float(logprobs.gather(-1, ids[r, -c:, None]).sum()))
+    out, i = [], 0
+    for conts in continuations:
+        out.append([(sums[i + j], spans[i + j], len(c.strip())) for j, c in enumerate(conts)])
+        i += len(conts)
+    return out
+
+
+__all__ = [
+    "cut_at_stop",
+    "generate_texts",
+    "left_pad",
+    "pad_id",
+    "score_continuations",
+    "tail_logits",
+    "token_ids",
+]

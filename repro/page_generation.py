@@ -1,0 +1,313 @@
+"""The generation part of ``docs/results.md``: MSVAMP, MGSM, language forcing, KL transfer.
+
+Reads what :mod:`repro.generation` wrote into the study's run folder and
+returns the page section (Markdown) and its figures; :func:`repro.page.write_results`
+puts them on the page. Every number is computed from the run folder.
+"""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from interp_steer.analysis import SweepResult, TransferResult
+from interp_steer.plotting import plot_sweep, plot_transfer
+from repro.config import BASELINE_ROWS, Row, method_rows
+from repro.tables import gains_table, main_table, markdown_table, runs_frame, trained_ratios
+
+__all__ = [
+    "FLOOR",
+    "PAIRS_OF_INTEREST",
+    "TASK_LABELS",
+    "generation_findings",
+    "generation_section",
+    "kl_table",
+    "transfer_lines",
+    "whole_rows",
+]
+
+TASK_LABELS = {"msvamp": "MSVAMP", "mgsm": "MGSM", "forcing": "forcing (English %)"}
+FLOOR = 15.0
+"""Below this English accuracy (%) a math task is called at the model's floor."""
+
+PAIRS_OF_INTEREST = (("es", "fr"), ("fr", "es"), ("es", "de"), ("ja", "zh"), ("zh", "ja"))
+"""Transfers the paper names: within a family or script area (es→de/fr, ja↔zh)."""
+
+
+def _summary(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
+    """Mean over languages per row (method) and task; one column per task."""
+    wide = runs.pivot_table(index="row", columns="task", values="accuracy", aggfunc="mean")
+    wide = wide.reindex([r for r in order if r in wide.index])
+    cols = [t for t in TASK_LABELS if t in wide.columns]
+    return wide[cols].rename(columns=TASK_LABELS).reset_index().rename(columns={"row": "method"})
+
+
+def whole_rows(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Keep the rows that have every language of their task; also say what was left out.
+
+    An interrupted table's last row would average fewer languages; the second value names
+    what was left out, in words.
+
+    >>> runs = pd.DataFrame({"task": "mgsm", "lang": ["de", "fr", "de", "de", "fr"],
+    ...                      "row": ["basic", "basic", "xlt", "k_shot", "k_shot"]})
+    >>> kept, left_out = whole_rows(runs)
+    >>> sorted(set(kept["row"])), left_out
+    (['basic', 'k_shot'], ['`xlt` on mgsm (1 of 2 languages)'])
+    """
+    keep = pd.Series(True, index=runs.index)
+    left_out = []
+    for task, sub in runs.groupby("task", sort=False):
+        langs = set(sub.loc[sub["row"] == "basic", "lang"])
+        for row, cells in sub.groupby("row", sort=False):
+            if set(cells["lang"]) != langs:
+                keep[cells.index] = False
+                left_out.append(
+                    f"`{row}` on {task} ({cells['lang'].nunique()} of {len(langs)} languages)"
+                )
+    return runs[keep], left_out
+
+
+def _left_out(partial: list[str]) -> str:
+    """A findings line naming the rows this run folder does not have for every language."""
+    if not partial:
+        return ""
+    return (
+        "- **Not complete in this run folder** (left out of the tables; `make results` "
+        "resumes them): " + ", ".join(partial) + "."
+    )
+
+
+def kl_table(root: Path) -> pd.DataFrame | None:
+    """KL to English (nats, lower = closer) per language and row from ``gen_kl.json``."""
+    path = root / "gen_kl.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rows = {lang: {r: -cell["value"] for r, cell in cells.items()} for lang, cells in data.items()}
+    table = pd.DataFrame(rows).T
+    table.loc["mean"] = table.mean()
+    return table.reset_index().rename(columns={"index": "lang"})
+
+
+def transfer_lines(transfer: TransferResult) -> list[str]:
+    """The diagonal, the off-diagonal and the paper's named pairs, in nats of KL removed."""
+    gain = np.asarray(transfer.gain)
+    src, tgt = list(transfer.sources), list(transfer.targets)
+    diag = [gain[i, tgt.index(x)] for i, x in enumerate(src) if x in tgt]
+    off = [gain[i, j] for i, s in enumerate(src) for j, t in enumerate(tgt) if s != t]
+    named = [
+        f"{a}→{b} {gain[src.index(a), tgt.index(b)]:+.3f}"
+        for a, b in PAIRS_OF_INTEREST
+        if a in src and b in tgt
+    ]
+    lines = [f"own language {np.mean(diag):+.3f} nats removed on average"]
+    if off:
+        lines[0] += (
+            f", another language {np.mean(off):+.3f} ({int(np.sum(np.asarray(off) > 0))} of "
+            f"{len(off)} off-diagonal cells reduce the KL)"
+        )
+    if named:
+        lines.append("the pairs the paper names: " + ", ".join(named))
+    return lines
+
+
+def _task_line(runs: pd.DataFrame, task: str, rows: list[str]) -> str:
+    """One math task's finding: every row's mean, significance counts, the floor."""
+    mean = runs.groupby(["task", "row"])["accuracy"].mean()
+    sub = runs[(runs["task"] == task) & runs["row"].isin(rows)]
+    steered = sub[~sub["row"].isin(BASELINE_ROWS)]
+    prompted = sub[sub["row"].isin(BASELINE_ROWS) & (sub["row"] != "basic")]
+    line = (
+        f"- **{TASK_LABELS[task]}.** "
+        + ", ".join(f"`{r}` {mean[task, r]:.1f}%" for r in rows if (task, r) in mean)
+        + f" (mean over {sub['lang'].nunique()} languages, {int(sub['n'].max())} items "
+        f"each); {int((steered['p_value'] < 0.05).sum())} of {len(steered)} steered runs "
+        f"and {int((prompted['p_value'] < 0.05).sum())} of {len(prompted)} prompting-baseline "
+        "runs differ significantly from `basic`."
+    )
+    if (task, "translate_test") not in mean:
+        return line
+    english = mean[task, "translate_test"]
+    if english < FLOOR:
+        return line + (
+            f" Even in English (`translate_test`) the model solves {english:.1f}%: the task is "
+            "at its floor, so it cannot show a steering gain."
+        )
+    return line + f" The English headroom is {english - mean[task, 'basic']:+.1f} points."
+
+
+def generation_findings(
+    runs: pd.DataFrame,
+    sweep: SweepResult,
+    transfer: TransferResult,
+    rows: tuple[str, ...],
+    trained: dict[str, float],
+    kl: pd.DataFrame | None = None,
+) -> str:
+    """Plain-language findings of the generation part, every number computed.
+
+    ``rows``: the rows present, in page order; ``trained``: the largest ‖v‖/‖h‖ of each
+    method applied as trained (α = 1).
+    """
+    mean = runs.groupby(["task", "row"])["accuracy"].mean()
+    lines = [_task_line(runs, t, list(rows)) for t in ("msvamp", "mgsm") if (t, "basic") in mean]
+    f = runs[runs["task"] == "forcing"]
+    steered_rows = [r for r in rows if r not in BASELINE_ROWS and ("forcing", r) in mean]
+    if len(f) and ("forcing", "basic") in mean:
+        parts = []
+        for r in steered_rows:
+            s = f[f["row"] == r]
+            up = int(((s["p_value"] < 0.05) & (s["gain"] > 0)).sum())
+            parts.append(
+                f"`{r}` {mean['forcing', r]:.1f}% (significantly more English in {up} of "
+                f"{len(s)} languages)"
+            )
+        lines.append(
+            "- **Language forcing.** Continuations that langdetect reads as English: "
+            f"{mean['forcing', 'basic']:.1f}% unsteered; "
+            + ", ".join(parts)
+            + ". This is the other side of the same vectors: they move what the model "
+            "writes towards English even where they do not change what it gets right."
+        )
+    for m, ratio in trained.items():
+        if m in set(runs["row"]):
+            moved = runs[runs["row"] == m]["gain"].abs().max()
+            scaled = Row(m, scaled=True).name
+            lines.append(
+                f"- **`{m}` as trained** (α = 1) has ‖v‖/‖h‖ ≤ {ratio:.1e} and moves a task's "
+                f"score by at most {moved:.0f} points"
+                + (
+                    f"; `{scaled}` (its direction at the selected strength) is the informative row."
+                    if scaled in set(runs["row"])
+                    else "."
+                )
+            )
+    sel = pd.DataFrame([sweep.best(x) for x in sweep.langs])
+    lines.append(
+        "- **Closer to English.** The KL between the native and the English prompt's "
+        f"next-token prediction goes from {-sweep.baseline[:, 0].mean():.3f} nats unsteered "
+        f"to {-sel['score'].mean():.3f} at the selected cells (held-out train pairs, mean "
+        f"over languages; {int((sel['gain'] > 0).sum())} of {len(sel)} languages closer)."
+        + (
+            f" {weakest} of {len(sel)} languages chose the grid's weakest strength "
+            f"({min(sweep.strengths):g}), so weaker ones may be closer still."
+            if (weakest := int((sel["strength"] == min(sweep.strengths)).sum())) > len(sel) / 2
+            else ""
+        )
+    )
+    if kl is not None:
+        kl_mean = kl.set_index("lang").loc["mean"]
+        kl_rows = [c for c in kl.columns if c not in ("lang", "basic")]
+        lines.append(
+            f"- **Methods on held-out pairs.** Mean KL to English on MSVAMP `eval` pairs: "
+            f"{kl_mean['basic']:.3f} nats unsteered, "
+            + ", ".join(f"`{r}` {kl_mean[r]:.3f}" for r in kl_rows)
+            + f"; lowest: `{kl_mean[kl_rows].idxmin()}`."
+            + (
+                " Further from English than unsteered: " + ", ".join(f"`{r}`" for r in worse) + "."
+                if (worse := [r for r in kl_rows if kl_mean[r] > kl_mean["basic"]])
+                else ""
+            )
+        )
+    lines.append("- **Transfer.** " + "; ".join(transfer_lines(transfer)) + ".")
+    return "\n".join(lines)
+
+
+def generation_section(
+    root: Path, img: Callable[[str], str], methods: tuple[str, ...], cfg: dict[str, Any]
+) -> tuple[str, dict[str, go.Figure]]:
+    """The Markdown section and its figures (name → figure); empty if the part was not run."""
+    if not (root / "gen_transfer.json").is_file():
+        return "", {}
+    sweep = SweepResult.load(root / "gen_sweep.json")
+    transfer = TransferResult.load(root / "gen_transfer.json")
+    runs, partial = whole_rows(runs_frame(root / "gen_eval", ("task", "lang")))
+    present = set(runs["row"])
+    order = tuple(r for r in (*BASELINE_ROWS, *method_rows(methods)) if r in present)
+    steered = tuple(r for r in order if r not in BASELINE_ROWS)
+    shots = "k" if "k_shot" not in present else int(runs[runs["row"] == "k_shot"]["k"].max())
+    figs = {"results_gen_sweep": plot_sweep(sweep), "results_gen_transfer": plot_transfer(transfer)}
+    per_task = []
+    for task, label in TASK_LABELS.items():
+        sub = runs[runs["task"] == task]
+        if not len(sub):
+            continue
+        rows = order if task != "forcing" else ("basic", *steered)
+        per_task.append(
+            f"### {label}\n\n{markdown_table(main_table(sub, rows))}\n\n"
+            f"Gains over `basic` (points), McNemar's exact test:\n\n"
+            f"{markdown_table(gains_table(sub, rows), digits=3)}"
+        )
+    selection = pd.DataFrame([{"lang": x, **sweep.best(x)} for x in sweep.langs])
+    kl = kl_table(root)
+    kl_text = (
+        ""
+        if kl is None
+        else "### Every method by EnglishKL (MSVAMP `eval` pairs)\n\n"
+        f"KL to English in nats (lower = closer) on the first {cfg['n_gen_select']} `eval` "
+        "pairs, each method fitted on the same `train` pairs and applied at the selected "
+        "layer and strength (`mse` and `bipo` as trained, α = 1; `bipo_scaled` is BiPO's "
+        "direction at the selected strength):\n\n"
+        f"{markdown_table(kl, digits=3)}\n"
+    )
+    trained = trained_ratios(root / "gen_vectors", methods)
+    findings = "\n".join(
+        line
+        for line in (
+            generation_findings(runs, sweep, transfer, order, trained, kl),
+            _left_out(partial),
+        )
+        if line
+    )
+    fit_lo, sel_lo = 500, 500 + cfg["n_gen_fit"]
+    text = f"""## Generation tasks: MSVAMP-fitted vectors, {len(sweep.langs)} languages
+
+As in the paper, each language's vectors are fitted on MSVAMP pairs: the first
+{cfg["n_gen_fit"]} of the `train` half (items {fit_lo}–{sel_lo - 1}). The layer and
+strength are selected on the next {cfg["n_gen_select"]} `train` pairs (items
+{sel_lo}–{sel_lo + cfg["n_gen_select"] - 1}), which no vector saw, by how close the model's
+answer comes to its answer in English: the KL between the next-token distributions after
+`Question: <native question> Answer: The answer is` (steered) and the same prompt with the
+English question (`EnglishKL`, score = minus the KL in nats). Accuracy cannot rank the
+cells: the model solves almost no problem. Tests:
+the first {cfg["n_gen_test"]} items of MSVAMP's `eval` half (items 0–499, disjoint from
+`train`) and the first {cfg["n_gen_test"]} MGSM items, by greedy decoding of at most
+{cfg["gen_tokens"]} new tokens (prompt: the question and "Let's think step by step."),
+and language forcing on {cfg["n_forcing"]} FLORES sentences per language (the share of
+32-token continuations that langdetect reads as English). Rows: the prompting baselines
+of the XCOPA table (`self_translate`: the model first translates the question into
+English; `xlt`; `k_shot`: {shots} of MGSM's worked exemplars in the language, which
+MSVAMP borrows as it has none) and every fitting method, added at every position.
+`mse` and `bipo` are applied as trained (α = 1); `bipo` is fitted on the first
+{cfg["bipo_n_fit"]} of the `train` pairs ({cfg["bipo_warmup_steps"]} warm-up steps), and
+`bipo_scaled` is its direction at the selected strength. Forcing has only `basic` and the
+steered rows: the other baselines change the prompt, not the model.
+
+{findings}
+
+Mean over languages (accuracy %; forcing: English %):
+
+{markdown_table(_summary(runs, order))}
+
+{(chr(10) * 2).join(per_task)}
+
+{kl_text}
+### Layer and strength selection (EnglishKL on held-out MSVAMP train pairs)
+
+{markdown_table(selection, digits=3)}
+
+{img("results_gen_sweep")}
+
+### Transfer between the {len(sweep.langs)} languages
+
+Each language's vector (rows) on each language's MSVAMP `eval` pairs (columns), at layer
+{transfer.layer} and ‖αv‖/‖h‖ = {transfer.strength:g}; cell = nats of KL to English removed
+(positive = the prompt's prediction moves towards the English prompt's).
+
+{img("results_gen_transfer")}
+"""
+    return text, figs

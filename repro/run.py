@@ -1,0 +1,136 @@
+"""The paper's study on a model that runs here: ``make results`` → ``docs/results.md``.
+
+:func:`run_study` reproduces, at a size 2 CPU cores finish in hours (each stage's compute is
+summed in ``study.json``), the comparison of *Improving Multilingual Language Models by
+Aligning Representations through Steering* (arXiv 2505.12584) on XCOPA:
+
+1. per language, a mean-difference **layer × strength sweep** fitted on FLORES pairs and
+   selected on XCOPA's validation split (never on test items);
+2. at the selected layer and strength, vectors by every method (``mean_diff``, ``pca``,
+   ``mse`` as the paper trains it — AdamW, lr 1e-8, applied at α = 1 — and ``bipo`` at a
+   CPU budget: one BiPO step costs ≈10–30 s on 2 CPU cores, so it gets ``bipo_n_fit``
+   pairs, one pass, and ``bipo_scaled`` runs its direction at the selected strength);
+3. on XCOPA test items: ``basic``, ``translate_test`` (Google MT), ``self_translate``,
+   ``xlt``, ``k_shot`` and
+   each steered run, with gains over ``basic`` and McNemar p-values; English damage
+   (the selected vector on the English MT items, the paper's Table 4);
+4. the similarity of every FLORES language to English per layer, the transfer matrix of
+   the study languages, and the logit lens base vs steered.
+
+Everything lands in a resumable run folder; :func:`repro.page.write_results` turns it into
+the Markdown page and the figures. The stages are in :mod:`repro.xcopa` (the above),
+:mod:`repro.control` (an English-centric control model) and :mod:`repro.generation`
+(MSVAMP-fitted vectors for the nine MSVAMP languages on MSVAMP, MGSM and language forcing,
+with the same rows); the sizes are a :class:`~repro.config.StudyConfig`.
+"""
+
+import argparse
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp_steer.models import load_model, model_name
+from interp_steer.storage import atomic_write_json
+from repro.config import QUICK, STUDY, StudyConfig
+from repro.control import control_stage
+from repro.generation import gen_kl, gen_sweep, gen_table, gen_transfer
+from repro.page import write_results
+from repro.xcopa import lens_stage, similarity_stage, sweep_stage, table_stage, transfer_stage
+
+__all__ = ["STAGES", "Stage", "main", "run_study"]
+
+Stage = Callable[[Any, StudyConfig, Path], None]
+"""A stage of the study: ``stage(model, config, run_folder)`` writes its files, resumably."""
+
+STAGES: tuple[tuple[str, Stage], ...] = (
+    ("sweep", sweep_stage),
+    ("table", table_stage),
+    ("similarity", similarity_stage),
+    ("transfer", transfer_stage),
+    ("lens", lens_stage),
+    ("control", control_stage),
+    ("gen_sweep", gen_sweep),
+    ("gen_table", gen_table),
+    ("gen_transfer", gen_transfer),
+    ("gen_kl", gen_kl),
+)
+"""The stages in the order :func:`run_study` runs them, by the names ``study.json`` times."""
+
+
+def run_study(
+    out: str | os.PathLike[str], config: StudyConfig = STUDY, *, model: Any = None
+) -> Path:
+    """Run the study into ``out`` (resumable) and return the path of its ``study.json``."""
+    root = Path(out)
+    model = load_model(config.model) if model is None else model
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    try:
+        for stage, fn in STAGES:
+            start = time.perf_counter()
+            print(f"[{(start - t0) / 60:5.1f} min] {stage}", flush=True)
+            try:
+                fn(model, config, root)
+            finally:  # an interrupted stage's time counts too
+                timings[stage] = time.perf_counter() - start
+    finally:
+        path = _summary(root, config, model, timings, time.perf_counter() - t0)
+    return path
+
+
+def _summary(
+    root: Path, config: StudyConfig, model: Any, timings: dict[str, float], total: float
+) -> Path:
+    """Write ``study.json``: config, this invocation's stage times, compute summed over all."""
+    summary_path = root / "study.json"
+    old = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    compute = dict(old.get("compute_s", {}))
+    for stage, seconds in timings.items():
+        compute[stage] = compute.get(stage, 0.0) + seconds
+    summary = {
+        **old,  # keeps notes a person added (e.g. how compute_s was seeded)
+        "config": asdict(config),
+        "model": model_name(model),
+        "timings_s": timings,
+        "compute_s": compute,
+        "total_s": total,
+        "cpu_count": os.cpu_count(),
+    }
+    return atomic_write_json(summary_path, summary)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m repro``: run the study, then write the results page."""
+    parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/results"), help="run folder (resumable)"
+    )
+    parser.add_argument(
+        "--page", type=Path, default=Path("docs/results.md"), help="Markdown page to write"
+    )
+    parser.add_argument(
+        "--figures", type=Path, default=Path("figures"), help="folder for the figures"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny model, a few items (a smoke run)"
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the run like Ctrl-C: times saved
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_study(args.out, QUICK if args.quick else STUDY)
+    write_results(args.out, page=args.page, figures=args.figures)
+    print(f"wrote {args.page} and {args.figures}/")
+    return 0

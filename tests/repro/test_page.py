@@ -1,0 +1,130 @@
+"""The results page's computed sentences: transfer summary, floor wording, gains pairing."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from interp_steer.analysis import SweepResult, TransferResult
+from repro.page_generation import generation_findings, kl_table, transfer_lines
+from repro.page_xcopa import xcopa_findings
+from repro.tables import gains_table, main_table
+
+LANGS = ("de", "es", "fr", "ja", "zh")
+
+
+def _transfer(gain: np.ndarray) -> TransferResult:
+    base = np.tile([[-1.0, -1.1, -0.9]], (len(LANGS), 1))
+    score = gain + base[None, :, 0]
+    return TransferResult("m", "-KL", "mean_diff", LANGS, LANGS, 6, 0.1, True,
+                          np.ones(len(LANGS)), score, score - 0.1, score + 0.1, base,
+                          np.full(len(LANGS), np.nan), "eval")  # fmt: skip
+
+
+def test_transfer_lines_report_diagonal_off_diagonal_and_named_pairs():
+    gain = np.full((5, 5), -0.2)
+    np.fill_diagonal(gain, 0.5)
+    gain[LANGS.index("es"), LANGS.index("fr")] = 0.3
+    gain[LANGS.index("ja"), LANGS.index("zh")] = 0.4
+    first, named = transfer_lines(_transfer(gain))
+    off = (0.3 + 0.4 - 0.2 * 18) / 20
+    assert first.startswith("own language +0.500 nats removed on average")
+    assert f"another language {off:+.3f} (2 of 20 off-diagonal cells" in first
+    assert "es→fr +0.300" in named and "ja→zh +0.400" in named and "fr→es -0.200" in named
+
+
+def _runs(task_acc: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for lang in ("de", "fr"):
+        for row, acc in task_acc.items():
+            rows.append({"task": "msvamp", "lang": lang, "row": row, "accuracy": acc, "n": 16,
+                         "alpha": None, "layer": "–", "gain": acc - task_acc["basic"],
+                         "p_value": 1.0 if row != "basic" else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _sweep() -> SweepResult:
+    score = np.array([[[-0.5, -0.9]], [[-0.2, -0.8]]])
+    return SweepResult("m", "-KL", "mean_diff", ("de", "fr"), (6,), (0.05, 0.1), True,
+                       np.ones_like(score), score, score - 0.1, score + 0.1,
+                       np.array([[-0.6, -0.7, -0.5], [-0.1, -0.2, 0.0]]),
+                       np.full((2, 3), np.nan), np.full((2, 3), np.nan), "held out")  # fmt: skip
+
+
+def test_findings_call_a_task_at_the_floor_only_when_english_is_low():
+    gain, rows = np.zeros((5, 5)), ("basic", "translate_test", "mean_diff")
+    low_runs = _runs({"basic": 2.0, "translate_test": 6.0, "mean_diff": 2.0})
+    low = generation_findings(low_runs, _sweep(), _transfer(gain), rows, {})
+    assert "Even in English (`translate_test`) the model solves 6.0%" in low
+    high_runs = _runs({"basic": 20.0, "translate_test": 45.0, "mean_diff": 25.0})
+    high = generation_findings(high_runs, _sweep(), _transfer(gain), rows, {})
+    assert "floor" not in high and "English headroom is +25.0 points" in high
+    # KL: 0.35 unsteered on average; the selected cells -0.5 (de) and -0.2 (fr)
+    assert "goes from 0.350 nats unsteered to 0.350 at the selected cells" in high
+    assert "1 of 2 languages closer" in high
+
+
+def test_findings_list_every_row_and_the_trained_vectors_norms():
+    acc = {"basic": 2.0, "translate_test": 6.0, "xlt": 8.0, "mse": 2.0, "bipo": 2.0,
+           "bipo_scaled": 10.0}  # fmt: skip
+    rows = tuple(acc)
+    runs = _runs(acc)
+    runs.loc[(runs["row"] == "bipo_scaled") & (runs["lang"] == "de"), "p_value"] = 0.01
+    trained = {"mse": 1.2e-5, "bipo": 3e-6}
+    text = generation_findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, trained)
+    first = text.splitlines()[0]
+    assert first.startswith("- **MSVAMP.** `basic` 2.0%, `translate_test` 6.0%, `xlt` 8.0%, ")
+    assert "`bipo_scaled` 10.0% (mean over 2 languages, 16 items each)" in first
+    assert "1 of 6 steered runs and 0 of 4 prompting-baseline runs differ" in first
+    assert "- **`mse` as trained** (α = 1) has ‖v‖/‖h‖ ≤ 1.2e-05 and moves a task's " in text
+    assert "score by at most 0 points." in text
+    assert "`bipo_scaled` (its direction at the selected strength) is the informative" in text
+
+
+def test_main_and_gains_tables_follow_the_row_order():
+    runs = _runs({"basic": 2.0, "translate_test": 6.0, "mean_diff": 4.0})
+    table = main_table(runs, ("basic", "translate_test", "mean_diff"))
+    assert list(table["method"]) == ["basic", "translate_test", "mean_diff"]
+    assert list(table.columns) == ["method", "de", "fr", "mean"]
+    gains = gains_table(runs, ("basic", "mean_diff", "translate_test"))
+    assert list(gains["method"]) == ["mean_diff", "mean_diff", "translate_test", "translate_test"]
+    assert list(gains["gain"]) == [2.0, 2.0, 4.0, 4.0]
+
+
+def test_kl_table_reads_gen_kl_as_positive_nats_with_a_mean_row(tmp_path):
+    assert kl_table(tmp_path) is None
+    cell = lambda v: {"value": -v, "low": -v - 0.1, "high": -v + 0.1, "n": 4, "alpha": 1.0}  # noqa: E731
+    data = {"de": {"basic": cell(0.2), "mean_diff": cell(0.1)},
+            "fr": {"basic": cell(0.4), "mean_diff": cell(0.5)}}  # fmt: skip
+    (tmp_path / "gen_kl.json").write_text(json.dumps(data), encoding="utf-8")
+    table = kl_table(tmp_path)
+    assert list(table["lang"]) == ["de", "fr", "mean"]
+    np.testing.assert_allclose(table["basic"], [0.2, 0.4, 0.3])
+    np.testing.assert_allclose(table["mean_diff"], [0.1, 0.5, 0.3])
+
+
+def test_findings_name_the_methods_further_from_english_than_unsteered():
+    runs, rows = _runs({"basic": 2.0, "mean_diff": 2.0}), ("basic", "mean_diff")
+    kl = pd.DataFrame({"lang": ["de", "mean"], "basic": [0.3, 0.3], "mean_diff": [0.2, 0.2],
+                       "bipo_scaled": [1.9, 1.9]})  # fmt: skip
+    text = generation_findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, {}, kl)
+    line = next(x for x in text.splitlines() if "Methods on held-out pairs" in x)
+    assert (
+        "0.300 nats unsteered, `mean_diff` 0.200, `bipo_scaled` 1.900; lowest: `mean_diff`." in line
+    )
+    assert line.endswith("Further from English than unsteered: `bipo_scaled`.")
+    closer = kl.drop(columns="bipo_scaled")
+    text = generation_findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, {}, closer)
+    assert "Further" not in text
+
+
+def test_xcopa_findings_name_the_best_steering_row_only_when_it_beats_basic():
+    levels = pd.DataFrame({"level": ["high", "mid", "low"], "m": [0.6, 0.5, 0.3]})
+    rows = ("basic", "translate_test", "mean_diff", "mse")
+    lose = _runs({"basic": 52.0, "translate_test": 62.0, "mean_diff": 48.5, "mse": 52.0})
+    text = xcopa_findings(lose, rows, levels, {})
+    assert "No steering row beats `basic` on average (`mean_diff` -3.5, `mse` +0.0 points)" in text
+    assert "best steering row" not in text
+    win = _runs({"basic": 52.0, "translate_test": 62.0, "mean_diff": 55.0, "mse": 52.0})
+    text = xcopa_findings(win, rows, levels, {})
+    assert "The best steering row on average is `mean_diff` at 55.0% (+3.0 points" in text

@@ -1,0 +1,110 @@
+"""The study pipeline end to end on the tiny model: run folder → results page + figures."""
+
+import json
+import re
+import time
+from dataclasses import replace
+
+import pytest
+
+from repro import run as study
+from repro.config import BASELINE_ROWS, QUICK, method_rows
+from repro.page import write_results
+from repro.run import main
+
+
+def test_quick_study_writes_the_results_page(tmp_path):
+    page, figures = tmp_path / "docs" / "results.md", tmp_path / "figures"
+    assert (
+        main(
+            [
+                "--quick",
+                "--out",
+                str(tmp_path / "run"),
+                "--page",
+                str(page),
+                "--figures",
+                str(figures),
+            ]
+        )
+        == 0
+    )
+    text = page.read_text(encoding="utf-8")
+    table = text.split("## Main comparison")[1].split("Gains over")[0]
+    header = next(line for line in table.splitlines() if line.startswith("| method"))
+    assert header == "| method | " + " | ".join(QUICK.langs) + " | mean |"
+    rows = [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith("| ")][1:]
+    assert rows == [
+        "basic", "translate_test", "self_translate", "xlt", "k_shot",
+        "mean_diff", "pca", "mse", "bipo", "bipo_scaled",
+    ]  # fmt: skip
+    assert "`mse` as trained (α = 1) has ‖v‖/‖h‖ ≤" in text
+    for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
+        assert (page.parent / link).resolve().is_file() or not (
+            figures / "results_sweep.png"
+        ).exists()
+    assert (tmp_path / "run" / "study.json").is_file()
+    gen = text.split("## Generation tasks")[1]
+    summary = gen.split("Mean over languages")[1].split("###")[0]
+    assert "| method | MSVAMP | MGSM | forcing (English %) |" in summary
+    assert [r.split(" | ")[0][2:] for r in summary.splitlines() if r.startswith("| ")][1:] == [
+        *BASELINE_ROWS,
+        *method_rows(QUICK.gen_methods),
+    ]
+    assert "- **`bipo` as trained** (α = 1) has ‖v‖/‖h‖ ≤" in gen
+    assert "EnglishKL on held-out MSVAMP train pairs" in gen and "results_gen_transfer" in gen
+    kl = gen.split("### Every method by EnglishKL")[1].split("###")[0]
+    assert "| lang | basic | " + " | ".join(method_rows(QUICK.gen_kl_methods)) + " |" in kl
+    assert "| mean |" in kl
+    control = text.split("## Control")[1].split("## Generation")[0]
+    assert "| level |" in control and "translate_test" in control
+    # resumable: a second run reuses every evaluation file
+    run = tmp_path / "run"
+    files = [*(run / "eval").glob("*.json"), *(run / "gen_eval").glob("*.json"),
+             *(run / "control" / "eval").glob("*.json")]  # fmt: skip
+    before = {p: p.stat().st_mtime_ns for p in files}
+    assert len(list((run / "eval").glob("*.json"))) == len(QUICK.langs) * 11
+    # MSVAMP and MGSM: every baseline and steered row; forcing: basic and the steered rows
+    steered = len(method_rows(QUICK.gen_methods))
+    per_lang = 2 * (len(BASELINE_ROWS) + steered) + 1 + steered
+    assert len(list((run / "gen_eval").glob("*.json"))) == len(QUICK.gen_langs) * per_lang
+    assert (
+        main(
+            [
+                "--quick",
+                "--out",
+                str(tmp_path / "run"),
+                "--page",
+                str(page),
+                "--figures",
+                str(figures),
+            ]
+        )
+        == 0
+    )
+    assert before == {p: p.stat().st_mtime_ns for p in files}
+    # an interrupted generation table: the page shows the rows that are complete
+    for path in (run / "gen_eval").glob("*-bipo*.json"):
+        path.unlink()
+    write_results(run, page=page, figures=figures)
+    gen = page.read_text(encoding="utf-8").split("## Generation tasks")[1]
+    summary = gen.split("Mean over languages")[1].split("###")[0]
+    assert "| bipo" not in summary and "| mse |" in summary
+    # changed settings: a saved cell is not silently kept, the run stops and names it
+    with pytest.raises(ValueError, match=r"msvamp-de-basic.json holds a result with other "
+                       r"settings \(max_new_tokens 8 → 9\)"):  # fmt: skip
+        study.run_study(run, replace(QUICK, gen_tokens=9))
+
+
+def test_an_interrupted_study_still_records_its_compute(tmp_path, tiny, monkeypatch):
+    def stopped(model, cfg, root):
+        time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "STAGES", (("sweep", stopped), *study.STAGES[1:]))
+    (tmp_path / "study.json").write_text(json.dumps({"compute_s": {"sweep": 1.0}, "note": "x"}))
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(tmp_path, QUICK, model=tiny)
+    record = json.loads((tmp_path / "study.json").read_text(encoding="utf-8"))
+    assert record["note"] == "x" and list(record["timings_s"]) == ["sweep"]
+    assert record["compute_s"]["sweep"] >= 1.05
