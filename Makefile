@@ -53,11 +53,18 @@ pytest: setup
 fast: setup
 	$(BIN)/python -m pytest -q -m "not real"
 
+# The peers pin transformers<5 and numpy<2, so they go in --no-deps (see bench_peers.py).
+# Every script's --smoke run (tiny model, seconds; the peers' parts included, as they are
+# installed now) goes first, so a broken step fails before the long runs, not after them.
 bench: setup
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]'
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps steering-vectors==0.12.2 repeng==0.4.0
+	@for script in benchmarks/bench_*.py; do echo "smoke: $$script"; \
+	  $(BIN)/python $$script --smoke >/dev/null || exit 1; done
 	$(BIN)/python benchmarks/bench_fitting.py
 	$(BIN)/python benchmarks/bench_evaluation.py
 	$(BIN)/python benchmarks/bench_analyses.py
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]' && $(BIN)/pip install -q --disable-pip-version-check --no-deps steering-vectors==0.12.2 repeng==0.4.0 && $(BIN)/python benchmarks/bench_peers.py
+	$(BIN)/python benchmarks/bench_peers.py
 
 # The paper's study on gemma-3-270m (resumable; hours on 2 cores, see study.json): docs/results.md + figures/
 results: setup

@@ -15,15 +15,15 @@ Usage::
 
     python benchmarks/bench_analyses.py                       # full size (GPU or patience)
     python benchmarks/bench_analyses.py --langs 3 --n 16 --per-layer-n 8 --sweep-n 16 \\
-        --sweep-items 4 --sweep-layers 2          # a smoke run on 2 shared CPU cores
+        --sweep-items 4 --sweep-layers 2          # a small run on 2 shared CPU cores
+    python benchmarks/bench_analyses.py --smoke   # every step on the tiny model (seconds)
 """
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import torch
+from common import interleaved, parse_args, timed
 
 from interp_steer.activations import collect_activations
 from interp_steer.analysis import layer_sweep, similarity_from_activations
@@ -31,25 +31,9 @@ from interp_steer.data import available_languages, load_parallel
 from interp_steer.fitting import fit_vectors
 from interp_steer.models import load_model
 
-
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
-
-
-def interleaved(per_layer_fn, all_fn, layers) -> tuple[float, float, float]:
-    """Time ``per_layer_fn(layer)`` for every layer, each next to one ``all_fn()`` run.
-
-    Returns ``(ratio, sum of per-layer times, median all-layers time)``; interleaving
-    keeps the comparison fair on a machine whose load changes (shared CPU cores).
-    """
-    per, full = [], []
-    for layer in layers:
-        per.append(timed(per_layer_fn, layer)[1])
-        full.append(timed(all_fn)[1])
-    once = statistics.median(full)
-    return sum(per) / once, sum(per), once
+# --smoke: every step on the tiny model in a few seconds (the sweep included)
+SMOKE = {"model": "tiny", "threads": 1, "langs": 1, "n": 3, "per_layer_n": 2,
+         "batch_size": 4, "sweep_n": 3, "sweep_items": 2, "sweep_layers": 2}  # fmt: skip
 
 
 def bench_similarity(model, args) -> None:
@@ -134,7 +118,7 @@ def bench_sweep(model, args) -> None:
           f"{best['score']:.2f} vs unsteered {res.baseline[0, 0]:.2f}")  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--langs", type=int, default=24, help="FLORES languages (max 23 here)")
@@ -148,7 +132,10 @@ def main() -> None:
     parser.add_argument("--sweep-task-lang", default="it")
     parser.add_argument("--skip-similarity", action="store_true")
     parser.add_argument("--skip-sweep", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parse_args(parser, argv, SMOKE)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, load_s = timed(load_model, args.model)
     print(f"model {args.model}: loaded in {load_s:.1f} s; torch threads "
           f"{torch.get_num_threads()}; device {model.cfg.device}")  # fmt: skip

@@ -14,14 +14,15 @@ Usage (a few minutes on 2 CPU cores; on a machine other jobs share, ``--threads 
 OpenMP threads waiting on each other, which can slow small ops by an order of magnitude)::
 
     python benchmarks/bench_evaluation.py --model gemma-3-270m --n 8 --max-new-tokens 32
+    python benchmarks/bench_evaluation.py --smoke    # every step on the tiny model (seconds)
 """
 
 import argparse
 import os
 import statistics
-import time
 
 import torch
+from common import parse_args, timed
 
 from interp_steer.data import load_task
 from interp_steer.evaluation.prompts import build_prompt
@@ -29,11 +30,8 @@ from interp_steer.models import left_pad, load_model, score_continuations
 from interp_steer.models.batching import token_ids
 from interp_steer.steering import SteeringVector, steer
 
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+# --smoke: every step on the tiny model in a few seconds
+SMOKE = {"model": "tiny", "threads": 1, "n": 2, "max_new_tokens": 2, "repeats": 1}
 
 
 def alternate(a, b, repeats):
@@ -47,7 +45,7 @@ def alternate(a, b, repeats):
     return out_a, out_b, statistics.median(times_a), statistics.median(times_b)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--n", type=int, default=8, help="items (prompts) per batch")
@@ -58,7 +56,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 is far faster on a busy CPU)"
     )
-    args = parser.parse_args()
+    args = parse_args(parser, argv, SMOKE)
     if args.n <= 0 or args.repeats <= 0 or args.max_new_tokens <= 0:
         parser.error("--n, --repeats and --max-new-tokens must be positive")
     if args.threads is not None:

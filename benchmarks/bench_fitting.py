@@ -14,6 +14,7 @@ Usage (a smoke run on a shared 2-core CPU, where one thread avoids contention st
 the defaults are meant for a GPU)::
 
     python benchmarks/bench_fitting.py --n 24 --fit-n 1000 --bipo-n 8 --threads 1
+    python benchmarks/bench_fitting.py --smoke    # every step on the tiny model (seconds)
 """
 
 import argparse
@@ -21,29 +22,24 @@ import tempfile
 import time
 
 import torch
+from common import parse_args, timed
 
 from interp_steer.activations import Activations, collect_activations
 from interp_steer.data import load_parallel
-from interp_steer.fitting import fit_vectors
-from interp_steer.fitting.bipo import (
-    DEFAULT_PROMPT_TEMPLATE,
-    bipo_direction,
-    encode_pairs,
-    sequence_logprobs,
-)
-from interp_steer.fitting.directions import (
+from interp_steer.fitting import (
     alignment_metrics,
+    bipo_direction,
+    fit_vectors,
     mean_diff_direction,
     mse_direction,
     pca_direction,
 )
+from interp_steer.fitting.bipo import DEFAULT_PROMPT_TEMPLATE, encode_pairs, sequence_logprobs
 from interp_steer.models import load_model
 
-
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
+# --smoke: every step on the tiny model in a few seconds
+SMOKE = {"model": "tiny", "threads": 1, "n": 2, "fit_n": 8, "bipo_n": 2,
+         "batch_size": 4, "bipo_batch_size": 2, "repeat": 1}  # fmt: skip
 
 
 def plain_forward(model, texts, batch_size):
@@ -79,7 +75,7 @@ def fine_tuning_step(model, batch, layer):
             p.requires_grad_(flag)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--lang", default="de")
@@ -92,7 +88,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeat", type=int, default=3, help="timings are the best of these")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = parser.parse_args()
+    args = parse_args(parser, argv, SMOKE)
     if args.threads:
         torch.set_num_threads(args.threads)
 

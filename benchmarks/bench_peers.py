@@ -34,7 +34,14 @@ aliases it to ``np.float64`` before importing repeng.
 Usage::
 
     python benchmarks/bench_peers.py --threads 1           # 1000 pairs, long on one thread
-    python benchmarks/bench_peers.py --quick --threads 1   # a smoke run, a few minutes
+    python benchmarks/bench_peers.py --quick --threads 1   # few pairs, a few minutes
+    python benchmarks/bench_peers.py --smoke               # every step on the tiny model
+
+``--smoke`` runs the tiny random model (its Hugging Face twin, built from the same weights,
+stands in for the checkpoint the peers read) with tiny sizes and one scaling subprocess;
+without the peers installed it skips only their parts (steering-vectors' block reading in
+step 1, the peers' fits in step 2) and runs all of ours. Without ``--smoke`` the peers are
+required.
 """
 
 import argparse
@@ -50,16 +57,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench_analyses import interleaved
-from bench_fitting import timed
+from common import interleaved, parse_args, timed
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from interp_steer.activations import collect_activations
 from interp_steer.constants import OFFLINE_MODELS
 from interp_steer.data import load_parallel
 from interp_steer.fitting import fit_vector, fit_vectors
 from interp_steer.models import left_pad, load_model
+from interp_steer.models.batching import token_ids
 from interp_steer.models.loading import converted_checkpoint
 from interp_steer.steering import steer
+
+# --smoke: every step on the tiny model in seconds (sizes of steps 3-5 are set in main)
+SMOKE = {"model": "tiny", "threads": 1, "pairs": 6, "batch_size": 4}
+PEERS_MISSING = "steering-vectors / repeng not installed (make bench installs them)"
 
 
 def load_peers():
@@ -72,12 +84,42 @@ def load_peers():
     return ControlVector, DatasetEntry, record_activations, train_steering_vector
 
 
-def hf_checkpoint(name: str) -> str:
-    if name in OFFLINE_MODELS and name != "tiny":
-        return str(converted_checkpoint(name))
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
-    raise SystemExit(f"--model must be an offline alias with a checkpoint or a folder: {name!r}")
+def peers_or_none(required: bool):
+    """The peers, or ``None`` when they are not installed and not ``required``."""
+    try:
+        return load_peers()
+    except ImportError as err:
+        if required:
+            raise SystemExit(f"{PEERS_MISSING}: {err}") from None
+        print(f"{PEERS_MISSING}: their parts are skipped ({err})")
+        return None
+
+
+def hf_twin(model):
+    """A plain Hugging Face model with the bridge's weights (the bridge wraps its own in place).
+
+    For the tiny model, which has no checkpoint on disk.
+    """
+    wrapped = model.original_model
+    state = {k.replace("._original_component", ""): v for k, v in wrapped.state_dict().items()}
+    twin = type(wrapped)(wrapped.config).eval()
+    missing, _ = twin.load_state_dict(state, strict=False)
+    if missing:
+        raise RuntimeError(f"the Hugging Face twin lacks weights: {missing}")
+    return twin
+
+
+def hf_model(name: str, model):
+    """The peers' plain Hugging Face model and tokenizer for ``--model name``."""
+    if name == "tiny":
+        hf, tok = hf_twin(model), model.tokenizer
+    elif name in OFFLINE_MODELS or Path(name).expanduser().is_dir():
+        path = converted_checkpoint(name) if name in OFFLINE_MODELS else Path(name).expanduser()
+        hf = AutoModelForCausalLM.from_pretrained(path, dtype=model.cfg.dtype)
+        tok = AutoTokenizer.from_pretrained(path)
+    else:
+        raise SystemExit(f"--model must be an offline alias or a checkpoint folder: {name!r}")
+    return hf.to(model.cfg.device).eval(), tok
 
 
 def cosine(a, b) -> float:
@@ -91,14 +133,20 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def check_conventions(model, hf, tok, texts, layer, record_activations) -> dict[str, float]:
-    """Compare our last-token residuals with the HF model's hidden states and the peers'."""
+    """Compare our last-token residuals with the HF model's hidden states and the peers'.
+
+    ``record_activations`` is steering-vectors'; ``None`` (not installed) skips its row.
+    """
     n_layers = int(model.cfg.n_layers)
     ours = collect_activations(
         model, texts, layers=sorted({layer, n_layers - 1}), pooling="last", progress=False
     )
     same_ids = all(model.to_tokens(t)[0].tolist() == tok(t)["input_ids"] for t in texts)
     enc = tok(texts, padding=True, return_tensors="pt").to(hf.device)
-    with torch.inference_mode(), record_activations(hf, layer_nums=[layer]) as rec:
+    with contextlib.ExitStack() as stack, torch.inference_mode():
+        rec = None
+        if record_activations is not None:
+            rec = stack.enter_context(record_activations(hf, layer_nums=[layer]))
         out = hf(**enc, output_hidden_states=True)
     width = enc["attention_mask"].shape[1]
     last = (enc["attention_mask"] * torch.arange(width, device=hf.device)).argmax(1)
@@ -106,15 +154,15 @@ def check_conventions(model, hf, tok, texts, layer, record_activations) -> dict[
     def pick(h: torch.Tensor) -> torch.Tensor:
         return h[torch.arange(len(texts), device=h.device), last].float().cpu()
 
+    hf_same = rel_err(pick(out.hidden_states[layer + 1]), ours[layer])
+    sv_same = None if rec is None else rel_err(pick(rec[layer][-1]), ours[layer])
     errs = {  # "same": the readings that must match ours
-        "same": max(
-            rel_err(pick(out.hidden_states[layer + 1]), ours[layer]),
-            rel_err(pick(rec[layer][-1]), ours[layer]),
-        ),
-        f"HF hidden_states[{layer + 1}] (repeng layer {layer})": rel_err(
-            pick(out.hidden_states[layer + 1]), ours[layer]
-        ),
-        f"steering-vectors decoder_block {layer}": rel_err(pick(rec[layer][-1]), ours[layer]),
+        "same": max(e for e in (hf_same, sv_same) if e is not None),
+        f"HF hidden_states[{layer + 1}] (repeng layer {layer})": hf_same,
+    }
+    if sv_same is not None:
+        errs[f"steering-vectors decoder_block {layer}"] = sv_same
+    errs |= {
         f"HF hidden_states[{layer}]": rel_err(pick(out.hidden_states[layer]), ours[layer]),
         f"HF hidden_states[{n_layers}] vs our block {n_layers - 1}": rel_err(
             pick(out.hidden_states[n_layers]), ours[n_layers - 1]
@@ -125,16 +173,24 @@ def check_conventions(model, hf, tok, texts, layer, record_activations) -> dict[
           f"from our blocks.L.hook_resid_post, last real token:")  # fmt: skip
     for name, err in list(errs.items())[1:]:
         print(f"   {name:48s} {err:.2e}")
+    if rec is None:
+        print(f"   (steering-vectors decoder_block {layer}: skipped, not installed)")
     return errs
 
 
 def bench_fits(model, hf, tok, pairs, layer, batch_size, peers):
-    control_vector, dataset_entry, _, train_steering_vector = peers
+    """Fit ours and (when ``peers`` is not ``None``) the peers' vectors; time and compare."""
     english, target = list(pairs.english), list(pairs.target)
     opts = {"layer": layer, "pooling": "last", "collect_batch_size": batch_size}
     print(f"\n2. fitting at layer {layer} on {len(pairs)} pairs, batch size {batch_size} "
           f"(each timed once, collection included)")  # fmt: skip
     ours_md, t_md = timed(fit_vector, model, pairs, method="mean_diff", **opts)
+    if peers is None:
+        ours_pca, t_pca = timed(fit_vector, model, pairs, method="pca", center=True, **opts)
+        print(f"   mean_diff  ours {t_md:7.1f} s | steering-vectors: skipped, not installed")
+        print(f"   pca_diff   ours {t_pca:7.1f} s | repeng: skipped, not installed")
+        return {"t_md": t_md, "t_pca": t_pca}, ours_md
+    control_vector, dataset_entry, _, train_steering_vector = peers
     sv, t_sv = timed(
         train_steering_vector, hf, tok, list(zip(english, target, strict=True)),
         layers=[layer], read_token_index=-1, batch_size=batch_size,
@@ -167,9 +223,8 @@ def bench_fits(model, hf, tok, pairs, layer, batch_size, peers):
 
 
 def bench_steering(model, vector, prompts, new_tokens, repeat) -> dict[str, float]:
-    tok = model.tokenizer
-    tokens = [model.to_tokens(p, move_to_device=False)[0] for p in prompts]
-    ids, mask = left_pad(tokens, int(tok.pad_token_id), model.cfg.device or "cpu")
+    ids, mask = left_pad(model, [token_ids(model, p, bos=True) for p in prompts])
+    mask = mask.long()
 
     def forward() -> None:
         model.forward(ids, attention_mask=mask)
@@ -259,10 +314,11 @@ def run_child(args, n_pairs: int, layers: list[int]) -> dict[str, float]:
 def bench_scaling(args, n_layers: int, layer: int) -> list[tuple[str, dict[str, float]]]:
     pair_counts = sorted({min(n, args.pairs) for n in args.scale_pairs})
     layer_pairs = min(args.scale_layer_pairs, args.pairs)
+    layer_counts = args.scale_layer_counts or (1, max(1, n_layers // 3), n_layers)
     configs = [(f"{n} pairs, layer {layer}", n, [layer]) for n in pair_counts]
     configs += [
         (f"{k} layers, {layer_pairs} pairs", layer_pairs, spread_layers(n_layers, k))
-        for k in sorted({1, max(1, n_layers // 3), n_layers})
+        for k in sorted(set(layer_counts))
     ]
     print("\n5. scaling of fit_vectors (mean_diff, last token), a fresh process each; peak RSS "
           "above the loaded model's RSS:")  # fmt: skip
@@ -275,7 +331,7 @@ def bench_scaling(args, n_layers: int, layer: int) -> list[tuple[str, dict[str, 
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="gemma-3-270m", help="an offline alias or a folder")
     parser.add_argument("--lang", default="de")
@@ -284,10 +340,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="the same for every library")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--quick", action="store_true", help="few pairs: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="few pairs: a shorter run")
     parser.add_argument("--child-pairs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-layers", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, argv, SMOKE)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child_pairs:
@@ -295,18 +351,17 @@ def main() -> None:
         return
     if args.quick:
         args.pairs = min(args.pairs, 24)
+    # step 5's configurations (one subprocess each) and steps 3-4's sizes
     args.scale_pairs = (8, 16, 24) if args.quick else (100, 300, 1000)
-    args.scale_layer_pairs = 8 if args.quick else 300
+    args.scale_layer_pairs, args.scale_layer_counts = (8 if args.quick else 300), None
     ratio_texts, new_tokens, repeat = (8, 8, 3) if args.quick else (32, 32, 5)
+    if args.smoke:  # one subprocess (a fresh interpreter costs seconds), two layers in it
+        args.scale_pairs, args.scale_layer_pairs, args.scale_layer_counts = (), 4, (2,)
+        ratio_texts, new_tokens, repeat = 4, 2, 1
 
-    peers = load_peers()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    peers = peers_or_none(required=not args.smoke)
     model, t_load = timed(load_model, args.model, device=args.device)
-    path = hf_checkpoint(args.model)
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=model.cfg.dtype).to(model.cfg.device)
-    hf.eval()
-    tok = AutoTokenizer.from_pretrained(path)
+    hf, tok = hf_model(args.model, model)
     n_layers = int(model.cfg.n_layers)
     layer = n_layers // 3 if args.layer is None else args.layer
     pairs = load_parallel("msvamp", args.lang, n=args.pairs)
@@ -318,8 +373,9 @@ def main() -> None:
     print(f"model loaded in {t_load:.1f} s: {setup}")
 
     errs = check_conventions(
-        model, hf, tok, list(pairs.target[:4]) + list(pairs.english[:4]), layer, peers[2]
-    )
+        model, hf, tok, list(pairs.target[:4]) + list(pairs.english[:4]), layer,
+        None if peers is None else peers[2],
+    )  # fmt: skip
     fits, vector = bench_fits(model, hf, tok, pairs, layer, args.batch_size, peers)
     del hf
     gc.collect()
@@ -329,15 +385,19 @@ def main() -> None:
     scaling = bench_scaling(args, n_layers, layer)
 
     print(f"\n== summary: {setup}")
+    skipped = "skipped: peers not installed"
     rows = [
         ("max rel. diff, ours vs HF hidden_states[L+1] / steering-vectors",
          f"{errs['same']:.1e}"),
         ("fit mean_diff: steering-vectors / ours (time)",
-         f"{fits['t_sv'] / fits['t_md']:.2f}x ({fits['t_sv']:.1f} s / {fits['t_md']:.1f} s)"),
-        ("  cosine, norm ratio", f"{fits['cos_md']:.6f}, {fits['norm_md']:.6f}"),
+         f"{fits['t_sv'] / fits['t_md']:.2f}x ({fits['t_sv']:.1f} s / {fits['t_md']:.1f} s)"
+         if peers else f"{skipped} (ours {fits['t_md']:.1f} s)"),
+        ("  cosine, norm ratio",
+         f"{fits['cos_md']:.6f}, {fits['norm_md']:.6f}" if peers else skipped),
         ("fit pca_diff: repeng / ours (time)",
-         f"{fits['t_rp'] / fits['t_pca']:.2f}x ({fits['t_rp']:.1f} s / {fits['t_pca']:.1f} s)"),
-        ("  cosine", f"{fits['cos_pca']:.6f}"),
+         f"{fits['t_rp'] / fits['t_pca']:.2f}x ({fits['t_rp']:.1f} s / {fits['t_pca']:.1f} s)"
+         if peers else f"{skipped} (ours {fits['t_pca']:.1f} s)"),
+        ("  cosine", f"{fits['cos_pca']:.6f}" if peers else skipped),
     ]  # fmt: skip
     rows += [(f"steered / unsteered {name}", f"{r:.3f}x") for name, r in steering.items()]
     rows.append((f"one pass per layer / one pass, {n_layers} layers", f"{one_pass:.1f}x"))

@@ -9,8 +9,9 @@ Example:
     'last'
 """
 
+import operator
 from collections.abc import Sequence
-from typing import Final, Literal, TypeVar, get_args
+from typing import Any, Final, Literal, TypeVar, get_args
 
 Method = Literal["mean_diff", "pca", "mse", "bipo"]
 """A built-in fitting method (:data:`~interp_steer.fitting.METHODS` holds their functions)."""
@@ -80,6 +81,32 @@ def check_choice(what: str, value: _T, choices: Sequence[_T]) -> _T:
     return value
 
 
+def check_count(what: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int if it is a whole number ``>= minimum``, else raise ``ValueError``.
+
+    Booleans and floats are refused, also ``2.0``: a count is an int (NumPy ints pass).
+
+    >>> check_count("n", 3)
+    3
+    >>> check_count("n", True)
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be a positive int, got True (bool)
+    >>> check_count("n", 2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be a positive int, got 2.5 (float)
+    """
+    try:
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        kind = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+        raise ValueError(f"{what} must be {kind}, got {value!r} ({type(value).__name__})")
+    return number
+
+
 __all__ = [
     "BASELINE_NAMES",
     "CHOICE_TASKS",
@@ -97,4 +124,5 @@ __all__ = [
     "Method",
     "Positions",
     "check_choice",
+    "check_count",
 ]

@@ -3,20 +3,43 @@
 A crash mid-write never leaves a half-written result behind; readers see the old file or
 the new one. :func:`write_result` / :func:`read_result` store analysis results as JSON or
 as a parquet table that carries the JSON payload in its metadata.
+
+Run folders are not followed out of: a write given its run folder (``root=``) is refused
+when the target's folder resolves outside it (a symlinked ``cells/``, say), and
+:func:`run_lock` keeps two runs from writing one folder at the same time.
 """
 
+import dataclasses
+import errno
+import fcntl
+import functools
+import importlib.metadata
+import inspect
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import pandas as pd
 
+PathLike = str | os.PathLike[str]
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> Path:
+
+def atomic_write(
+    path: PathLike, write: Callable[[str], Any], *, root: PathLike | None = None
+) -> Path:
     """Call ``write(tmp_path)`` and atomically rename the temporary file to ``path``.
+
+    Args:
+        path: The file to write.
+        write: Writes the content to the temporary path it is given.
+        root: The run folder ``path`` belongs to: the write is refused (``ValueError``,
+            nothing written) when ``path``'s folder resolves outside it, e.g. through a
+            symlinked subfolder. None writes wherever ``path`` leads.
 
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
@@ -24,18 +47,79 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], Any]) -> P
     >>> out.read_text(), oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
     ('hi', True)
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
+    return atomic_write_group([(path, write)], root=root)[0]
+
+
+def atomic_write_group(
+    writes: Sequence[tuple[PathLike, Callable[[str], Any]]], *, root: PathLike | None = None
+) -> list[Path]:
+    """Write several files: each to a temporary name first, then rename them in order.
+
+    Nothing is renamed until every file is written. A crash between two renames leaves
+    the earlier files new and the later ones old, so put last the file readers trust
+    and let them detect a stale companion (a steering vector renames its tensor last).
+
+    Args:
+        writes: ``(path, write)`` pairs, as for :func:`atomic_write`, in rename order.
+        root: The run folder every path belongs to (see :func:`atomic_write`).
+
+    Returns:
+        The paths written, in order.
+
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> paths = atomic_write_group(
+    ...     [(run / p, lambda tmp, p=p: pathlib.Path(tmp).write_text(p)) for p in ("a", "b")]
+    ... )
+    >>> [p.read_text() for p in paths]
+    ['a', 'b']
+    """
+    targets = [Path(p) for p, _ in writes]
+    for target in targets:
+        check_inside(target, root)
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmps: list[str] = []
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
-        os.replace(tmp, target)
+        for target, (_, write) in zip(targets, writes, strict=True):
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            os.close(fd)
+            tmps.append(tmp)
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
+        for tmp, target in zip(tmps, targets, strict=True):
+            os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp in tmps:
+            Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+    return targets
+
+
+def check_inside(path: PathLike, root: PathLike | None) -> None:
+    """Raise ``ValueError`` if ``path``'s folder resolves outside the run folder ``root``.
+
+    Symlinks are resolved on both sides, so a run folder that is itself a symlink is fine,
+    while a symlinked subfolder leading out of it is not. ``root=None`` checks nothing.
+
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> check_inside(run / "cells" / "de" / "x.json", run)
+    >>> (run / "cells").symlink_to(tempfile.mkdtemp())
+    >>> check_inside(run / "cells" / "de" / "x.json", run)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: refusing to write .../cells/de/x.json: ... outside the run folder ...
+    """
+    if root is None:
+        return
+    base = Path(root).resolve()
+    folder = Path(path).parent.resolve()
+    if not folder.is_relative_to(base):
+        raise ValueError(
+            f"refusing to write {path}: its folder resolves to {folder}, outside the run "
+            f"folder {base} (a symlink leads out of it)"
+        )
 
 
 def _umask() -> int:
@@ -44,15 +128,173 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+def atomic_write_text(path: PathLike, text: str, *, root: PathLike | None = None) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (``root``: see :func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), root=root)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically (NaN is refused)."""
+def atomic_write_json(path: PathLike, obj: Any, *, root: PathLike | None = None) -> Path:
+    """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically (NaN is refused).
+
+    ``root``: see :func:`atomic_write`.
+    """
     text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+    return atomic_write_text(path, text + "\n", root=root)
+
+
+# ----------------------------------------------------------------- run locks
+
+LOCK_NAME = ".interp_steer.lock"
+"""The lock file :func:`run_lock` holds in a run folder (removed when the run ends)."""
+
+_HELD: dict[Path, int] = {}  # lock files this process holds -> nesting depth
+
+
+class RunLockedError(ValueError):
+    """Another process holds a run folder's lock (a ``ValueError``: bad input to the CLI)."""
+
+
+@contextmanager
+def run_lock(
+    folder: PathLike | None, *, name: str = LOCK_NAME, timeout: float | int = 0
+) -> Iterator[Path | None]:
+    """Hold the exclusive lock of run folder ``folder`` while the block runs.
+
+    The lock is an ``fcntl.flock`` on the file ``folder/name``, which holds the holder's
+    pid; the kernel releases it when the process ends, however it ends. Another process
+    asking for it waits up to ``timeout`` seconds (by default it does not wait), then fails
+    with :class:`RunLockedError` naming the holder's pid. The same process may take it
+    again (nested runs). At the end the lock file is removed, and the folder too if the
+    lock created it and nothing was written into it. ``folder=None`` locks nothing.
+
+    Args:
+        folder: The run folder (created if missing).
+        name: The lock file's name inside it.
+        timeout: Seconds to wait for another process to release it.
+
+    Yields:
+        The lock file, or None for ``folder=None``.
+
+    Raises:
+        RunLockedError: Another process holds the lock.
+        NotADirectoryError: ``folder`` is a file.
+
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> with run_lock(run) as lock, run_lock(run):  # nested in one process: fine
+    ...     lock.name, lock.read_text().strip() == str(os.getpid())
+    ('.interp_steer.lock', True)
+    >>> run.exists()  # created for the lock, left empty: removed again
+    False
+    """
+    if folder is None:
+        yield None
+        return
+    base = Path(folder)
+    if base.exists() and not base.is_dir():
+        raise NotADirectoryError(f"run folder {base} is a file, not a folder")
+    created = not base.exists()
+    base.mkdir(parents=True, exist_ok=True)
+    lock = base.resolve() / name
+    if lock in _HELD:
+        _HELD[lock] += 1
+        try:
+            yield lock
+        finally:
+            _HELD[lock] -= 1
+        return
+    try:
+        fd = _acquire(base, lock, timeout)
+        try:
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            _HELD[lock] = 1
+            try:
+                yield lock
+            finally:
+                del _HELD[lock]
+                lock.unlink(missing_ok=True)  # while still held: a waiter sees a new file
+        finally:
+            os.close(fd)  # releases the flock
+    finally:
+        if created:
+            with suppress(OSError):
+                base.rmdir()  # only if empty
+
+
+def _acquire(folder: Path, lock: Path, timeout: float | int) -> int:
+    """Open and flock ``lock``; retry when its holder removed it meanwhile."""
+    deadline = time.monotonic() + max(float(timeout), 0.0)
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)  # a finished holder may have removed it
+        try:  # O_NOFOLLOW: a symlinked lock file is refused, never written through
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            if err.errno != errno.ELOOP:
+                raise
+            raise ValueError(f"refusing to lock {folder}: {lock} is a symlink") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+            continue
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock, follow_symlinks=False))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # locked a file its holder had just removed: take the new one
+    try:
+        holder = lock.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        holder = "unknown"
+    waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
+    raise RunLockedError(
+        f"run folder {folder} is in use by another run (pid {holder}, lock {lock}){waited}; "
+        "wait for it to finish or write to another folder"
+    )
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def locks_run(param: str, *, file: bool = False) -> Callable[[Callable[_P, _T]], Callable[_P, _T]]:
+    """Decorate a function to hold :func:`run_lock` on its argument ``param`` during a call.
+
+    With ``file=True`` the argument is an output file: the lock is ``.<name>.lock`` beside
+    it, so runs writing other files of its folder do not wait for each other. A call with
+    ``param`` None locks nothing.
+
+    >>> import tempfile
+    >>> @locks_run("run_dir")
+    ... def run(x, *, run_dir=None):
+    ...     return (Path(run_dir) / LOCK_NAME).read_text().strip() == str(os.getpid())
+    >>> run(1, run_dir=tempfile.mkdtemp())
+    True
+    """
+
+    def decorate(func: Callable[_P, _T]) -> Callable[_P, _T]:
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def locked(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+            value = signature.bind_partial(*args, **kwargs).arguments.get(param)
+            if value is None:
+                return func(*args, **kwargs)
+            target = Path(value)
+            folder, name = (target.parent, f".{target.name}.lock") if file else (target, LOCK_NAME)
+            with run_lock(folder, name=name):
+                return func(*args, **kwargs)
+
+        return locked
+
+    return decorate
 
 
 def write_result(
@@ -116,7 +358,216 @@ class SavedResult:
         return cls.from_dict(read_result(path))
 
 
+# ----------------------------------------------------------------- settings records
+
+_NONE = "(none)"
+
+
+class SettingsError(ValueError):
+    """Saved work was made with other settings than the ones asked for now.
+
+    Raised instead of reusing the work (a ``ValueError``: the command line reports it as
+    bad input). :meth:`with_hint` rewords the advice at its end (the command line says
+    ``--out`` where the library says ``run_dir``).
+
+    Attributes:
+        where: The file or folder holding the saved work.
+        what: What it holds (``"a run"``, ``"a vector"``, ...).
+        changes: ``name: saved → now`` for each setting that differs.
+
+    >>> str(SettingsError("runs/x", ["n: 4 → 40"], hint="use another run_dir"))
+    'runs/x holds a run with different settings (n: 4 → 40); use another run_dir'
+    """
+
+    def __init__(
+        self,
+        where: PathLike,
+        changes: Sequence[str],
+        *,
+        what: str = "a run",
+        hint: str = "use another folder",
+    ) -> None:
+        self.where = str(where)
+        self.what = what
+        self.changes = tuple(changes)
+        super().__init__(self.with_hint(hint))
+
+    def with_hint(self, hint: str) -> str:
+        """The message, ending in ``hint`` (what to do instead)."""
+        changed = "; ".join(self.changes)
+        return f"{self.where} holds {self.what} with different settings ({changed}); {hint}"
+
+
+def plain_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` as a JSON file keeps them: tuples as lists, objects by name or fields.
+
+    A dataclass becomes its fields, a function or class its qualified name, a path its
+    text, any other object its ``repr`` (its type's name if the ``repr`` is the default
+    one, which holds a memory address).
+
+    >>> plain_settings({"layers": (1, 2), "fn": len, "fit": {"n": 4}})
+    {'fit': {'n': 4}, 'fn': 'len', 'layers': [1, 2]}
+    """
+    text = json.dumps(dict(settings), default=_plain_value, sort_keys=True)
+    return dict(json.loads(text))
+
+
+def _plain_value(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    name = getattr(value, "__qualname__", None)
+    if isinstance(name, str):
+        return name
+    if type(value).__repr__ is object.__repr__:
+        return type(value).__qualname__
+    return repr(value)
+
+
+def changed_settings(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """``name: saved → now`` for each setting that differs; nested names joined by dots.
+
+    Values are compared as a JSON file keeps them, type included (``1`` is neither
+    ``1.0`` nor ``True``); a setting only one side has shows ``(none)`` on the other.
+
+    >>> changed_settings({"n": 4, "fit": {"n": 8}}, {"n": 40, "fit": {"n": 8}, "pos": "last"})
+    ['n: 4 → 40', "pos: (none) → 'last'"]
+    """
+    old, new = _flat(plain_settings(saved)), _flat(plain_settings(now))
+    return [
+        f"{name}: {_shown(old, name)} → {_shown(new, name)}"
+        for name in sorted(old.keys() | new.keys())
+        if name not in old or name not in new or _exact(old[name]) != _exact(new[name])
+    ]
+
+
+def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _exact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _shown(flat: Mapping[str, Any], name: str) -> str:
+    return repr(flat[name]) if name in flat else _NONE
+
+
+def require_settings(
+    where: PathLike,
+    saved: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    *,
+    what: str = "a run",
+    hint: str = "use another folder",
+) -> None:
+    """Raise :class:`SettingsError` naming every setting ``saved`` and ``settings`` differ in.
+
+    For saved work that carries its settings inside (a result's metadata, a vector's).
+
+    >>> require_settings("sim.json", {"n": 4}, {"n": 4})  # the same: nothing happens
+    >>> require_settings("sim.json", {"n": 4}, {"n": 8}, what="a result")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    interp_steer.storage.SettingsError: sim.json holds a result with ... (n: 4 → 8); use ...
+    """
+    changes = changed_settings(saved, settings)
+    if changes:
+        raise SettingsError(where, changes, what=what, hint=hint)
+
+
+def check_settings(
+    path: PathLike,
+    settings: Mapping[str, Any],
+    *,
+    what: str = "a run",
+    hint: str = "use another folder",
+    root: PathLike | None = None,
+) -> Path:
+    """Check ``settings`` against the record at ``path``; write them there if it has none.
+
+    The one check of every run folder and cache that is reused: the first run records
+    its settings (atomically, as JSON), every later run must bring the same ones. Call it
+    once the settings are validated and before any work is saved, so that an invalid run
+    records nothing.
+
+    Args:
+        path: The record (e.g. a run folder's ``config.json``).
+        settings: Every setting that changes the saved work (JSON-able, see
+            :func:`plain_settings`).
+        what: What the folder holds, for the message.
+        hint: What to do instead, for the message.
+        root: The run folder ``path`` belongs to (see :func:`atomic_write`).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        SettingsError: The record holds other settings (each one named).
+        ValueError: The record is not a JSON object.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "config.json"
+    >>> _ = check_settings(path, {"n": 4, "positions": "all"})
+    >>> _ = check_settings(path, {"n": 4, "positions": "all"})  # the same: fine
+    >>> check_settings(path, {"n": 40, "positions": "last"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    interp_steer.storage.SettingsError: ... (n: 4 → 40; positions: 'all' → 'last'); use ...
+    """
+    target = Path(path)
+    if not target.is_file():
+        atomic_write_json(target, plain_settings(settings), root=root)
+        return target
+    try:
+        saved = json.loads(target.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{target} is not a settings record (not JSON: {err})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{target} is not a settings record (not a JSON object)")
+    require_settings(target.parent, saved, settings, what=what, hint=hint)
+    return target
+
+
+def package_version() -> str:
+    """The installed version of ``interp_steer`` (``"unknown"`` for an uninstalled copy).
+
+    Recorded with saved scores: another version of the scoring code is another setting.
+
+    >>> package_version().count(".") >= 1
+    True
+    """
+    try:
+        return importlib.metadata.version("interp_steer")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a bare checkout
+        return "unknown"
+
+
 __all__ = [
+    "LOCK_NAME",
+    "RunLockedError",
+    "SettingsError",
+    "atomic_write",
+    "atomic_write_group",
+    "atomic_write_json",
+    "atomic_write_text",
+    "changed_settings",
+    "check_inside",
+    "check_settings",
+    "locks_run",
+    "package_version",
+    "plain_settings",
     "read_result",
+    "require_settings",
+    "run_lock",
     "write_result",
 ]

@@ -22,15 +22,15 @@ def control_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     if cfg.control_model is None:
         return
     folder = root / "control"
-    control = None
-    if not (folder / "similarity.json").is_file():
-        control = load_model(cfg.control_model)
-        res = cross_lingual_similarity(
-            control, cfg.similarity_langs, n=cfg.n_similarity, cache_dir=folder / "activations"
-        )
-        res.save(folder / "similarity.json")
+    control = load_model(cfg.control_model)
+    cross_lingual_similarity(  # a saved result of other settings is an error naming them
+        control,
+        cfg.similarity_langs,
+        n=cfg.n_similarity,
+        cache_dir=folder / "activations",
+        output=folder / "similarity.json",
+    )
     for lang in cfg.langs:
         for baseline in ("basic", "translate_test"):
-            path = folder / "eval" / f"{lang}-{baseline}.json"
-            control = control or load_model(cfg.control_model)  # a done cell returns at once
+            path = folder / "eval" / f"{lang}-{baseline}.json"  # a done cell returns at once
             evaluate(control, "xcopa", lang, baseline=baseline, n=cfg.n_test, output=path)

@@ -17,11 +17,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from interp_steer.analysis import EnglishKL, layer_sweep, transfer_matrix
+from interp_steer.analysis import (
+    EnglishKL,
+    evaluator_settings,
+    layer_sweep,
+    model_settings,
+    transfer_matrix,
+)
 from interp_steer.data import available_languages, load_parallel
 from interp_steer.evaluation import evaluate
 from interp_steer.steering import SteeringVector
-from interp_steer.storage import atomic_write_json
+from interp_steer.storage import SettingsError, atomic_write_json, require_settings
 from repro.config import BASELINE_ROWS, Row, StudyConfig, steered_rows
 from repro.vectors import fit_saved, gen_selected, shared_cell, strength
 
@@ -170,21 +176,32 @@ def gen_kl(model: Any, cfg: StudyConfig, root: Path) -> None:
 
     Forward passes only, so every row of ``cfg.gen_kl_methods`` (``bipo`` also as
     ``bipo_scaled``) is compared on all languages; results go to ``gen_kl.json``
-    (``{lang: {row: Score fields}}``), resumably.
+    (``{lang: {row: Score fields and alpha}}``, with the evaluator's and the model's
+    ``settings``), resumably. A saved file of other settings, or a saved cell of another
+    alpha (another selected strength), stops the run naming them.
     """
     path = root / "gen_kl.json"
-    table: dict[str, dict[str, Any]] = (
-        json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    )
     ev = kl_evaluator(cfg, test=True)
+    settings = {**model_settings(model), "evaluator": evaluator_settings(ev)}
+    table: dict[str, Any] = {"settings": settings}
+    if path.is_file():  # cells of other settings are never mixed in
+        table = json.loads(path.read_text(encoding="utf-8"))
+        require_settings(path, table.get("settings", {}), settings,
+                         hint="use another run folder, or delete the file")  # fmt: skip
     for lang in cfg.gen_langs:
         cells = table.setdefault(lang, {})
         if "basic" not in cells:
             cells["basic"] = {**asdict(ev(model, lang, None, 0.0, "test")), "alpha": 0.0}
             atomic_write_json(path, table)
         for row in steered_rows(cfg.gen_kl_methods):
+            v, alpha = _steering(model, cfg, root, lang, row)  # a saved vector: cheap
             if row.name in cells:
+                if cells[row.name].get("alpha") != alpha:
+                    raise SettingsError(
+                        path,
+                        [f"{lang}.{row.name}.alpha: {cells[row.name].get('alpha')!r} → {alpha!r}"],
+                        hint="use another run folder, or delete the file",
+                    )
                 continue
-            v, alpha = _steering(model, cfg, root, lang, row)
             cells[row.name] = {**asdict(ev(model, lang, v, alpha, "test")), "alpha": alpha}
             atomic_write_json(path, table)

@@ -87,6 +87,7 @@ def kl_table(root: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
+    data.pop("settings", None)  # what the cells were computed with, not a language
     rows = {lang: {r: -cell["value"] for r, cell in cells.items()} for lang, cells in data.items()}
     table = pd.DataFrame(rows).T
     table.loc["mean"] = table.mean()

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from interp_steer.models import load_model, model_name
-from interp_steer.storage import atomic_write_json
+from interp_steer.storage import atomic_write_json, locks_run
 from repro.config import QUICK, STUDY, StudyConfig
 from repro.control import control_stage
 from repro.generation import gen_kl, gen_sweep, gen_table, gen_transfer
@@ -64,6 +64,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
 """The stages in the order :func:`run_study` runs them, by the names ``study.json`` times."""
 
 
+@locks_run("out")  # one study per run folder at a time
 def run_study(
     out: str | os.PathLike[str], config: StudyConfig = STUDY, *, model: Any = None
 ) -> Path:
@@ -72,6 +73,7 @@ def run_study(
     model = load_model(config.model) if model is None else model
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    complete = False
     try:
         for stage, fn in STAGES:
             start = time.perf_counter()
@@ -80,24 +82,38 @@ def run_study(
                 fn(model, config, root)
             finally:  # an interrupted stage's time counts too
                 timings[stage] = time.perf_counter() - start
+        complete = True
     finally:
-        path = _summary(root, config, model, timings, time.perf_counter() - t0)
+        total = time.perf_counter() - t0
+        path = _summary(root, config, model, timings, total, complete=complete)
     return path
 
 
 def _summary(
-    root: Path, config: StudyConfig, model: Any, timings: dict[str, float], total: float
+    root: Path,
+    config: StudyConfig,
+    model: Any,
+    timings: dict[str, float],
+    total: float,
+    *,
+    complete: bool,
 ) -> Path:
-    """Write ``study.json``: config, this invocation's stage times, compute summed over all."""
+    """Write ``study.json``: config, this invocation's stage times, compute summed over all.
+
+    The config (and model) of a folder that already has one is replaced only by a run
+    that completed: a run that failed (e.g. on a saved stage with other settings) or was
+    interrupted leaves the record of the run its files come from.
+    """
     summary_path = root / "study.json"
     old = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     compute = dict(old.get("compute_s", {}))
     for stage, seconds in timings.items():
         compute[stage] = compute.get(stage, 0.0) + seconds
+    keep = not complete and "config" in old
     summary = {
         **old,  # keeps notes a person added (e.g. how compute_s was seeded)
-        "config": asdict(config),
-        "model": model_name(model),
+        "config": old["config"] if keep else asdict(config),
+        "model": old.get("model") if keep else model_name(model),
         "timings_s": timings,
         "compute_s": compute,
         "total_s": total,

@@ -2,7 +2,7 @@
 
 Used by the XCOPA stages (:mod:`repro.xcopa`) and the generation stages
 (:mod:`repro.generation`); every vector is saved in the run folder and read back on a
-resumed run.
+resumed run, if it was fitted with the settings asked for (otherwise the run stops).
 """
 
 from pathlib import Path
@@ -10,8 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from interp_steer.analysis import SweepResult
+from interp_steer.analysis import SweepResult, check_fitted
 from interp_steer.fitting import fit_vector
+from interp_steer.models import model_name
 from interp_steer.steering import SteeringVector, alpha_for_ratio
 from repro.config import AS_TRAINED, Row, StudyConfig
 
@@ -47,14 +48,32 @@ def fit_saved(
 ) -> SteeringVector:
     """The vector saved at ``path``, or ``method`` fitted on ``corpus`` at ``layer`` and saved.
 
-    ``mse`` is the paper's AdamW training; ``bipo`` uses ``cfg.bipo_warmup_steps``.
+    ``mse`` is the paper's AdamW training; ``bipo`` uses ``cfg.bipo_warmup_steps``. A saved
+    vector is used only if it was fitted with these settings (model, language, layer,
+    method, corpus, its split and size, hyper-parameters); otherwise the run stops naming
+    them (:func:`~interp_steer.analysis.check_fitted`), never reusing it.
     """
-    if path.with_suffix(".safetensors").is_file():
-        return SteeringVector.load(path)
     by_method: dict[str, dict[str, Any]] = {
         "mse": {"solver": "adamw"},
         "bipo": {"warmup_steps": cfg.bipo_warmup_steps},
     }
+    hyper = by_method.get(method, {})
+    saved = path.with_suffix(".safetensors")
+    if saved.is_file():
+        meta = dict(getattr(corpus, "meta", {}) or {})
+        expected = {
+            "model": model_name(model),
+            "lang": corpus.source_lang,
+            "layer": layer,
+            "method": method,
+            "dataset": meta.get("dataset"),
+            "split": meta.get("split"),
+            "n": len(corpus),
+            "pooling": "mean",
+            "exclude_bos": True,
+            "hyper": hyper,
+        }
+        return check_fitted(SteeringVector.load(path), expected, saved)
     vector = fit_vector(
         model,
         corpus,
@@ -62,7 +81,7 @@ def fit_saved(
         method=method,
         cache_dir=path.parent.parent / "activations",
         progress=True,
-        **by_method.get(method, {}),
+        **hyper,
     )
     vector.save(path)
     return vector

@@ -82,13 +82,18 @@ def table_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
 
 
 def similarity_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
-    """Similarity of every FLORES language of the study to English, per layer."""
-    if (root / "similarity.json").is_file():
-        return
-    res = cross_lingual_similarity(
-        model, cfg.similarity_langs, n=cfg.n_similarity, cache_dir=root / "activations"
+    """Similarity of every FLORES language of the study to English, per layer.
+
+    A saved ``similarity.json`` is kept only if it has this run's settings (model,
+    languages, ``n``, ...); one with other settings stops the run naming them.
+    """
+    cross_lingual_similarity(
+        model,
+        cfg.similarity_langs,
+        n=cfg.n_similarity,
+        cache_dir=root / "activations",
+        output=root / "similarity.json",
     )
-    res.save(root / "similarity.json")
 
 
 def transfer_stage(model: Any, cfg: StudyConfig, root: Path) -> None:

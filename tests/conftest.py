@@ -19,6 +19,16 @@ def gemma():
     return load_model("gemma-3-270m")
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread, as the benchmarks' smoke runs set it (two threads waiting on each
+    other on shared cores can slow the tiny model tenfold); then the session's own number."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _no_hooks_leak(request):
     """Every test must leave the shared models without hooks."""

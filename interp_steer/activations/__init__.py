@@ -1,5 +1,6 @@
 """Residual-stream activations of many texts at many layers, pooled and cached."""
 
+from interp_steer.activations.cache import model_fingerprint
 from interp_steer.activations.collect import collect_activations
 from interp_steer.activations.pooled import POOLINGS, Activations, Pooling
 
@@ -8,4 +9,5 @@ __all__ = [
     "POOLINGS",
     "Pooling",
     "collect_activations",
+    "model_fingerprint",
 ]

@@ -1,9 +1,10 @@
 """The on-disk cache of :func:`~interp_steer.activations.collect_activations`.
 
 Each entry is one safetensors file, written atomically, named and checked by a key: a
-hash of the model (name, dtype, a fingerprint of its embedding weights), the texts, the
-layers, the pooling, BOS handling and the hook. An unreadable or mismatched file is
-ignored with a warning (and the activations are collected again).
+hash of the model (name, dtype, :func:`model_fingerprint` of its weights and tokenizer),
+the texts, the layers, the pooling, BOS handling, the hook and the cache format's version;
+not the batch size, which the activations do not depend on. An unreadable or mismatched
+file is ignored with a warning (and the activations are collected again).
 
 Example:
     >>> import tempfile, torch
@@ -21,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from transformer_lens.model_bridge import TransformerBridge
@@ -30,15 +32,36 @@ from interp_steer.models.loading import model_name
 from interp_steer.storage import atomic_write
 
 _CACHE_FORMAT = "interp_steer.Activations"
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"  # 2: the fingerprint samples every parameter
+_SAMPLES = 256
+_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def _fingerprint(model: TransformerBridge) -> str:
-    """A cheap fingerprint of the weights: a hash of a slice of the input embeddings."""
+def model_fingerprint(model: TransformerBridge) -> str:
+    """A cheap fingerprint of the weights: a hash of a sample of every parameter.
+
+    Each parameter contributes its name, shape, dtype, a checksum of every value (the
+    wrap-around integer sum of its bits: exact, whatever the thread count) and up to 256
+    values spread evenly over it, so a fine-tune that keeps the embeddings, or changes a
+    single weight, still gets another fingerprint; the tokenizer's size is hashed too. One
+    pass over the weights: a fraction of a second for a 270M model on a CPU.
+
+    >>> from interp_steer import load_model
+    >>> len(model_fingerprint(load_model("tiny")))
+    16
+    """
     hf: Any = model.original_model
-    weight = hf.get_input_embeddings().weight
-    sample = weight.detach().flatten()[:4096].float().cpu().numpy().tobytes()
-    return hashlib.sha256(sample).hexdigest()[:16]
+    digest = hashlib.sha256(f"vocab {len(model.tokenizer)}".encode())
+    with torch.no_grad():
+        for name, param in hf.named_parameters():
+            flat = param.detach().reshape(-1)
+            step = max(1, flat.numel() // _SAMPLES)
+            sample = flat[::step][:_SAMPLES].float().cpu().numpy().tobytes()
+            bits = _BITS[flat.element_size()]
+            total = int(flat.view(bits).sum(dtype=bits))  # integer: order-independent
+            digest.update(f"{name} {tuple(param.shape)} {param.dtype} {total}".encode())
+            digest.update(sample)
+    return digest.hexdigest()[:16]
 
 
 def cache_key(
@@ -61,7 +84,7 @@ def cache_key(
         "version": _CACHE_VERSION,
         "model": model_name(model),
         "dtype": str(model.cfg.dtype),
-        "weights": _fingerprint(model),
+        "weights": model_fingerprint(model),
         "hook": hook,
         "layers": list(layers),
         "pooling": pooling,

@@ -9,8 +9,8 @@ forward stops right after the deepest requested layer: through the bridge's
 the hook, so the unembedding (262k columns on Gemma-3) is never computed.
 
 Results can be cached on disk (safetensors, written atomically), keyed by a hash of the
-model (name, dtype, a fingerprint of its embedding weights), the texts, the layers, the
-pooling and the hook (:mod:`~interp_steer.activations.cache`).
+model (name, dtype, a fingerprint of its weights and tokenizer), the texts, the layers, the
+pooling, BOS handling and the hook (:mod:`~interp_steer.activations.cache`).
 """
 
 import os
@@ -28,7 +28,7 @@ from transformer_lens.model_bridge.exceptions import StopAtLayerException
 from interp_steer.activations.cache import cache_key, read_cache, write_cache
 from interp_steer.activations.pooled import POOLINGS, Activations, Pooling
 from interp_steer.constants import check_choice
-from interp_steer.models.batching import left_pad
+from interp_steer.models.batching import context_tokens, left_pad
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
 from interp_steer.models.loading import model_name
 from interp_steer.types import Residual
@@ -49,7 +49,10 @@ def collect_activations(
 
     Texts are tokenised one by one (as ``model.to_tokens(text)`` does), sorted by length,
     left-padded into batches with an explicit attention mask, and put back in their
-    original order afterwards. Pad positions never enter the pooling.
+    original order afterwards. Pad positions never enter the pooling. A text longer than
+    the model's context (``model.cfg.n_ctx`` tokens) keeps its first ``n_ctx`` tokens, and
+    one warning gives the count (also when the result comes from the cache); evaluation
+    never cuts (see :func:`~interp_steer.models.batching.context_tokens`).
 
     Args:
         model: The bridge; it is not modified.
@@ -88,6 +91,7 @@ def collect_activations(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
 
+    tokens, _ = context_tokens(model, text_list, warn="activations")
     path = None
     if cache_dir is not None:
         if any(hp.fwd_hooks for hp in model.hook_dict.values()):
@@ -101,7 +105,7 @@ def collect_activations(
             if cached is not None:
                 return cached
 
-    acts = _collect(model, text_list, layer_tuple, pooling, batch_size, exclude_bos, progress)
+    acts = _collect(model, tokens, layer_tuple, pooling, batch_size, exclude_bos, progress)
     if path is not None:
         write_cache(path, key, acts)
     return acts
@@ -109,21 +113,20 @@ def collect_activations(
 
 def _collect(
     model: TransformerBridge,
-    texts: list[str],
+    tokens: list[Tensor],
     layers: tuple[int, ...],
     pooling: str,
     batch_size: int,
     exclude_bos: bool,
     progress: bool,
 ) -> Activations:
-    tokens = [model.to_tokens(t, move_to_device=False)[0] for t in texts]
     if min(len(t) for t in tokens) == 0:
         raise ValueError("a text tokenised to zero tokens; give the model a BOS token or text")
     bos_id = model.tokenizer.bos_token_id
-    order = sorted(range(len(texts)), key=lambda i: -len(tokens[i]))  # longest first
+    order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))  # longest first
     top, n_layers = layers[-1], int(model.cfg.n_layers)
-    pooled: dict[int, list[Tensor | None]] = {layer: [None] * len(texts) for layer in layers}
-    norms: dict[int, Tensor] = {layer: torch.zeros(len(texts)) for layer in layers}
+    pooled: dict[int, list[Tensor | None]] = {layer: [None] * len(tokens) for layer in layers}
+    norms: dict[int, Tensor] = {layer: torch.zeros(len(tokens)) for layer in layers}
     state: dict[str, Any] = {}
 
     def make_hook(layer: int) -> Any:
@@ -147,7 +150,7 @@ def _collect(
 
     hooks = [(HOOK_TEMPLATE.format(layer=layer), make_hook(layer)) for layer in layers]
     stop = top + 1 if top + 1 < n_layers else None
-    bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not progress)
+    bar = tqdm(total=len(tokens), desc="activations", unit="text", disable=not progress)
     with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -171,7 +174,7 @@ def _collect(
         layer: torch.cat(p) if pooling == "all" else torch.stack(p) for layer, p in parts.items()
     }
     return Activations(
-        layers, pooling, data, model_name(model), len(texts), lengths, norms, exclude_bos
+        layers, pooling, data, model_name(model), len(tokens), lengths, norms, exclude_bos
     )
 
 

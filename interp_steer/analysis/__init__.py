@@ -1,7 +1,17 @@
 """Analyses across layers and languages: sweeps, transfer, alignment, similarity, logit lens."""
 
 from interp_steer.analysis.alignment import EnglishKL, english_kl
-from interp_steer.analysis.cells import CellStore, Evaluator, Score, Stage, TaskEvaluator
+from interp_steer.analysis.cells import (
+    CellStore,
+    Evaluator,
+    Score,
+    Stage,
+    TaskEvaluator,
+    check_fitted,
+    evaluator_settings,
+    model_settings,
+    vector_settings,
+)
 from interp_steer.analysis.lens import LogitLensResult, lens_shares_table, logit_lens
 from interp_steer.analysis.similarity import (
     SimilarityResult,
@@ -23,12 +33,16 @@ __all__ = [
     "SweepResult",
     "TaskEvaluator",
     "TransferResult",
+    "check_fitted",
     "cross_lingual_similarity",
     "english_kl",
+    "evaluator_settings",
     "layer_sweep",
     "lens_shares_table",
     "logit_lens",
+    "model_settings",
     "project_to_vocab",
     "similarity_from_activations",
     "transfer_matrix",
+    "vector_settings",
 ]

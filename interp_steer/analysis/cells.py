@@ -6,11 +6,21 @@ A cell is one evaluation of one language with one vector (or none) at one streng
 (:func:`~interp_steer.analysis.layer_sweep`, :func:`~interp_steer.analysis.transfer_matrix`)
 picks up where it stopped. Fitted vectors are kept beside the cells.
 
+A run folder is reused only with the settings it was made with: ``config.json`` records
+every setting that changes a cell (:func:`model_settings`, :func:`evaluator_settings`, the
+fit settings), and a run with other settings is refused naming each one
+(:func:`~interp_steer.storage.check_settings`); ``data/`` records a fingerprint of every
+language's evaluation items and fitting pairs (:func:`data_fingerprint`), so changed data
+files are refused too. A saved vector is used only if it was fitted with the settings
+asked for (:func:`check_fitted`).
+
 Example:
     >>> TaskEvaluator("mgsm", select_items=50).selection
     'mgsm test items 0..49 (held out)'
 """
 
+import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -21,13 +31,23 @@ from typing import Any, Literal
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp_steer.constants import Positions
-from interp_steer.data.parallel import load_parallel
+from interp_steer.activations.cache import model_fingerprint
+from interp_steer.constants import POSITION_MODES, Positions, check_choice
+from interp_steer.data.items import TaskSet
+from interp_steer.data.parallel import ParallelCorpus, load_parallel
 from interp_steer.data.tasks import load_task
 from interp_steer.evaluation.harness import evaluate
-from interp_steer.fitting.fit import fit_vectors
+from interp_steer.evaluation.prompts import get_baseline
+from interp_steer.fitting.fit import check_hyper, fit_vectors, resolve_method
+from interp_steer.models.loading import model_name
 from interp_steer.steering.vectors import SteeringVector
-from interp_steer.storage import atomic_write_json
+from interp_steer.storage import (
+    atomic_write_json,
+    check_settings,
+    package_version,
+    plain_settings,
+    require_settings,
+)
 
 Stage = Literal["select", "test"]
 
@@ -49,8 +69,15 @@ class Score:
 Evaluator = Callable[[TransformerBridge, str, SteeringVector | None, float, Stage], Score]
 """``(model, lang, vector or None, alpha, stage) -> Score``, stage ``"select"`` or ``"test"``.
 
-Optional attributes: ``name`` (the metric's name) and ``selection`` (what the select stage
-evaluates on, for the record). :class:`TaskEvaluator` is the one for tasks.
+Optional attributes: ``name`` (the metric's name), ``selection`` / ``testing`` (what each
+stage evaluates on, for the record), ``settings`` (a mapping of everything else that
+changes its scores), ``check(lang)`` (raise ``ValueError`` before any work when ``lang``
+cannot be evaluated) and ``items(lang, stage)`` / ``pairs(lang, stage)`` (the data of a
+stage, fingerprinted by :func:`data_fingerprint`). A run folder records
+:func:`evaluator_settings`: a dataclass's fields, else only the type's name and those
+attributes, so **a custom evaluator must name itself** (and expose ``settings``): two
+evaluators that look the same would share saved cells.
+:class:`TaskEvaluator` is the one for tasks.
 """
 
 
@@ -88,6 +115,14 @@ class TaskEvaluator:
                 "selecting on the test split would leak test items into the choice of "
                 "layer and strength; use a validation split or select_items=k"
             )
+        for name in ("select_items", "n", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_choice("positions", self.positions, POSITION_MODES)
+        get_baseline(self.baseline)
 
     @property
     def name(self) -> str:
@@ -115,14 +150,29 @@ class TaskEvaluator:
             return load_task(self.task, lang, split=split, n=self.n)
         full = load_task(self.task, lang, split=self.test_split)
         k = self.select_items
+        if k >= len(full.items):
+            raise ValueError(
+                f"select_items={k} leaves no test items: {self.task}-{full.lang} "
+                f"{self.test_split} has {len(full.items)} items"
+            )
         items = full.items[:k] if stage == "select" else full.items[k:]
-        if stage == "select" and self.n is not None:
+        if self.n is not None:
             items = items[: self.n]
-        if stage == "test" and self.n is not None:
-            items = items[: self.n]
-        if not items:
-            raise ValueError(f"no {stage} items left with select_items={k}")
         return replace(full, items=tuple(items))
+
+    def check(self, lang: str) -> None:
+        """Raise ``ValueError`` unless both stages of ``lang`` have items (reads the task).
+
+        Called by sweeps and transfer matrices before any work.
+
+        >>> TaskEvaluator("xcopa", select_items=1000).check("it")
+        Traceback (most recent call last):
+        ...
+        ValueError: select_items=1000 leaves no test items: xcopa-it test has 500 items
+        """
+        for stage in ("select", "test"):
+            if not self.items(lang, stage).items:
+                raise ValueError(f"{self.task}-{lang} has no {stage} items")  # pragma: no cover
 
     def __call__(
         self,
@@ -146,6 +196,9 @@ class TaskEvaluator:
         )
         low, high = res.ci
         return Score(float(res.accuracy), float(low), float(high), int(res.n))
+
+
+_RESULT_FIELDS = frozenset({"value", "delta", "failed"})  # a score, a damage, or why not
 
 
 class CellStore:
@@ -177,31 +230,55 @@ class CellStore:
         if not path.is_file():
             return None
         try:
-            return dict(json.loads(path.read_text(encoding="utf-8")))
+            cell = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
-            return None  # unreadable: compute again
+            return None  # unreadable (a write never finished): compute again
+        if not isinstance(cell, dict) or not (_RESULT_FIELDS & set(cell)):
+            raise ValueError(
+                f"{path} is not a cell of this run (a JSON object with one of the fields "
+                f"{', '.join(sorted(_RESULT_FIELDS))}): delete it to compute the cell again"
+            )
+        return cell
 
     def put(self, key: str, cell: Mapping[str, Any]) -> dict[str, Any]:
         """Store a cell (atomically) and return it."""
         if self.root is not None:
-            atomic_write_json(self._path(key), dict(cell))
+            atomic_write_json(self._path(key), dict(cell), root=self.root)
         return dict(cell)
 
     def check_config(self, config: Mapping[str, Any]) -> None:
-        """Record the run's settings; refuse to mix cells of a different configuration."""
+        """Record the run's settings in ``config.json``; refuse a folder with other ones.
+
+        Call it after validating the run and before any work: an invalid run writes
+        nothing, a run with other settings raises
+        :class:`~interp_steer.storage.SettingsError` naming each changed one.
+
+        >>> import tempfile
+        >>> store = CellStore(tempfile.mkdtemp())
+        >>> store.check_config({"n": 4})
+        >>> store.check_config({"n": 40})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        interp_steer.storage.SettingsError: ... different settings (n: 4 → 40); use another run_dir
+        """
         if self.root is None:
             return
-        path = self.root / "config.json"
-        if path.is_file():
-            old = json.loads(path.read_text(encoding="utf-8"))
-            if old != json.loads(json.dumps(dict(config))):
-                changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-                raise ValueError(
-                    f"{self.root} holds a run with different settings ({', '.join(changed)}); "
-                    "use another run_dir"
-                )
-        else:
-            atomic_write_json(path, dict(config))
+        check_settings(
+            self.root / "config.json", config, hint="use another run_dir", root=self.root
+        )
+
+    def check_data(self, fingerprints: Mapping[str, str]) -> None:
+        """Record each fingerprint of :func:`check_run` in ``data/``; refuse other data.
+
+        One record per language and stage (or fit), so a new language or stage is a
+        new record, while a changed data file under a recorded one raises
+        :class:`~interp_steer.storage.SettingsError` naming it.
+        """
+        if self.root is None:
+            return
+        for key, fingerprint in fingerprints.items():
+            check_settings(self.root / "data" / f"{key}.json", {"data": {key: fingerprint}},
+                           hint="use another run_dir", root=self.root)  # fmt: skip
 
     def vector_path(self, lang: str, layer: int) -> Path | None:
         """Where the vector of ``lang`` at ``layer`` is kept (None without a run folder)."""
@@ -234,6 +311,229 @@ def evaluate_cell(
     return cell
 
 
+def model_settings(model: TransformerBridge) -> dict[str, Any]:
+    """The model and scoring code a run's cells come from, as its ``config.json`` records.
+
+    Name, dtype, :func:`~interp_steer.activations.model_fingerprint` of the weights, and
+    the version of ``interp_steer`` (the scoring code). The device is not recorded.
+
+    >>> from interp_steer import load_model
+    >>> sorted(model_settings(load_model("tiny")))
+    ['dtype', 'interp_steer', 'model', 'weights']
+    """
+    return {
+        "model": model_name(model),
+        "dtype": str(model.cfg.dtype),
+        "weights": model_fingerprint(model),
+        "interp_steer": package_version(),
+    }
+
+
+def evaluator_settings(evaluator: Callable[..., Any]) -> dict[str, Any]:
+    """What a run folder records of an evaluator: everything that changes its scores.
+
+    A :class:`Counted` wrapper is looked through. A dataclass (:class:`TaskEvaluator`,
+    :class:`~interp_steer.analysis.EnglishKL`) gives all its fields; every evaluator gives
+    its type's (or function's) name and its ``name``, ``selection``, ``testing`` and
+    ``settings`` attributes where it has them (see :data:`Evaluator`).
+
+    >>> got = evaluator_settings(TaskEvaluator("xcopa", n=4, positions="last"))
+    >>> got["class"], got["n"], got["positions"], got["baseline"]
+    ('TaskEvaluator', 4, 'last', 'basic')
+    """
+    while isinstance(evaluator, Counted):
+        evaluator = evaluator.evaluator
+    kind = getattr(evaluator, "__qualname__", type(evaluator).__qualname__)
+    out: dict[str, Any] = {"class": kind}
+    if dataclasses.is_dataclass(evaluator) and not isinstance(evaluator, type):
+        fields = dataclasses.fields(evaluator)
+        out.update({f.name: getattr(evaluator, f.name) for f in fields if f.init})
+    for attr in ("name", "selection", "testing", "settings"):
+        value = getattr(evaluator, attr, None)
+        if value is not None and not callable(value):
+            out[attr] = value
+    return plain_settings(out)
+
+
+def fit_settings(
+    dataset: str, n: int | None, split: str | None, method: Any, hyper: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The fit settings a sweep or transfer run records and checks its saved vectors by.
+
+    ``method`` is recorded by name; ``hyper`` holds what is passed on to
+    :func:`~interp_steer.fitting.fit_vectors` (``pooling``, a method's hyper-parameters).
+
+    >>> fit_settings("flores", 4, None, "pca", {"center": True})["method"]
+    'pca'
+    """
+    check_hyper(method, hyper)  # an unknown hyper-parameter fails before any work
+    return {
+        "dataset": dataset,
+        "n": n,
+        "split": split,
+        "method": resolve_method(method).name,
+        "hyper": plain_settings(hyper),
+    }
+
+
+def vector_settings(vector: SteeringVector) -> dict[str, Any]:
+    """What a fitted vector was made from, as :func:`~interp_steer.fitting.fit_vectors` records.
+
+    Keys: ``lang``, ``layer``, ``method``, ``model``, ``dataset``, ``split``, ``n`` (pairs),
+    ``n_available`` (pairs the dataset held), ``pooling``, ``exclude_bos`` and ``hyper``
+    (every hyper-parameter, defaults included); None where the vector does not say.
+
+    >>> import torch
+    >>> v = SteeringVector(torch.ones(4), layer=2, method="pca", source_lang="de")
+    >>> vector_settings(v)["layer"], vector_settings(v)["n"]
+    (2, None)
+    """
+    meta = vector.meta
+    data = meta.get("data") or {}
+    corpus = data.get("corpus_meta") or {}
+    return {
+        "lang": vector.source_lang,
+        "layer": vector.layer,
+        "method": vector.method,
+        "model": vector.model_name,
+        "dataset": corpus.get("dataset"),
+        "split": corpus.get("split"),
+        "n": data.get("n_pairs"),
+        "n_available": corpus.get("n_available"),
+        "pooling": meta.get("pooling"),
+        "exclude_bos": meta.get("exclude_bos"),
+        "hyper": dict(meta.get("hyper") or {}),
+    }
+
+
+def check_fitted(
+    vector: SteeringVector, expected: Mapping[str, Any], where: str | os.PathLike[str]
+) -> SteeringVector:
+    """Return ``vector`` if it was fitted with every setting ``expected`` names.
+
+    Keys as in :func:`vector_settings`; only those given are compared, ``hyper`` entries
+    one by one (a method's defaults need not be given). ``n`` also matches a vector fitted
+    on every pair of a dataset that holds fewer than ``n``.
+
+    Raises:
+        SettingsError: Naming each setting the vector was fitted with otherwise.
+
+    >>> import torch
+    >>> v = SteeringVector(torch.ones(4), layer=2, method="pca", source_lang="de")
+    >>> check_fitted(v, {"layer": 2, "lang": "de"}, "v").layer
+    2
+    >>> check_fitted(v, {"layer": 3, "method": "pca"}, "vectors/de/L3")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    interp_steer.storage.SettingsError: vectors/de/L3 holds a vector with ... (layer: 2 → 3); ...
+    """
+    actual = vector_settings(vector)
+    now = {k: v for k, v in expected.items() if k != "hyper"}
+    saved = {k: actual.get(k) for k in now}
+    hyper = dict(expected.get("hyper") or {})
+    if hyper:
+        now["hyper"] = hyper
+        saved["hyper"] = {k: v for k, v in actual["hyper"].items() if k in hyper}
+    available, wanted = actual["n_available"], now.get("n")
+    smaller = isinstance(available, int) and isinstance(wanted, int) and available < wanted
+    if smaller and saved.get("n") == available:  # all of a smaller dataset: what n gives
+        saved["n"] = wanted
+    require_settings(where, saved, now, what="a vector",
+                     hint="delete it to fit it again, or use another folder")  # fmt: skip
+    return vector
+
+
+def _fit_expected(
+    model: TransformerBridge, lang: str, layer: int, fit: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What :func:`check_fitted` asks of a saved vector of a sweep or transfer folder."""
+    hyper = dict(fit["hyper"])
+    expected = {
+        "model": model_name(model),
+        "lang": lang,
+        "layer": layer,
+        "method": resolve_method(fit["method"]).name,
+        "dataset": fit["dataset"],
+        "n": fit["n"],
+        "pooling": hyper.pop("pooling", "mean"),
+        "exclude_bos": hyper.pop("exclude_bos", True),
+    }
+    if fit["split"] is not None:
+        expected["split"] = fit["split"]
+    for name in ("collect_batch_size", "cache_dir", "progress"):  # do not change the vector
+        hyper.pop(name, None)
+    return {**expected, "hyper": hyper}
+
+
+def data_fingerprint(data: Any) -> str | None:
+    """A short SHA-256 of what a task set or a parallel corpus holds; None for other data.
+
+    Only the content counts (ids, texts, choices, answers, exemplars), not where it was
+    read from, so a run folder moves between machines.
+
+    >>> from interp_steer.data import load_parallel
+    >>> pairs = load_parallel("flores", "de", n=4)
+    >>> data_fingerprint(pairs) == data_fingerprint(load_parallel("flores", "de", n=5))
+    False
+    """
+    if isinstance(data, TaskSet):
+        rows: list[Any] = [
+            [i.id, i.question, i.answer, list(i.choices), i.english, list(i.english_choices)]
+            for i in (*data.items, *data.exemplars)
+        ]
+    elif isinstance(data, ParallelCorpus):
+        rows = [list(data.ids), list(data.english), list(data.target)]
+    else:
+        return None
+    text = json.dumps(rows, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def check_run(
+    evaluator: Callable[..., Any],
+    langs: Sequence[str],
+    fit_langs: Sequence[str],
+    fit: Mapping[str, Any],
+    stages: Sequence[Stage] = ("select", "test"),
+) -> dict[str, str]:
+    """Check, before any work, that ``langs`` can be evaluated and ``fit_langs`` fitted on.
+
+    Calls the evaluator's ``check(lang)`` where it has one (:class:`TaskEvaluator` reads
+    the task: a ``select_items`` that leaves no test items fails here, not after the
+    select stage) and reads the fitting pairs of each of ``fit_langs`` (``fit`` as for
+    :func:`fitted_vectors`).
+
+    Returns:
+        :func:`data_fingerprint` of what is evaluated and fitted on, by
+        ``"<lang>-<stage>"`` and ``"<lang>-fit"`` (for :meth:`CellStore.check_data`); an
+        evaluator's data of ``stages`` is read through its ``items(lang, stage)``
+        (:class:`TaskEvaluator`) or ``pairs(lang, stage)``
+        (:class:`~interp_steer.analysis.EnglishKL`) where it has one.
+
+    >>> check_run(TaskEvaluator("xcopa"), ["it"], ["it"], {"dataset": "flores", "n": 0})
+    Traceback (most recent call last):
+    ...
+    ValueError: n_fit must be a positive integer, got 0
+    """
+    n_fit = fit["n"]
+    if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 1:
+        raise ValueError(f"n_fit must be a positive integer, got {n_fit!r}")
+    check = getattr(evaluator, "check", None)
+    read = getattr(evaluator, "items", None) or getattr(evaluator, "pairs", None)
+    fingerprints: dict[str, str] = {}
+    for lang in langs:
+        if callable(check):
+            check(lang)
+        for stage in stages:
+            fingerprint = data_fingerprint(read(lang, stage)) if callable(read) else None
+            if fingerprint is not None:
+                fingerprints[f"{lang}-{stage}"] = fingerprint
+    for lang in fit_langs:
+        corpus = load_parallel(fit["dataset"], lang, n=n_fit, split=fit.get("split"))
+        fingerprints[f"{lang}-fit"] = str(data_fingerprint(corpus))
+    return fingerprints
+
+
 def fitted_vectors(
     model: TransformerBridge,
     lang: str,
@@ -241,12 +541,18 @@ def fitted_vectors(
     store: CellStore,
     fit: Mapping[str, Any],
 ) -> dict[int, SteeringVector]:
-    """Load saved vectors of ``lang``; fit the missing layers in one activation pass."""
+    """Load saved vectors of ``lang``; fit the missing layers in one activation pass.
+
+    ``fit`` holds ``dataset``, ``n``, ``split``, ``method`` and ``hyper`` (see
+    :func:`fit_settings`). A saved vector is used only if its language, layer, model and
+    fit settings are these (:func:`check_fitted`); otherwise the run stops naming them.
+    """
     vectors: dict[int, SteeringVector] = {}
     for layer in layers:
         path = store.vector_path(lang, layer)
         if path is not None and path.with_name(path.name + ".safetensors").is_file():
-            vectors[layer] = SteeringVector.load(path)
+            saved = SteeringVector.load(path)
+            vectors[layer] = check_fitted(saved, _fit_expected(model, lang, layer, fit), path)
     missing = [layer for layer in layers if layer not in vectors]
     if missing:
         corpus = load_parallel(fit["dataset"], lang, n=fit["n"], split=fit["split"])
@@ -254,7 +560,7 @@ def fitted_vectors(
         for layer, vector in fitted.items():
             path = store.vector_path(lang, layer)
             if path is not None:
-                vector.save(path)
+                vector.save(path, root=store.root)
             vectors[layer] = vector
     return vectors
 
@@ -262,21 +568,24 @@ def fitted_vectors(
 class Counted:
     """Wrap an evaluator ``(model, lang, vector, alpha, stage) -> Score`` with a progress bar.
 
-    Attributes are forwarded, so ``name``/``selection`` still describe the wrapped one.
+    Attributes are forwarded, so ``name``/``selection`` still describe the wrapped one
+    (``evaluator``), and a run records the wrapped one's settings.
     Cells resumed from disk are not evaluated and do not advance the bar.
     """
 
     def __init__(self, evaluator: Callable[..., Any], total: int, desc: str) -> None:
-        self._evaluator = evaluator
+        self.evaluator = evaluator
         self._bar = tqdm(total=total, desc=desc, unit="cell")
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._evaluator, name)
+        if name in ("evaluator", "_bar"):  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.evaluator, name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Evaluate one cell with the wrapped evaluator, then advance the bar."""
         try:
-            return self._evaluator(*args, **kwargs)
+            return self.evaluator(*args, **kwargs)
         finally:
             self._bar.update()
 
@@ -288,6 +597,13 @@ __all__ = [
     "Score",
     "Stage",
     "TaskEvaluator",
+    "check_fitted",
+    "check_run",
+    "data_fingerprint",
     "evaluate_cell",
+    "evaluator_settings",
+    "fit_settings",
     "fitted_vectors",
+    "model_settings",
+    "vector_settings",
 ]

@@ -38,6 +38,7 @@ from interp_steer.analysis.vocab_projection import ReadOut, readout_residuals, t
 from interp_steer.constants import Positions
 from interp_steer.data.language_id import UND, detect_language
 from interp_steer.data.languages import canonical
+from interp_steer.models.batching import context_tokens
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
 from interp_steer.steering.intervention import steer
@@ -71,7 +72,9 @@ class LogitLensResult(SavedResult):
         tokens: ``[n_variants, n_layers, n_items, k]`` decoded top-k tokens.
         probs: ``[n_variants, n_layers, n_items, k]`` their probabilities.
         langs: ``[n_variants, n_layers, n_items, k]`` their language codes.
-        meta: Steering vector, alpha, k and labelling settings; JSON-serialisable.
+        meta: Steering vector, alpha, k and labelling settings; ``n_truncated``: how many
+            prompts were longer than the model's context (``n_ctx`` tokens) and were cut
+            to it (their read-out stops there). JSON-serialisable.
 
     Raises:
         ValueError: On any shape or label mismatch.
@@ -257,6 +260,9 @@ def logit_lens(
 ) -> LogitLensResult:
     """Run the logit lens on ``prompts``, unsteered and (with ``vector``) steered.
 
+    Prompts longer than the model's context keep their first ``n_ctx`` tokens; one
+    warning and ``meta["n_truncated"]`` give the count.
+
     Args:
         model: The bridge; it is not modified.
         prompts: One prompt or several, all in the same language.
@@ -300,7 +306,7 @@ def logit_lens(
     else:
         code = canonical(lang)
 
-    tokens = [model.to_tokens(p, move_to_device=False)[0] for p in prompt_list]
+    tokens, n_cut = context_tokens(model, prompt_list, warn="logit lens")
     item_prompt: list[int] = []
     item_position: list[int] = []
     for i, t in enumerate(tokens):
@@ -336,6 +342,8 @@ def logit_lens(
         "steer_positions": steer_positions if vector is not None else None,
         "lang_detected": lang is None,
         "vector": _vector_info(vector),
+        "n_ctx": getattr(model.cfg, "n_ctx", None),
+        "n_truncated": n_cut,
     }
     return LogitLensResult(
         model=model_name(model),

@@ -27,6 +27,7 @@ import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,12 +38,13 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations.collect import collect_activations
 from interp_steer.activations.pooled import Activations, Pooling
+from interp_steer.analysis.cells import model_settings
 from interp_steer.analysis.similarity_metrics import METRICS, prepare, prepared_metrics
 from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.data.parallel import load_parallel
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
-from interp_steer.storage import SavedResult
+from interp_steer.storage import SavedResult, require_settings
 
 FORMAT = "interp_steer.SimilarityResult"
 
@@ -291,13 +293,16 @@ def cross_lingual_similarity(
     pooling: Pooling = "mean",
     batch_size: int = 8,
     cache_dir: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> SimilarityResult:
     """Measure how similar each language's representations are to English's, per layer.
 
     Loads ``n`` parallel sentences per language with
     :func:`~interp_steer.data.load_parallel`, collects their activations once per
-    language for all layers, and compares them (see the module docstring).
+    language for all layers, and compares them (see the module docstring). The result's
+    ``meta["settings"]`` records every setting it depends on (model and its weights,
+    dataset, languages, ``n``, layers, pooling, the code's version).
 
     Args:
         model: The bridge.
@@ -307,11 +312,19 @@ def cross_lingual_similarity(
         layers: Layers to measure; all by default.
         pooling: ``"mean"`` (over real tokens, BOS excluded) or ``"last"``.
         batch_size: Sentences per forward pass.
-        cache_dir: Activation cache folder (see ``collect_activations``).
+        cache_dir: Activation cache folder (see ``collect_activations``; keyed by the
+            texts, layers, pooling and model, so other settings never reuse an entry).
+        output: Save the result there (atomically). A result already there is returned
+            as saved when its settings are these, and is an error naming the changed
+            ones otherwise.
         progress: Show progress bars.
 
     Returns:
         A :class:`SimilarityResult`.
+
+    Raises:
+        ValueError: A bad setting, or :class:`~interp_steer.storage.SettingsError`:
+            ``output`` holds a result with other settings.
 
     >>> from interp_steer import load_model
     >>> res = cross_lingual_similarity(load_model("tiny"), ["de", "sw"], n=8, progress=False)
@@ -330,6 +343,21 @@ def cross_lingual_similarity(
         raise ValueError(f"need at least 2 sentences per language, got {sizes}")
     first = next(iter(corpora.values()))
     multi = all(c.english == first.english for c in corpora.values())
+    settings = {
+        **model_settings(model),
+        "dataset": dataset,
+        "langs": [ENGLISH, *codes],
+        "n": n,
+        "layers": list(layer_tuple),
+        "pooling": pooling,
+        "exclude_bos": True,
+    }
+    if output is not None and Path(output).exists():
+        saved = SimilarityResult.load(output)
+        require_settings(output, saved.meta.get("settings", {}), settings,
+                         what="a similarity result",
+                         hint="pass another output path, or delete the file")  # fmt: skip
+        return saved
 
     def collect(texts: Sequence[str]) -> Activations:
         return collect_activations(
@@ -354,8 +382,9 @@ def cross_lingual_similarity(
         "n_requested": n,
         "corpora": {c: corpus.name for c, corpus in corpora.items()},
         "exclude_bos": True,
+        "settings": settings,
     }
-    return similarity_from_activations(
+    result = similarity_from_activations(
         acts,
         english_per_lang=english,
         model=model_name(model),
@@ -363,6 +392,9 @@ def cross_lingual_similarity(
         pooling=pooling,
         meta=meta,
     )
+    if output is not None:
+        result.save(output)
+    return result
 
 
 __all__ = [

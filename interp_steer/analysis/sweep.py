@@ -15,7 +15,13 @@ layer 2 and layer 16; the ratio does not.
 
 With ``run_dir``, every finished cell (baseline, each (layer, strength), each test run) is
 written there atomically as JSON, and fitted vectors are saved, so an interrupted sweep
-picks up where it stopped: a re-run evaluates only the missing cells.
+picks up where it stopped: a re-run evaluates only the missing cells. The folder's
+``config.json`` holds every setting that changes a cell (model and its weights, the
+scoring code's version, the evaluator's settings: task, ``n``, ``positions``,
+``baseline``, the selection; the fit settings), and ``data/`` a fingerprint of each
+language's items and fitting pairs; a run with other settings or data is refused naming
+them, and one that fails validation writes nothing. Other languages, layers and
+strengths are new cells of the same run.
 
 Example:
     >>> from interp_steer import load_model
@@ -44,16 +50,22 @@ from interp_steer.analysis.cells import (
     CellStore,
     Evaluator,
     Score,
+    Stage,
     TaskEvaluator,
+    check_run,
     evaluate_cell,
+    evaluator_settings,
+    fit_settings,
     fitted_vectors,
+    model_settings,
 )
 from interp_steer.constants import DEFAULT_RATIOS, Positions
 from interp_steer.data.languages import canonical
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
-from interp_steer.steering.vectors import alpha_for_ratio
-from interp_steer.storage import SavedResult
+from interp_steer.steering.intervention import NonFiniteError
+from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
+from interp_steer.storage import SavedResult, locks_run
 
 FORMAT = "interp_steer.SweepResult"
 
@@ -129,12 +141,30 @@ class SweepResult(SavedResult):
     def best(self, lang: str) -> dict[str, Any]:
         """The selected cell of ``lang``: highest selection score (ties: earlier layer, weaker).
 
+        A failed cell (NaN score, see ``meta["failed"]``) is never selected.
+
         Returns:
             ``{"layer", "strength", "alpha", "score", "low", "high", "gain"}``, ``gain``
             over the unsteered baseline on the selection set.
+
+        Raises:
+            ValueError: Every cell of ``lang`` failed.
         """
+        cell = self.selected(lang)
+        if cell is None:
+            raise ValueError(
+                f"no cell of {canonical(lang)} could be scored: every one failed "
+                "(see meta['failed'])"
+            )
+        return cell
+
+    def selected(self, lang: str) -> dict[str, Any] | None:
+        """:meth:`best`, or None when every cell of ``lang`` failed (figures skip it)."""
         li = self.langs.index(canonical(lang))
-        y, s = _argbest(self.score[li])
+        picked = _argbest(self.score[li])
+        if picked is None:
+            return None
+        y, s = picked
         return {
             "layer": self.layers[y],
             "strength": self.strengths[s],
@@ -149,7 +179,7 @@ class SweepResult(SavedResult):
         """Return ``(index [n_langs, n_layers], values [n_langs, n_layers, 3])``.
 
         For each language and layer the strength with the highest selection score, and
-        its (value, low, high).
+        its (value, low, high); NaN where every strength of the layer failed.
         """
         idx = np.argmax(np.nan_to_num(self.score, nan=-np.inf), axis=-1)
         take = np.take_along_axis
@@ -214,6 +244,7 @@ def _nan_to_none(arr: np.ndarray) -> Any:
     return out.tolist()
 
 
+@locks_run("run_dir")  # one run at a time writes a run folder
 def layer_sweep(
     model: TransformerBridge,
     langs: Sequence[str],
@@ -262,6 +293,11 @@ def layer_sweep(
     Returns:
         A :class:`SweepResult`.
 
+    Raises:
+        ValueError: A bad setting (checked before any work and before ``run_dir`` is
+            written), or :class:`~interp_steer.storage.SettingsError`: ``run_dir`` holds a
+            run with other settings.
+
     >>> from interp_steer import load_model
     >>> res = layer_sweep(load_model("tiny"), ["sw"], task="xcopa", layers=[2], ratios=(0.1,),
     ...                   n=2, n_fit=4, test=False)
@@ -282,22 +318,32 @@ def layer_sweep(
     metric = str(getattr(evaluator, "name", getattr(evaluator, "__name__", "metric")))
     selection = str(getattr(evaluator, "selection", "the evaluator's select stage"))
     codes = list(dict.fromkeys(canonical(x) for x in langs))
+    if not codes:
+        raise ValueError("give at least one language")
     layer_tuple = check_layers(model, range(int(model.cfg.n_layers)) if layers is None else layers)
     fit = {"dataset": fit_dataset, "n": n_fit, "split": fit_split, "method": method,
            "hyper": fit_hyper}  # fmt: skip
+    config = {
+        **model_settings(model),
+        "metric": metric,
+        "selection": selection,
+        "evaluator": evaluator_settings(evaluator),
+        "fit": fit_settings(fit_dataset, n_fit, fit_split, method, fit_hyper),
+        "relative": ratios is not None,
+    }
+    data = check_run(evaluator, codes, codes, fit, ("select", "test") if test else ("select",))
     store = CellStore(run_dir)
-    store.check_config(
-        {"model": model_name(model), "metric": metric, "selection": selection,
-         "fit": json.loads(json.dumps(fit, default=str)), "relative": ratios is not None}
-    )  # fmt: skip
+    store.check_config(config)  # only now: an invalid sweep writes nothing
+    store.check_data(data)
 
     grid = (len(codes), len(layer_tuple), len(strengths))
     arrays = {k: np.full(grid, np.nan) for k in ("alphas", "score", "low", "high")}
     base, test_arr, test_base = (np.full((len(codes), 3), np.nan) for _ in range(3))
     norms: dict[str, dict[str, float]] = {}
+    failed: dict[str, str] = {}  # cell key -> why it could not be scored
     for li, lang in enumerate(codes):
-        b = evaluate_cell(store, f"{lang}/baseline-select", evaluator, model, lang, None, 0.0,
-                           "select")  # fmt: skip
+        b = evaluate_or_fail(store, f"{lang}/baseline-select", evaluator, model, lang, None,
+                             0.0, "select", failed=failed)  # fmt: skip
         base[li] = (b["value"], b["low"], b["high"])
         keys = {
             (y, s): f"{lang}/L{layer}-s{_tag(strength)}"
@@ -313,18 +359,20 @@ def layer_sweep(
             if cell is None:
                 vector = vectors[layer]
                 alpha = alpha_for_ratio(vector, strength) if ratios is not None else strength
-                extra = {"layer": layer, "strength": strength, "vector_norm": vector.norm}
-                cell = evaluate_cell(
-                    store, key, evaluator, model, lang, vector, alpha, "select", **extra
-                )
+                cell = evaluate_or_fail(store, key, evaluator, model, lang, vector, alpha, "select",
+                                        layer=layer, strength=strength,
+                                        vector_norm=vector.norm)  # fmt: skip
+            if "failed" in cell:
+                failed[key] = cell["failed"]
             if "vector_norm" in cell:
                 norms[lang][str(layer)] = cell["vector_norm"]
             arrays["alphas"][li, y, s] = cell["alpha"]
             arrays["score"][li, y, s] = cell["value"]
             arrays["low"][li, y, s] = cell["low"]
             arrays["high"][li, y, s] = cell["high"]
-        if test:
-            y, s = _argbest(arrays["score"][li])  # selected on the select stage only
+        picked = _argbest(arrays["score"][li])  # selected on the select stage only
+        if test and picked is not None:  # no test run when every cell failed
+            y, s = picked
             layer = layer_tuple[y]
             alpha = float(arrays["alphas"][li, y, s])
             key = f"{lang}/test-L{layer}-s{_tag(strengths[s])}"
@@ -333,10 +381,10 @@ def layer_sweep(
                 chosen = (
                     vectors.get(layer) or fitted_vectors(model, lang, [layer], store, fit)[layer]
                 )
-            t = evaluate_cell(store, key, evaluator, model, lang, chosen, alpha, "test",
-                               layer=layer, strength=strengths[s])  # fmt: skip
-            tb = evaluate_cell(store, f"{lang}/baseline-test", evaluator, model, lang, None,
-                                0.0, "test")  # fmt: skip
+            t = evaluate_or_fail(store, key, evaluator, model, lang, chosen, alpha, "test",
+                                 failed=failed, layer=layer, strength=strengths[s])  # fmt: skip
+            tb = evaluate_or_fail(store, f"{lang}/baseline-test", evaluator, model, lang, None,
+                                  0.0, "test", failed=failed)  # fmt: skip
             test_arr[li] = (t["value"], t["low"], t["high"])
             test_base[li] = (tb["value"], tb["low"], tb["high"])
 
@@ -356,6 +404,7 @@ def layer_sweep(
             "fit": json.loads(json.dumps(fit, default=str)),
             "vector_norms": norms,
             "run_dir": None if run_dir is None else str(run_dir),
+            "failed": failed,
         },  # fmt: skip
         **arrays,
     )
@@ -369,15 +418,88 @@ def _tag(x: float) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]  # pragma: no cover
 
 
-def _argbest(score: np.ndarray) -> tuple[int, int]:
-    """Index of the highest score; the first maximum (earlier layer, weaker) wins ties."""
+def _argbest(score: np.ndarray) -> tuple[int, int] | None:
+    """Index of the highest score; the first maximum (earlier layer, weaker) wins ties.
+
+    NaN (a failed cell) is never the highest; None when every score is NaN.
+    """
+    if np.isnan(score).all():
+        return None
     scores = np.nan_to_num(score, nan=-np.inf)
     y, s = np.unravel_index(int(np.argmax(scores)), scores.shape)
     return int(y), int(s)
 
 
+def evaluate_or_fail(
+    store: CellStore,
+    key: str,
+    evaluator: Callable[..., Score],
+    model: TransformerBridge,
+    lang: str,
+    vector: SteeringVector | None,
+    alpha: float,
+    stage: Stage,
+    *,
+    failed: dict[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """:func:`~interp_steer.analysis.cells.evaluate_cell`, recording a cell that cannot be scored.
+
+    A cell cannot be scored when its ``alpha`` is not finite, when steering or the scores
+    turn NaN or infinite (a :class:`~interp_steer.steering.NonFiniteError`, also as the
+    cause of an :class:`~interp_steer.evaluation.EvaluationError`), or when the evaluator
+    returns a non-finite value. Such a cell is stored like any other, with ``"failed"``
+    (the reason) and null value, bounds and ``n``, so a resumed run keeps it; it reads as
+    NaN and is never selected. Any other error propagates.
+
+    Args:
+        store: The run's cells.
+        key: The cell's key.
+        evaluator: ``(model, lang, vector, alpha, stage) -> Score``.
+        model: The bridge.
+        lang: The language evaluated.
+        vector: The vector, or None for a baseline.
+        alpha: Its strength.
+        stage: ``"select"`` or ``"test"``.
+        failed: Collects ``key -> reason`` of a failed cell.
+        **extra: Stored with the cell (layer, strength, source, ...).
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> def broken(model, lang, vector, alpha, stage):
+        ...     return Score(float("nan"), 0.0, 1.0, 4)
+        >>> cell = evaluate_or_fail(CellStore(None), "de/L1", broken, load_model("tiny"), "de",
+        ...                         None, 2.0, "select", layer=1)
+        >>> cell["failed"], cell["value"], cell["layer"]
+        ('the evaluator returned nan (alpha=2)', None, 1)
+    """
+
+    def finite(*args: Any) -> Score:
+        score = evaluator(*args)
+        if not math.isfinite(score.value):
+            raise NonFiniteError(f"the evaluator returned {score.value} (alpha={alpha:g})")
+        return score
+
+    try:
+        if not math.isfinite(alpha):
+            raise NonFiniteError(f"alpha={alpha} is not finite")
+        cell = evaluate_cell(store, key, finite, model, lang, vector, alpha, stage, **extra)
+    except Exception as err:
+        cause = NonFiniteError.found_in(err)
+        if cause is None:
+            raise
+        fields = {"value": None, "low": None, "high": None, "n": None}
+        kept = alpha if math.isfinite(alpha) else None
+        cell = store.put(key, {**fields, "alpha": kept, "stage": stage, **extra,
+                               "failed": str(cause)})  # fmt: skip
+    if "failed" in cell and failed is not None:
+        failed[key] = str(cell["failed"])
+    return cell
+
+
 __all__ = [
     "FORMAT",
     "SweepResult",
+    "evaluate_or_fail",
     "layer_sweep",
 ]

@@ -34,16 +34,21 @@ from interp_steer.analysis.cells import (
     Score,
     Stage,
     TaskEvaluator,
-    evaluate_cell,
+    check_run,
+    evaluator_settings,
+    fit_settings,
     fitted_vectors,
+    model_settings,
 )
+from interp_steer.analysis.sweep import evaluate_or_fail
 from interp_steer.constants import Positions
 from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.evaluation.harness import english_damage
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
+from interp_steer.steering.intervention import NonFiniteError
 from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
-from interp_steer.storage import SavedResult
+from interp_steer.storage import SavedResult, locks_run
 
 FORMAT = "interp_steer.TransferResult"
 DEFAULT_RATIO = 0.25
@@ -172,6 +177,7 @@ class TransferResult(SavedResult):
         )
 
 
+@locks_run("run_dir")  # one run at a time writes a run folder
 def transfer_matrix(
     model: TransformerBridge,
     langs: Sequence[str],
@@ -224,11 +230,19 @@ def transfer_matrix(
         baseline: Prompting baseline (task names only).
         select_split: Passed to :class:`~interp_steer.analysis.TaskEvaluator`.
         select_items: Passed to :class:`~interp_steer.analysis.TaskEvaluator`.
-        run_dir: Folder for resumable cells and fitted vectors.
+        run_dir: Folder for resumable cells and fitted vectors. Its ``config.json`` holds
+            every setting that changes a cell (as for
+            :func:`~interp_steer.analysis.layer_sweep`, and the layer, strength and English
+            damage); a run with other settings is refused naming them.
         **fit_hyper: Passed on to ``fit_vectors``.
 
     Returns:
         A :class:`TransferResult`.
+
+    Raises:
+        ValueError: A bad setting (checked before any work and before ``run_dir`` is
+            written), or :class:`~interp_steer.storage.SettingsError`: ``run_dir`` holds a
+            run with other settings.
 
     >>> from interp_steer import load_model
     >>> res = transfer_matrix(load_model("tiny"), ["it", "sw"], task="xcopa", layer=2, n=2,
@@ -254,16 +268,29 @@ def transfer_matrix(
     metric = str(getattr(evaluator, "name", getattr(evaluator, "__name__", "metric")))
     attribute = "selection" if stage == "select" else "testing"
     described = str(getattr(evaluator, attribute, f"the evaluator's {stage} stage"))
+    if stage not in ("select", "test"):
+        raise ValueError(f"stage must be 'select' or 'test', got {stage!r}")
     sources = list(dict.fromkeys(canonical(x) for x in langs))
     target_list = list(dict.fromkeys(canonical(x) for x in (targets or sources)))
+    if not sources:
+        raise ValueError("give at least one language")
     fit = {"dataset": fit_dataset, "n": n_fit, "split": fit_split, "method": method,
            "hyper": fit_hyper}  # fmt: skip
+    config = {
+        **model_settings(model),
+        "metric": metric,
+        "stage": described,
+        "evaluator": evaluator_settings(evaluator),
+        "layer": layer,
+        "strength": strength,
+        "relative": ratio is not None,
+        "english": english if isinstance(english, bool) else {"damage": english},
+        "fit": fit_settings(fit_dataset, n_fit, fit_split, method, fit_hyper),
+    }
+    data = check_run(evaluator, target_list, sources, fit, (stage,))
     store = CellStore(run_dir)
-    store.check_config(
-        {"model": model_name(model), "metric": metric, "stage": described, "layer": layer,
-         "strength": strength, "relative": ratio is not None,
-         "fit": json.loads(json.dumps(fit, default=str))}
-    )  # fmt: skip
+    store.check_config(config)  # only now: an invalid run writes nothing
+    store.check_data(data)
 
     s_n, t_n = len(sources), len(target_list)
     score, low, high = (np.full((s_n, t_n), np.nan) for _ in range(3))
@@ -274,12 +301,15 @@ def transfer_matrix(
     alphas[:] = [alpha_for_ratio(v, strength) if ratio is not None else strength for v in vectors]
     # targets outer: whatever an evaluator keeps per target language (EnglishKL's English
     # reference) serves the baseline and every source in a row
+    failed: dict[str, str] = {}  # cell key -> why it could not be scored (a NaN cell)
     for ti, tgt in enumerate(target_list):
-        b = evaluate_cell(store, f"baseline-{tgt}", evaluator, model, tgt, None, 0.0, stage)
+        b = evaluate_or_fail(store, f"baseline-{tgt}", evaluator, model, tgt, None, 0.0, stage,
+                             failed=failed)  # fmt: skip
         base[ti] = (b["value"], b["low"], b["high"])
         for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
-            cell = evaluate_cell(store, f"{src}-to-{tgt}", evaluator, model, tgt, vector,
-                                  float(alphas[si]), stage, source=src)  # fmt: skip
+            cell = evaluate_or_fail(store, f"{src}-to-{tgt}", evaluator, model, tgt, vector,
+                                    float(alphas[si]), stage, failed=failed,
+                                    source=src)  # fmt: skip
             score[si, ti], low[si, ti], high[si, ti] = cell["value"], cell["low"], cell["high"]
     for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
         a = float(alphas[si])
@@ -287,10 +317,20 @@ def transfer_matrix(
             key = f"english-damage-{src}"
             done = store.get(key)
             if done is None:
-                delta = _english_damage(english, evaluator, task, model, vector, a, stage, n,
-                                        positions)  # fmt: skip
-                done = store.put(key, {"delta": delta, "alpha": a})
-            damage[si] = done["delta"]
+                try:
+                    delta = _english_damage(english, evaluator, task, model, vector, a, stage,
+                                            n, positions)  # fmt: skip
+                    if not math.isfinite(delta):
+                        raise NonFiniteError(f"the English damage is {delta} (alpha={a:g})")
+                    done = store.put(key, {"delta": delta, "alpha": a})
+                except Exception as err:
+                    cause = NonFiniteError.found_in(err)
+                    if cause is None:
+                        raise
+                    done = store.put(key, {"delta": None, "alpha": a, "failed": str(cause)})
+            if "failed" in done:
+                failed[key] = str(done["failed"])
+            damage[si] = done["delta"]  # a failed one (null) reads as NaN
     return TransferResult(
         model=model_name(model),
         metric=metric,
@@ -310,6 +350,7 @@ def transfer_matrix(
         meta={
             "fit": json.loads(json.dumps(fit, default=str)),
             "run_dir": None if run_dir is None else str(run_dir),
+            "failed": failed,
         },  # fmt: skip
     )
 

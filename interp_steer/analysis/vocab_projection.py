@@ -97,10 +97,15 @@ def readout_residuals(
 
     Args:
         model: The bridge.
-        tokens: One 1-D token-id tensor per prompt (left-padded into batches here).
+        tokens: One 1-D token-id tensor per prompt (left-padded into batches here), none
+            longer than the model's context (cut them with
+            :func:`~interp_steer.models.batching.context_tokens`).
         layers: Layers to read, ascending.
         positions: ``"last"`` or ``"all"``.
         batch_size: Prompts per forward pass.
+
+    Raises:
+        ValueError: A row longer than the model's context (``model.cfg.n_ctx``).
 
     >>> from interp_steer import load_model
     >>> model = load_model("tiny")
@@ -109,6 +114,13 @@ def readout_residuals(
     >>> readout_residuals(model, tokens, (0,), "all", batch_size=1)[0].shape[0] == n_tokens
     True
     """
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    longest = max((len(t) for t in tokens), default=0)
+    if n_ctx and longest > n_ctx:
+        raise ValueError(
+            f"a prompt has {longest} tokens, more than the model's context of {n_ctx}; cut "
+            "the rows first (context_tokens)"
+        )
     out: dict[int, list[Tensor]] = {layer: [] for layer in layers}
     state: dict[str, Tensor] = {}
     top, n_layers = layers[-1], int(model.cfg.n_layers)

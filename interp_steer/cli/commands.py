@@ -29,15 +29,26 @@ from interp_steer.data.sources import DataUnavailableError
 from interp_steer.evaluation.harness import evaluate
 from interp_steer.evaluation.results import EvalResult, EvaluationError, compare
 from interp_steer.fitting.fit import fit_vector
+from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import load_model
 from interp_steer.plotting.export import save_figures
 from interp_steer.plotting.lens import plot_language_shares, plot_token_table
 from interp_steer.plotting.similarity import plot_similarity, plot_similarity_matrix
 from interp_steer.plotting.sweep import plot_sweep, plot_sweep_heatmap, plot_transfer
 from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
-from interp_steer.storage import atomic_write_text
+from interp_steer.storage import SettingsError, atomic_write_text
 
-_BAD_INPUT = (ValueError, FileNotFoundError, NotADirectoryError, DataUnavailableError)
+_BAD_INPUT = (
+    ValueError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    DataUnavailableError,
+)
+# what reading a damaged or foreign file raises (a missing key, a list where an object
+# belongs): bad input too, reported naming the file where the reader knows it
+_DAMAGED = (KeyError, TypeError, AttributeError)
 
 
 class CommandError(Exception):
@@ -52,9 +63,14 @@ def _command(fn: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Nam
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> None:
         try:
+            _check_out(args.out)
             fn(args)
         except EvaluationError as err:
             raise CommandError(f"{err} (partial results kept in {args.out})") from err
+        except SettingsError as err:  # a saved run of other settings: never reused
+            if os.environ.get("INTERP_STEER_TRACEBACK"):
+                raise
+            raise CommandError(err.with_hint("use another --out")) from err
         except _BAD_INPUT as err:
             if os.environ.get("INTERP_STEER_TRACEBACK"):
                 raise
@@ -66,6 +82,39 @@ def _command(fn: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Nam
 # ----------------------------------------------------------------- shared I/O
 
 
+def _check_out(out: Path) -> None:
+    """Refuse a run folder that is a file, or lies under one, before any work."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise NotADirectoryError(f"--out {out}: {path} is a file, not a folder")
+            return
+
+
+def _read(path: Path, load: Callable[[Path], Any], what: str) -> Any:
+    """``load(path)``, with a damaged or foreign file reported as one ``ValueError`` naming it."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not {what}")
+    try:
+        return load(path)
+    except _DAMAGED as err:
+        raise ValueError(f"{path} is not {what}: {type(err).__name__}: {err}") from None
+
+
+def _check_model_layers(model: Any, args: argparse.Namespace) -> None:
+    """Check ``--layer``/``--layers``/``--matrix-layer`` against the loaded model, before work."""
+    for flag in ("layer", "layers", "matrix_layer"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            try:
+                check_layers(model, value)
+            except ValueError as err:
+                raise ValueError(f"--{flag.replace('_', '-')}: {err}") from None
+    matrix, layers = getattr(args, "matrix_layer", None), getattr(args, "layers", None)
+    if matrix is not None and layers is not None and matrix not in layers:
+        raise ValueError(f"--matrix-layer {matrix} is not among --layers {list(layers)}")
+
+
 def _model(args: argparse.Namespace) -> Any:
     """Load ``args.model`` with ``--device/--dtype/--threads``."""
     if args.threads is not None:
@@ -74,7 +123,9 @@ def _model(args: argparse.Namespace) -> Any:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     _say(f"loading {args.model} ...")
-    return load_model(args.model, device=args.device, dtype=dtype)
+    model = load_model(args.model, device=args.device, dtype=dtype)
+    _check_model_layers(model, args)
+    return model
 
 
 def _say(message: str) -> None:
@@ -94,8 +145,22 @@ def _strength(vector: Any, alpha: float | None, ratio: float | None) -> float:
 
 
 def _load_vector(path: Path | None) -> Any:
+    if path is None:
+        return None
+    if path.suffix != ".safetensors":  # as SteeringVector.load reads it
+        path = path.with_name(path.name + ".safetensors")
+    return _read(path, SteeringVector.load, "a steering vector")
 
-    return None if path is None else SteeringVector.load(path)
+
+def _eval_runs(folder: Path) -> list[EvalResult]:
+    """The evaluation results in ``folder``; a file that is not one is named and left out."""
+    runs = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            runs.append(_read(path, EvalResult.load, "an evaluation result"))
+        except (ValueError, OSError) as err:
+            _say(f"eval.csv leaves out {path}: {' '.join(str(err).split())}")
+    return runs
 
 
 def _done(paths: list[Path], started: float) -> None:
@@ -165,8 +230,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         output=path,
     )
-    runs = [EvalResult.load(p) for p in sorted((args.out / "eval").glob("*.json"))]
-    table = compare(runs)
+    table = compare(_eval_runs(args.out / "eval"))
     csv = write_table(table, args.out / "eval.csv")
     _say(f"{args.task}/{args.lang} {result.method}: accuracy {result.accuracy:.3f} (n={result.n})")
     _say(table[["task", "lang", "method", "accuracy", "gain", "p_value"]].to_string(index=False))
@@ -204,7 +268,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         write_table(result.to_frame(), args.out / "sweep.csv"),
     ]
     for lang in result.langs:
-        best = result.best(lang)
+        best = result.selected(lang)
+        if best is None:
+            _say(f"{lang}: every cell failed (see sweep.json meta['failed']); nothing selected")
+            continue
         _say(
             f"{lang}: best layer {best['layer']}, ratio {best['strength']:g} → "
             f"{best['score']:.3f} ({best['gain']:+.3f} over basic on {result.selection})"
@@ -235,7 +302,13 @@ def cmd_similarity(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     model = _model(args)
     result = cross_lingual_similarity(
-        model, args.langs, dataset=args.dataset, n=args.n, layers=args.layers, pooling=args.pooling
+        model,
+        args.langs,
+        dataset=args.dataset,
+        n=args.n,
+        layers=args.layers,
+        pooling=args.pooling,
+        cache_dir=args.out / "activations",  # keyed by texts, layers, pooling and model
     )
     layer = (
         args.matrix_layer

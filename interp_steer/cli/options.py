@@ -4,27 +4,38 @@ Each type function turns one command-line string into a checked value or raises
 ``argparse.ArgumentTypeError`` with one line saying what was expected.
 
 Example:
-    >>> ints("2-4,8"), floats("0.1,0.5"), languages("German,zh")
-    ((2, 3, 4, 8), (0.1, 0.5), ('de', 'zh'))
+    >>> ints("2-4,8"), floats("0.1,0.5"), languages("German,zh"), count("3")
+    ((2, 3, 4, 8), (0.1, 0.5), ('de', 'zh'), 3)
 """
 
 import argparse
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from interp_steer.constants import LOCAL_DATASETS, METHOD_NAMES, MODEL_ALIASES
 
 __all__ = [
+    "MAX_LAYERS",
     "add_choice",
     "add_common",
     "add_fitting",
     "add_strength",
+    "count",
+    "finite",
     "floats",
+    "index",
     "ints",
     "language",
     "languages",
 ]
+
+MAX_LAYERS = 1024
+"""The most layers ``--layers`` may name: more than any model has. A larger range is
+refused before it is expanded; the model's own count is checked once it is loaded."""
+
+_LAYER_PART = re.compile(r"(\d+)(?:-(\d+))?")
 
 
 def language(text: str) -> str:
@@ -38,10 +49,10 @@ def language(text: str) -> str:
 
     try:
         return canonical(text.strip())
-    except ValueError:
+    except ValueError as err:
+        # the library's message without its list of every valid code
         raise argparse.ArgumentTypeError(
-            f"unknown language {text!r}; use an ISO 639-1/639-3 code, a FLORES code or an "
-            "English name (e.g. de, deu, deu_Latn, German)"
+            str(err).split("; valid codes")[0] + " (e.g. de, deu, deu_Latn, pt-BR, German)"
         ) from None
 
 
@@ -54,22 +65,85 @@ def languages(text: str) -> tuple[str, ...]:
 
 
 def ints(text: str) -> tuple[int, ...]:
-    """Comma-separated integers and ranges (``2,4,6`` or ``2-8``) → unique ascending ints."""
-    out: list[int] = []
-    try:
-        for part in (x.strip() for x in text.split(",")):
-            if "-" in part.lstrip("-"):
-                lo, hi = part.split("-", 1)
-                out.extend(range(int(lo), int(hi) + 1))
-            elif part:
-                out.append(int(part))
-    except ValueError:
-        out = []
-    if not out or min(out) < 0:
+    """Comma-separated layers and ranges (``2,4,6`` or ``2-8``) → unique ascending ints.
+
+    Every part is checked before any range is expanded: a range above :data:`MAX_LAYERS`
+    or a reversed one is refused at once.
+
+    >>> ints("0-100000000")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: layer 100000000 is above 1023: no model has so many layers
+    """
+    bounds: list[tuple[int, int]] = []
+    for part in (x.strip() for x in text.split(",")):
+        match = _LAYER_PART.fullmatch(part)
+        if match is None:
+            if not part:
+                continue
+            bounds = []
+            break
+        lo = int(match.group(1))
+        hi = lo if match.group(2) is None else int(match.group(2))
+        if hi >= MAX_LAYERS:
+            raise argparse.ArgumentTypeError(
+                f"layer {hi} is above {MAX_LAYERS - 1}: no model has so many layers"
+            )
+        if hi < lo:
+            raise argparse.ArgumentTypeError(f"layer range {part!r} is empty (start above end)")
+        bounds.append((lo, hi))
+    if not bounds:
         raise argparse.ArgumentTypeError(
             f"expected layers like 2,4,6 or 2-8 (non-negative integers), got {text!r}"
         )
-    return tuple(sorted(set(out)))
+    return tuple(sorted({n for lo, hi in bounds for n in range(lo, hi + 1)}))
+
+
+def count(text: str) -> int:
+    """A positive integer (a number of items, pairs, tokens, threads ...).
+
+    >>> count("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a positive integer, got '0'
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def finite(text: str) -> float:
+    """A finite number (``nan`` and ``inf`` are refused).
+
+    >>> finite("0.5"), finite("1e-3")
+    (0.5, 0.001)
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def index(text: str) -> int:
+    """A non-negative integer (a layer); the model's range is checked once it is loaded.
+
+    >>> index("3")
+    3
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a layer index (0, 1, 2, ...), got {text!r}")
+    return value
 
 
 def floats(text: str) -> tuple[float, ...]:
@@ -117,7 +191,7 @@ def add_common(parser: argparse.ArgumentParser, command: str) -> None:
         choices=["float32", "bfloat16", "float16"],
         help="weights dtype (default: the model's own; float32 for the offline models)",
     )
-    group.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    group.add_argument("--threads", type=count, help="CPU threads for torch (default: torch's)")
     group.add_argument(
         "--out",
         type=Path,
@@ -129,10 +203,10 @@ def add_common(parser: argparse.ArgumentParser, command: str) -> None:
 def add_strength(parser: argparse.ArgumentParser) -> None:
     """Add ``--alpha`` / ``--ratio`` (mutually exclusive): the steering strength."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--alpha", type=float, help="absolute strength: h + alpha * v")
+    group.add_argument("--alpha", type=finite, help="absolute strength: h + alpha * v")
     group.add_argument(
         "--ratio",
-        type=float,
+        type=finite,
         help="relative strength ‖alpha v‖ / ‖h‖ (h: the layer's mean residual norm on the "
         "fitting data)",
     )
@@ -144,5 +218,5 @@ def add_fitting(parser: argparse.ArgumentParser) -> None:
     add_choice(group, "--method", list(METHOD_NAMES), "mean_diff", "fitting method")
     add_choice(group, "--fit-dataset", list(LOCAL_DATASETS), "flores", "parallel data to fit on")
     group.add_argument(
-        "--n-fit", type=int, default=200, help="pairs to fit on (default: %(default)s)"
+        "--n-fit", type=count, default=200, help="pairs to fit on (default: %(default)s)"
     )

@@ -24,6 +24,7 @@ Example:
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -33,7 +34,10 @@ from interp_steer.cli.options import (
     add_common,
     add_fitting,
     add_strength,
+    count,
+    finite,
     floats,
+    index,
     ints,
     language,
     languages,
@@ -71,23 +75,23 @@ def _add_fit(sub: Any) -> None:
         "--lang", type=language, required=True, help="target language (de, deu, German...)"
     )
     p.add_argument(
-        "--layer", type=int, required=True, help="block whose hook_resid_post is steered"
+        "--layer", type=index, required=True, help="block whose hook_resid_post is steered"
     )
     add_choice(p, "--method", list(METHOD_NAMES), "mean_diff", "fitting method")
     add_choice(p, "--dataset", LOCAL_DATASETS, "flores", "parallel data")
     p.add_argument("--pairs", type=Path, help="a JSONL/CSV/TSV file of pairs instead of --dataset")
     p.add_argument("--english-column", default="english", help="--pairs column with English text")
     p.add_argument("--target-column", default="target", help="--pairs column with target text")
-    p.add_argument("--n", type=int, default=200, help="pairs to fit on (default: %(default)s)")
+    p.add_argument("--n", type=count, default=200, help="pairs to fit on (default: %(default)s)")
     add_choice(p, "--pooling", ["mean", "last"], "mean", "token pooling of each text")
     p.add_argument(
         "--solver",
         choices=["closed_form", "adamw"],
         help="mse: exact minimiser or the paper's AdamW",
     )
-    p.add_argument("--lr", type=float, help="mse (adamw) / bipo learning rate")
-    p.add_argument("--epochs", type=int, help="mse (adamw) / bipo epochs")
-    p.add_argument("--beta", type=float, help="bipo: DPO temperature")
+    p.add_argument("--lr", type=finite, help="mse (adamw) / bipo learning rate")
+    p.add_argument("--epochs", type=count, help="mse (adamw) / bipo epochs")
+    p.add_argument("--beta", type=finite, help="bipo: DPO temperature")
 
 
 def _add_eval(sub: Any) -> None:
@@ -105,10 +109,10 @@ def _add_eval(sub: Any) -> None:
     add_strength(p)
     add_choice(p, "--positions", POSITION_MODES, "all", "where the vector is added")
     add_choice(p, "--baseline", list(BASELINE_NAMES), "basic", "prompting baseline")
-    p.add_argument("--n", type=int, help="evaluate the first N items (default: all)")
+    p.add_argument("--n", type=count, help="evaluate the first N items (default: all)")
     p.add_argument("--split", default="test", help="task split (default: %(default)s)")
     p.add_argument(
-        "--batch-size", type=int, default=8, help="items per batch (default: %(default)s)"
+        "--batch-size", type=count, default=8, help="items per batch (default: %(default)s)"
     )
 
 
@@ -132,10 +136,10 @@ def _add_sweep(sub: Any) -> None:
         help="strengths ‖αv‖/‖h‖, comma-separated (default: %(default)s)",
     )
     add_fitting(p)
-    p.add_argument("--n", type=int, help="items per evaluation (default: all)")
+    p.add_argument("--n", type=count, help="items per evaluation (default: all)")
     p.add_argument(
         "--select-items",
-        type=int,
+        type=count,
         help="select on the first K test items (held out) instead of the val split",
     )
     add_choice(p, "--positions", POSITION_MODES, "all", "where vectors are added")
@@ -162,11 +166,11 @@ def _add_lens(sub: Any) -> None:
     )
     add_choice(p, "--dataset", LOCAL_DATASETS, "flores", "where prompts come from")
     p.add_argument(
-        "--n", type=int, default=16, help="prompts from --dataset (default: %(default)s)"
+        "--n", type=count, default=16, help="prompts from --dataset (default: %(default)s)"
     )
     p.add_argument("--vector", type=Path, help="a saved vector for the steered variant")
     add_strength(p)
-    p.add_argument("--k", type=int, default=5, help="top tokens per layer (default: %(default)s)")
+    p.add_argument("--k", type=count, default=5, help="top tokens per layer (default: %(default)s)")
 
 
 def _add_similarity(sub: Any) -> None:
@@ -182,12 +186,12 @@ def _add_similarity(sub: Any) -> None:
     p.add_argument("--langs", type=languages, required=True, help="comma-separated languages")
     add_choice(p, "--dataset", ("flores", "tatoeba"), "flores", "parallel sentences")
     p.add_argument(
-        "--n", type=int, default=200, help="sentences per language (default: %(default)s)"
+        "--n", type=count, default=200, help="sentences per language (default: %(default)s)"
     )
     p.add_argument("--layers", type=ints, help="layers (default: all)")
     add_choice(p, "--pooling", ["mean", "last"], "mean", "token pooling")
     p.add_argument(
-        "--matrix-layer", type=int, help="layer of the language×language figure (default: middle)"
+        "--matrix-layer", type=index, help="layer of the language×language figure (default: middle)"
     )
 
 
@@ -206,10 +210,10 @@ def _add_transfer(sub: Any) -> None:
     )
     p.add_argument("--targets", type=languages, help="target languages (default: the sources)")
     add_choice(p, "--task", EVAL_TASKS, "xcopa", "task")
-    p.add_argument("--layer", type=int, required=True, help="layer of every vector")
+    p.add_argument("--layer", type=index, required=True, help="layer of every vector")
     add_strength(p)
     add_fitting(p)
-    p.add_argument("--n", type=int, help="items per evaluation (default: all)")
+    p.add_argument("--n", type=count, help="items per evaluation (default: all)")
     p.add_argument("--no-english", action="store_true", help="skip the English-damage column")
 
 
@@ -260,6 +264,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(command: str) -> Callable[..., None]:
+    r"""A ``warnings.showwarning`` that prints ``interp-steer <command>: warning: ...`` on stderr.
+
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+    ...     _warning_line("eval")("two\n  lines", UserWarning, "f.py", 1)
+    >>> err.getvalue()
+    'interp-steer eval: warning: two lines\n'
+    """
+    # sys.stderr is looked up at each warning: tests and callers may replace it
+
+    def show(message: Any, category: Any, filename: Any, lineno: Any, *rest: Any) -> None:
+        text = " ".join(str(message).split())
+        print(f"interp-steer {command}: warning: {text}", file=sys.stderr, flush=True)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 bad input).
 
@@ -275,7 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from interp_steer.cli.commands import COMMANDS, CommandError
 
     try:
-        COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line(args.command)
+            COMMANDS[args.command](args)
     except CommandError as err:
         print(f"interp-steer {args.command}: error: {err.one_line()}", file=sys.stderr)
         return 2

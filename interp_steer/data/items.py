@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from interp_steer.constants import CHOICE_TASKS, TASKS
+from interp_steer.constants import CHOICE_TASKS, TASKS, check_count
 from interp_steer.data.languages import canonical
 
 
@@ -129,16 +129,14 @@ class TaskSet:
         """Return the first ``n`` items (all of them if ``n`` is larger); exemplars are kept.
 
         Raises:
-            ValueError: If ``n`` is not positive.
+            ValueError: If ``n`` is not a positive int.
 
         Example:
             >>> from interp_steer.data import load_task
             >>> len(load_task("msvamp", "th").head(3))
             3
         """
-        if n <= 0:
-            raise ValueError(f"n must be a positive number of items, got {n}")
-        return replace(self, items=self.items[:n])
+        return replace(self, items=self.items[: check_count("n", n)])
 
 
 __all__ = [

@@ -12,13 +12,21 @@ th sw bn te low). The other languages are placed by their rough share of web tex
 language with a visible web share, low for the rest (regional, historical, constructed,
 creole and most African and South-Asian languages). Thai stays low as in the paper.
 
+BCP-47 tags resolve by their language subtag (``pt-BR`` is ``pt``) unless their script
+differs from the table's (``zho_Hant``, ``zh-TW`` and ``sr-Latn`` are not ``zh`` and
+``sr``); an unknown spelling is an error that lists near matches.
+
 Example:
     >>> get_language("German").code
     'de'
     >>> canonical("zho_Hans"), canonical("cmn"), canonical("swh_Latn")
     ('zh', 'zh', 'sw')
+    >>> canonical("pt-BR"), canonical("no"), canonical("fil")
+    ('pt', 'nb', 'tl')
 """
 
+import difflib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -148,7 +156,7 @@ _TABLE: tuple[tuple[str, str, str, str | None, str, str, Resource, str], ...] = 
     ("nds", "Low German", "nds", None, "Latn", "Germanic", "low", ""),
     ("nl", "Dutch", "nld", "nld_Latn", "Latn", "Germanic", "mid", "dut"),
     ("nn", "Norwegian Nynorsk", "nno", "nno_Latn", "Latn", "Germanic", "low", ""),
-    ("nb", "Norwegian Bokmal", "nob", "nob_Latn", "Latn", "Germanic", "mid", "Norwegian"),
+    ("nb", "Norwegian Bokmal", "nob", "nob_Latn", "Latn", "Germanic", "mid", "Norwegian no nor"),
     ("nov", "Novial", "nov", None, "Latn", "Constructed", "low", ""),
     ("oc", "Occitan", "oci", "oci_Latn", "Latn", "Romance", "low", ""),
     ("orv", "Old East Slavic", "orv", None, "Cyrl", "Slavic", "low", ""),
@@ -164,7 +172,7 @@ _TABLE: tuple[tuple[str, str, str, str | None, str, str, Resource, str], ...] = 
     ("sv", "Swedish", "swe", "swe_Latn", "Latn", "Germanic", "mid", ""),
     ("swg", "Swabian", "swg", None, "Latn", "Germanic", "low", ""),
     ("tt", "Tatar", "tat", "tat_Cyrl", "Cyrl", "Turkic", "low", ""),
-    ("tl", "Tagalog", "tgl", "tgl_Latn", "Latn", "Austronesian", "low", "Filipino"),
+    ("tl", "Tagalog", "tgl", "tgl_Latn", "Latn", "Austronesian", "low", "Filipino fil"),
     ("tk", "Turkmen", "tuk", "tuk_Latn", "Latn", "Turkic", "low", ""),
     ("tzl", "Talossan", "tzl", None, "Latn", "Constructed", "low", ""),
     ("ug", "Uyghur", "uig", "uig_Arab", "Arab", "Turkic", "low", ""),
@@ -205,12 +213,76 @@ def _build() -> tuple[Mapping[str, Language], Mapping[str, Language]]:
 LANGUAGES, _BY_SPELLING = _build()
 """Canonical code -> :class:`Language`, for every language the project knows."""
 
+# language[-Script][-REGION], with "-" or "_": pt-BR, zh-Hans, zh_Hant_TW, zho_Hant, es-419
+_TAG = re.compile(r"([a-z]{2,3})(?:[-_]([a-z]{4}))?(?:[-_]([a-z]{2}|[0-9]{3}))?", re.IGNORECASE)
+# regions whose usual script is not the table's script of the language
+_REGION_SCRIPT = {("zh", "tw"): "Hant", ("zh", "hk"): "Hant", ("zh", "mo"): "Hant"}
+
+
+def _parse_tag(spelling: str) -> tuple[Language, str | None] | None:
+    """A BCP-47-like tag's known language and its script (given or implied), else None."""
+    match = _TAG.fullmatch(spelling.strip())
+    if match is None or match.group(1).lower() not in _BY_SPELLING:
+        return None
+    primary, script, region = match.groups()
+    lang = _BY_SPELLING[primary.lower()]
+    return lang, script or _REGION_SCRIPT.get((lang.code, (region or "").lower()))
+
+
+def _from_tag(spelling: str) -> tuple[Language | None, str]:
+    """Resolve a BCP-47-like tag by its language subtag: ``(language, "")`` or ``(None, why)``."""
+    parsed = _parse_tag(spelling)
+    if parsed is None:
+        return None, ""
+    lang, script = parsed
+    if script is not None and script.lower() != lang.script.lower():
+        return None, f" ({lang.name}, {lang.code}, is listed in {lang.script} script, not {script})"
+    return lang, ""
+
+
+def near_languages(spelling: str, n: int = 3) -> tuple[Language, ...]:
+    """Return up to ``n`` known languages close to ``spelling``.
+
+    For a tag whose language subtag is known, that language comes first, then languages
+    of its family in the tag's script (``zho_Hant``: Chinese, then Cantonese); then close
+    spellings by :mod:`difflib` (case ignored).
+
+    >>> [lang.code for lang in near_languages("zho_Hant")]
+    ['zh', 'yue']
+    >>> [lang.code for lang in near_languages("Portugese")]
+    ['pt', 'pms']
+    """
+    found: list[Language] = []
+    parsed = _parse_tag(spelling)
+    if parsed is not None:
+        lang, script = parsed
+        found.append(lang)
+        if script is not None:
+            found.extend(
+                x for x in LANGUAGES.values()
+                if x.family == lang.family and x.script.lower() == script.lower()
+            )  # fmt: skip
+    else:
+        key = spelling.strip().lower()
+        found.extend(
+            _BY_SPELLING[x]
+            for x in difflib.get_close_matches(key, list(_BY_SPELLING), n=3 * n, cutoff=0.6)
+        )
+    return tuple(dict.fromkeys(found))[:n]
+
+
+def _describe(lang: Language) -> str:
+    """``zh (Chinese, zho_Hans)``: how an error message names a language."""
+    return f"{lang.code} ({', '.join(x for x in (lang.name, lang.flores) if x)})"
+
 
 def get_language(spelling: "str | Language") -> Language:
     """Look a language up by any spelling: ISO 639-1/639-3, FLORES code or English name.
 
     Matching ignores case and surrounding whitespace, so ``"de"``, ``"deu"``,
-    ``"deu_Latn"`` and ``"german"`` all give the same :class:`Language`.
+    ``"deu_Latn"`` and ``"german"`` all give the same :class:`Language`. A BCP-47 tag
+    resolves by its language subtag (``"pt-BR"``, ``"zh-Hans-CN"``) when its script, given
+    or implied by the region, is the table's (``"zh-TW"`` and ``"zho_Hant"`` are not).
 
     Args:
         spelling: A code or English name, or a :class:`Language` (returned as is).
@@ -219,21 +291,38 @@ def get_language(spelling: "str | Language") -> Language:
         The language.
 
     Raises:
-        ValueError: If the spelling is unknown; the message lists the valid codes.
+        ValueError: If the spelling is unknown; the message lists near matches (see
+            :func:`near_languages`) and the valid codes.
 
     Example:
         >>> get_language("zho_Hans") == get_language("Chinese") == get_language("cmn")
         True
         >>> get_language("quy_Latn").name
         'Quechua'
+        >>> get_language("pt-BR").code
+        'pt'
+        >>> try:
+        ...     get_language("zh-TW")
+        ... except ValueError as err:
+        ...     for part in str(err).split("; ")[:2]:
+        ...         print(part)
+        unknown language 'zh-TW' (Chinese, zh, is listed in Hans script, not Hant)
+        near matches: zh (Chinese, zho_Hans), yue (Cantonese, yue_Hant)
     """
     if isinstance(spelling, Language):
         return spelling
+    if not isinstance(spelling, str):
+        raise ValueError(f"a language is a str, got {spelling!r} ({type(spelling).__name__})")
     lang = _BY_SPELLING.get(spelling.strip().lower())
+    why = ""
     if lang is None:
+        lang, why = _from_tag(spelling)
+    if lang is None:
+        near = ", ".join(_describe(x) for x in near_languages(spelling))
         raise ValueError(
-            f"unknown language {spelling!r}; expected an ISO 639-1/639-3 code, a FLORES "
-            f"code (deu_Latn) or an English name; valid codes: {', '.join(sorted(LANGUAGES))}"
+            f"unknown language {spelling!r}{why}; {f'near matches: {near}; ' if near else ''}"
+            "expected an ISO 639-1/639-3 code, a FLORES code (deu_Latn), a BCP-47 tag (pt-BR) "
+            f"or an English name; valid codes: {', '.join(sorted(LANGUAGES))}"
         )
     return lang
 
@@ -319,4 +408,5 @@ __all__ = [
     "family",
     "family_order",
     "family_spans",
+    "near_languages",
 ]

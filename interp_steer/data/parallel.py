@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import datasets
 
-from interp_steer.constants import LOCAL_DATASETS
+from interp_steer.constants import LOCAL_DATASETS, check_count
 from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.data.readers import (
     MSVAMP_SPLITS,
@@ -52,10 +52,16 @@ class ParallelCorpus:
         target_lang: The language steering moves towards: English (``"en"``).
         name: Short name, e.g. ``"mgsm-de"``.
         meta: Provenance: ``dataset``, ``split``, ``license``, ``path`` and more.
+        ids: For each pair, the item it comes from, or ``()`` when unknown. Where a dataset
+            is parallel across languages the id leaves the language out (``"msvamp-512"``
+            is MSVAMP item 512 in every language; an XCOPA item's three pairs share its
+            id), so a vector's fit items can be compared with the items it is evaluated on
+            (see :func:`~interp_steer.data.tasks.item_key`).
 
     Raises:
         ValueError: If the sides differ in length, are empty, or hold an empty text (the
-            message names the index), or if both languages are the same.
+            message names the index), if both languages are the same, or if ``ids`` is
+            given with another length.
 
     Example:
         >>> ParallelCorpus(("Hello.", "Thanks."), ("Hallo.", "Danke."), "German").source_lang
@@ -72,9 +78,17 @@ class ParallelCorpus:
     target_lang: str = ENGLISH
     name: str = "parallel"
     meta: Mapping[str, Any] = field(default_factory=dict)
+    ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Validate the pairs and normalise the language codes."""
+        object.__setattr__(self, "ids", tuple(self.ids))
+        if self.ids and (
+            len(self.ids) != len(self.english) or not all(isinstance(i, str) for i in self.ids)
+        ):
+            raise ValueError(
+                f"ids must hold one str per pair ({len(self.english)}), got {len(self.ids)}"
+            )
         for side in ("english", "target"):
             texts = getattr(self, side)
             if not isinstance(texts, tuple):
@@ -107,20 +121,20 @@ class ParallelCorpus:
             english=tuple(self.english[i] for i in indices),
             target=tuple(self.target[i] for i in indices),
             meta={**self.meta, **meta},
+            ids=tuple(self.ids[i] for i in indices) if self.ids else (),
         )
 
     def head(self, n: int) -> "ParallelCorpus":
         """Return the first ``n`` pairs; all of them if ``n`` is larger than the corpus.
 
         Raises:
-            ValueError: If ``n`` is not positive.
+            ValueError: If ``n`` is not a positive int.
 
         Example:
             >>> len(load_parallel("flores", "fr").head(10))
             10
         """
-        if n <= 0:
-            raise ValueError(f"n must be a positive number of pairs, got {n}")
+        n = check_count("n", n)
         return self if n >= len(self) else self._subset(list(range(n)))
 
     def split(
@@ -248,6 +262,8 @@ class ParallelCorpus:
         """
         path = Path(path)
         suffix = path.suffix.lower()
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; expected a .jsonl, .csv or .tsv file")
         if suffix == ".jsonl":
             rows = read_jsonl(path)
             columns = sorted({key for row in rows for key in row})
@@ -273,26 +289,32 @@ class ParallelCorpus:
         return cls(english, target, source_lang, target_lang, name or path.stem, info)
 
 
-def _pairs(name: str, lang: str, split: str) -> tuple[list[str], list[str], dict[str, Any]]:
-    """Read all ``(english, target)`` pairs of a local dataset, with provenance."""
+Pairs = tuple[list[str], list[str], list[str], dict[str, Any]]  # english, target, ids, meta
+
+
+def _pairs(name: str, lang: str, split: str) -> Pairs:
+    """Read all ``(english, target)`` pairs of a local dataset, with their ids and provenance."""
     folder = dataset_dir(name)
     if name == "mgsm":
         rows_m = read_mgsm_aligned(lang)
-        return [r[1] for r in rows_m], [r[0] for r in rows_m], {}
+        ids = [f"mgsm-{i}" for i in range(len(rows_m))]
+        return [r[1] for r in rows_m], [r[0] for r in rows_m], ids, {}
     if name == "msvamp":
         keep = MSVAMP_SPLITS[split]
         rows = read_msvamp(lang)[keep.start : keep.stop]
-        return [r["english"] for r in rows], [r["question"] for r in rows], {}
-    if name == "tatoeba":
+        ids = [f"msvamp-{keep.start + i}" for i in range(len(rows))]
+        return [r["english"] for r in rows], [r["question"] for r in rows], ids, {}
+    if name == "tatoeba":  # each language's file holds other sentences: ids keep the language
         native_t, english_t = read_tatoeba(lang)
-        return english_t, native_t, {}
+        return english_t, native_t, [f"tatoeba-{lang}-{i}" for i in range(len(native_t))], {}
     if name == "flores":
         (native_f, n_fixed), (english_f, _) = read_flores(lang), read_flores(ENGLISH)
         if len(native_f) != len(english_f):
             raise ValueError(
                 f"flores {lang} has {len(native_f)} lines but English {len(english_f)}"
             )
-        return english_f, native_f, {"csv_unquoted": n_fixed}
+        ids = [f"flores-{i}" for i in range(len(native_f))]
+        return english_f, native_f, ids, {"csv_unquoted": n_fixed}
     pairs = read_xcopa(lang, split)
     if pairs[0][1] is None:
         with_english = [
@@ -302,13 +324,30 @@ def _pairs(name: str, lang: str, split: str) -> tuple[list[str], list[str], dict
             f"xcopa has no English version (data-gmt) for {lang}; "
             f"languages with one: {', '.join(with_english)}"
         )
-    en_texts, native_texts = [], []
+    en_texts, native_texts, ids = [], [], []
     for native_row, english_row in pairs:
         assert english_row is not None
         for key in ("premise", "choice1", "choice2"):
             en_texts.append(str(english_row[key]).strip())
             native_texts.append(str(native_row[key]).strip())
-    return en_texts, native_texts, {"pairs_per_item": ("premise", "choice1", "choice2")}
+            ids.append(f"xcopa-{split}-{int(native_row['idx'])}")
+    return en_texts, native_texts, ids, {"pairs_per_item": ("premise", "choice1", "choice2")}
+
+
+def default_split(name: str) -> str:
+    """The split :func:`load_parallel` reads when none is given: never one that is scored.
+
+    ``"train"`` for MSVAMP (items 500–999; ``"eval"``, items 0–499, is for testing),
+    ``"val"`` for XCOPA, the only split elsewhere.
+
+    >>> default_split("msvamp"), default_split("xcopa"), default_split("flores")
+    ('train', 'val', 'devtest')
+    """
+    if name not in LOCAL_DATASETS:
+        raise ValueError(
+            f"unknown parallel dataset {name!r}; expected one of {', '.join(LOCAL_DATASETS)}"
+        )
+    return {"msvamp": "train", "xcopa": "val"}.get(name, DATASETS[name].splits[0])
 
 
 def load_parallel(
@@ -319,7 +358,8 @@ def load_parallel(
     Pairs, in file order:
 
     * ``"msvamp"``: English ``query`` (SVAMP's lower-cased, tokenised text) with ``m_query``;
-      split ``"train"`` (items 500–999) keeps fitting pairs apart from ``"eval"`` test items.
+      split ``"train"`` (items 500–999) by default, which keeps fitting pairs apart from the
+      ``"eval"`` items (0–499) a vector is tested on; ``"test"`` is all 1000 items.
     * ``"mgsm"``: ``mgsm_<lang>.tsv`` question i with ``mgsm_en.tsv`` question i (gold
       answers must agree line by line).
     * ``"tatoeba"``: the line-aligned Tatoeba sentences.
@@ -333,28 +373,29 @@ def load_parallel(
         lang: The non-English language, any spelling.
         n: Keep the first ``n`` pairs; all of them if ``n`` exceeds what there is
             (``meta["n_available"]`` says how many there were).
-        split: Dataset split; None means the default (XCOPA: ``"val"``).
+        split: Dataset split; None means :func:`default_split` (MSVAMP: ``"train"``,
+            XCOPA: ``"val"``).
 
     Returns:
-        The corpus, with ``source_lang`` = the language and ``target_lang`` = ``"en"``.
+        The corpus, with ``source_lang`` = the language and ``target_lang`` = ``"en"``,
+        and the id of each pair's item in ``ids``.
 
     Raises:
         ValueError: On an unknown dataset, language or split (the message lists valid
-            ones), English as ``lang``, misaligned files, or ``n <= 0``.
+            ones), English as ``lang``, misaligned files, or ``n`` not a positive int.
         FileNotFoundError: If the dataset folder is missing (see :func:`data_dir`).
 
     Example:
         >>> [len(load_parallel(d, "sw")) for d in ("mgsm", "msvamp", "flores", "tatoeba")]
-        [250, 1000, 1012, 390]
+        [250, 500, 1012, 390]
+        >>> len(load_parallel("msvamp", "sw", split="test")), load_parallel("msvamp", "sw").ids[0]
+        (1000, 'msvamp-500')
         >>> len(load_parallel("xcopa", "et"))
         300
     """
-    if name not in LOCAL_DATASETS:
-        raise ValueError(
-            f"unknown parallel dataset {name!r}; expected one of {', '.join(LOCAL_DATASETS)}"
-        )
-    if n is not None and n <= 0:
-        raise ValueError(f"n must be a positive number of pairs or None, got {n}")
+    split = default_split(name) if split is None else split  # also checks the name
+    if n is not None:
+        n = check_count("n", n)
     code = canonical(lang)
     if code == ENGLISH:
         raise ValueError(
@@ -362,17 +403,18 @@ def load_parallel(
             f"one of: {', '.join(c for c in available_languages(name) if c != ENGLISH)}"
         )
     src = DATASETS[name]
-    split = split or ("val" if name == "xcopa" else src.splits[0])
     if split not in src.splits:
         raise ValueError(f"{name} has no split {split!r}; expected one of {', '.join(src.splits)}")
-    english, target, extra = _pairs(name, code, split)
+    english, target, ids, extra = _pairs(name, code, split)
     files = [str(dataset_dir(name) / f) for f in dataset_files(name, code, split)]
     meta = {
         "dataset": name, "split": split, "license": src.license, "source": src.url,
         "path": files[0], "english_path": files[1] if len(files) > 1 else files[0],
         "n_available": len(english), **extra,
     }  # fmt: skip
-    corpus = ParallelCorpus(tuple(english), tuple(target), code, ENGLISH, f"{name}-{code}", meta)
+    corpus = ParallelCorpus(
+        tuple(english), tuple(target), code, ENGLISH, f"{name}-{code}", meta, tuple(ids)
+    )
     return corpus if n is None else corpus.head(n)
 
 
@@ -381,8 +423,8 @@ class PairedTexts(Protocol):
     """Aligned texts to fit on, e.g. an :class:`interp_steer.data.ParallelCorpus`.
 
     Only ``english`` and ``target`` are required (read-only, so frozen dataclasses fit);
-    ``name``, ``source_lang``, ``target_lang`` and ``meta`` are recorded as provenance
-    when present.
+    ``name``, ``source_lang``, ``target_lang``, ``meta`` and ``ids`` are recorded as
+    provenance when present.
     """
 
     @property
@@ -415,5 +457,6 @@ __all__ = [
     "PairedTexts",
     "ParallelCorpus",
     "check_pairs",
+    "default_split",
     "load_parallel",
 ]

@@ -14,7 +14,7 @@ Example:
     0
 """
 
-from interp_steer.constants import TASKS
+from interp_steer.constants import TASKS, check_count
 from interp_steer.data.hub_tasks import load_hub_task
 from interp_steer.data.items import TaskItem, TaskSet
 from interp_steer.data.languages import ENGLISH, canonical
@@ -129,7 +129,7 @@ def load_task(name: str, lang: str, *, split: str = "test", n: int | None = None
 
     Raises:
         ValueError: On an unknown task, language or split (the message lists valid ones),
-            misaligned files, or ``n <= 0``.
+            misaligned files, or ``n`` not a positive int.
         FileNotFoundError: If a local dataset folder is missing.
 
     Example:
@@ -140,8 +140,8 @@ def load_task(name: str, lang: str, *, split: str = "test", n: int | None = None
     """
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
-    if n is not None and n <= 0:
-        raise ValueError(f"n must be a positive number of items or None, got {n}")
+    if n is not None:
+        n = check_count("n", n)
     src = DATASETS[name]
     if split not in src.splits:
         raise ValueError(f"{name} has no split {split!r}; expected one of {', '.join(src.splits)}")
@@ -155,6 +155,26 @@ def load_task(name: str, lang: str, *, split: str = "test", n: int | None = None
     return task_set if n is None else task_set.head(n)
 
 
+def item_key(item: TaskItem) -> str:
+    """The item's id without its language: one key for the same item in every language.
+
+    :attr:`ParallelCorpus.ids <interp_steer.data.ParallelCorpus>` uses the same keys, so
+    the items a vector was fitted on can be matched with the items it is evaluated on,
+    across languages (the English versions of MSVAMP items are the English side of their
+    pairs).
+
+    >>> item_key(load_task("msvamp", "de", split="eval").items[3])
+    'msvamp-3'
+    >>> item_key(load_task("xcopa", "sw", split="val").items[0])
+    'xcopa-val-0'
+    """
+    prefix = f"{item.task}-{item.lang}-"
+    if item.id.startswith(prefix):
+        return f"{item.task}-{item.id[len(prefix) :]}"
+    return item.id
+
+
 __all__ = [
+    "item_key",
     "load_task",
 ]

@@ -6,7 +6,9 @@ builds each item's prompt under the baseline (translating first for the translat
 baselines, :func:`translate_items`), runs the model once inside
 :func:`~interp_steer.steering.steer` and turns the outputs into
 :class:`~interp_steer.evaluation.ItemResult` rows. A failing item raises :class:`ItemFailure`
-naming it.
+naming it. A choice item whose scores are NaN or infinite is such a failure
+(:class:`~interp_steer.steering.NonFiniteError`, naming the layer, strength and dtype): it
+is never counted as an answer.
 
 Example:
     >>> str(ItemFailure("xcopa-sw-3", ValueError("no choices")))
@@ -14,6 +16,7 @@ Example:
 """
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +38,7 @@ from interp_steer.evaluation.translation import (
     with_translation,
 )
 from interp_steer.models.batching import cut_at_stop, generate_texts, score_continuations, token_ids
-from interp_steer.steering.intervention import steer
+from interp_steer.steering.intervention import NonFiniteError, steer
 from interp_steer.steering.vectors import SteeringVector
 
 LengthNorm = Literal["tokens", "chars", "none"]
@@ -81,6 +84,14 @@ class EvalRun:
     budget: int
     translator: Callable[[str], str] | None
     length_norm: LengthNorm
+
+
+def _conditions(run: EvalRun) -> str:
+    """The run's steering and dtype, for an error message."""
+    dtype = str(getattr(run.model.cfg, "dtype", "unknown dtype")).removeprefix("torch.")
+    if run.vector is None:
+        return f"unsteered, {dtype}"
+    return f"steered at layer {run.vector.layer} with alpha={run.alpha:g}, {dtype}"
 
 
 def _shots(lang: str) -> list[tuple[str, str]]:
@@ -139,6 +150,11 @@ def run_batch(run: EvalRun, batch: list[Any], timings: dict[str, float]) -> list
 
     ``timings["model_s"]`` (and ``"translate_s"`` for translation baselines) grow by the
     time spent. Returns one :class:`~interp_steer.evaluation.ItemResult` per batch entry.
+
+    Raises:
+        ItemFailure: An item failed; for a choice item whose scores are not all finite
+            the cause is a :class:`~interp_steer.steering.NonFiniteError` naming the layer,
+            ``alpha`` and dtype (a NaN score is never taken as the answer).
 
     >>> from interp_steer import load_model
     >>> from interp_steer.data import load_task
@@ -199,6 +215,9 @@ def run_batch(run: EvalRun, batch: list[Any], timings: dict[str, float]) -> list
             "none": sums,
             "chars": [s / max(c, 1) for s, _, c in triples],
         }[run.length_norm]
+        if not all(math.isfinite(x) for x in scores):
+            bad = NonFiniteError(f"choice scores {scores} are not finite ({_conditions(run)})")
+            raise ItemFailure(orig.id, bad) from bad
         best = str(max(range(len(scores)), key=scores.__getitem__))
         meta.update(
             continuations=list(p.continuations),

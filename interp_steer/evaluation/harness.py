@@ -25,7 +25,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -35,11 +36,18 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp_steer.constants import FORCING, POSITION_MODES, TASKS, Positions, check_choice
+from interp_steer.constants import (
+    FORCING,
+    POSITION_MODES,
+    TASKS,
+    Positions,
+    check_choice,
+    check_count,
+)
 from interp_steer.data.items import TaskItem, TaskSet
 from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.data.parallel import load_parallel
-from interp_steer.data.tasks import load_task
+from interp_steer.data.tasks import item_key, load_task
 from interp_steer.evaluation.batches import EvalRun, ItemFailure, LengthNorm, run_batch
 from interp_steer.evaluation.prompts import get_baseline
 from interp_steer.evaluation.results import EvalResult, EvaluationError, compare, paired_test
@@ -48,6 +56,7 @@ from interp_steer.evaluation.translation import load_translator
 from interp_steer.models.loading import model_name
 from interp_steer.steering.intervention import check_vector
 from interp_steer.steering.vectors import SteeringVector
+from interp_steer.storage import locks_run
 
 Translator = Callable[[str], str] | str
 
@@ -115,16 +124,24 @@ def _saved(fresh: EvalResult, output: str | os.PathLike[str]) -> EvalResult | No
     """The result saved at ``output`` if it has ``fresh``'s settings; None without a file.
 
     A larger ``n`` extends the saved items (they are the first ones); a smaller one would
-    drop some and is an error like any other changed setting.
+    drop some and is an error like any other changed setting. A file that is not an
+    evaluation result is an error naming it.
     """
     if not Path(output).exists():
         return None
-    old = EvalResult.load(output)
+    try:
+        old = EvalResult.load(output)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"{output} exists but is not an evaluation result ({type(err).__name__}: {err}); "
+            "pass another output path, or resume=False to overwrite it"
+        ) from None
     was_n, now_n = old.settings.get("n"), fresh.settings.get("n")
+    held = f"{len(old.items)} items ({'complete' if old.complete else 'partial'}, n={was_n})"
     if not _grows(was_n, now_n):
         raise ValueError(
-            f"{output} holds {was_n or 'all'} items and n={now_n} would drop some; pass "
-            "another output path, or resume=False to overwrite it"
+            f"{output} holds {held} and n={now_n} would drop some; pass another output "
+            "path, or resume=False to overwrite it"
         )
 
     def key(r: EvalResult) -> dict[str, Any]:
@@ -141,12 +158,37 @@ def _saved(fresh: EvalResult, output: str | os.PathLike[str]) -> EvalResult | No
             if was.get(k) != now.get(k)
         )
         raise ValueError(
-            f"{output} holds a result with other settings ({diff}); pass another output "
-            "path, delete the file, or pass resume=False to overwrite it"
+            f"{output} holds a result of {held} with other settings ({diff}); pass another "
+            "output path, delete the file, or pass resume=False to overwrite it"
         )
     return old
 
 
+def _warn_overlap(vector: SteeringVector, units: Sequence[Any], name: str, code: str) -> None:
+    """Warn when items evaluated here were among the items ``vector`` was fitted on.
+
+    Compared by :func:`~interp_steer.data.tasks.item_key`, so the same item in another
+    language counts too (its English version was half of a fitting pair).
+    """
+    data = vector.meta.get("data") if isinstance(vector.meta, Mapping) else None
+    if not isinstance(data, Mapping) or not data.get("ids"):
+        return
+    fitted = data["ids"]
+    keys = set(map(str, fitted))
+    items = [u for u in units if isinstance(u, TaskItem)]
+    shared = [u.id for u in items if item_key(u) in keys]
+    if shared:
+        corpus, split = data.get("corpus"), (data.get("corpus_meta") or {}).get("split")
+        warnings.warn(
+            f"{len(shared)} of the {len(items)} {name}-{code} items evaluated (first: "
+            f"{shared[0]}) are items the vector was fitted on ({corpus}, split {split}): "
+            "their scores are in-sample; fit and evaluate on disjoint items (MSVAMP: "
+            "load_parallel's default split 'train', evaluate split 'eval')",
+            stacklevel=3,
+        )
+
+
+@locks_run("output", file=True)  # one run at a time writes an output file
 def evaluate(
     model: TransformerBridge,
     task: str | TaskSet,
@@ -206,7 +248,10 @@ def evaluate(
             ``max_new_tokens`` not positive; a vector that does not fit the model (one from
             a model of another name only warns).
         EvaluationError: An item failed (e.g. the translator raised); the error names the
-            item and carries the partial result, also written to ``output``.
+            item and carries the partial result, also written to ``output``. Steering or
+            scores that turn NaN or infinite fail so too, with a
+            :class:`~interp_steer.steering.NonFiniteError` as the cause (a NaN score is
+            never counted as an answer).
     """
     spec = get_baseline(baseline)
     for name, value in (
@@ -215,8 +260,8 @@ def evaluate(
         ("k", k),
         ("max_new_tokens", max_new_tokens),
     ):
-        if value is not None and (isinstance(value, bool) or value <= 0):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if value is not None:
+            check_count(name, value)
     check_choice("positions", positions, POSITION_MODES)
     if length_norm not in ("tokens", "chars", "none"):
         raise ValueError(f"length_norm must be 'tokens', 'chars' or 'none', got {length_norm!r}")
@@ -227,6 +272,8 @@ def evaluate(
     if (translator is not None) != (spec.translate == "callable"):
         raise ValueError("baseline='translator' needs translator=..., and only it takes one")
     name, code, units, exemplars = _units(task, lang, split, n, source)
+    if vector is not None:
+        _warn_overlap(vector, units, name, code)
     if name == FORCING and baseline != "basic":
         raise ValueError("language forcing supports only baseline='basic'")
     if baseline == "k_shot" and len(exemplars) < k:

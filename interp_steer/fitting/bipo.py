@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.data.parallel import PairedTexts, check_pairs
-from interp_steer.models.batching import left_pad
+from interp_steer.models.batching import left_pad, warn_cut
 from interp_steer.models.generation import keeps_logits
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
 from interp_steer.steering.vectors import SteeringVector
@@ -93,7 +93,10 @@ def bipo_direction(
 
     Returns:
         ``(v, metrics)``: ``loss_curve`` (per step), ``steps``, ``final_loss``, ``norm``,
-        ``lr_peak_reached``, ``margin_before``/``margin_after`` and the prompt template.
+        ``lr_peak_reached``, ``margin_before``/``margin_after``, the prompt template, and
+        ``n_truncated``: the pairs whose prompt and response together were longer than the
+        model's context and were cut to it (one warning gives the count; see
+        :func:`encode_pairs`).
 
     Raises:
         ValueError: an empty corpus, sides of different lengths, a layer out of range,
@@ -114,8 +117,11 @@ def bipo_direction(
     if "{text}" not in prompt_template:
         raise ValueError("prompt_template must contain '{text}'")
     prompts = [prompt_template.format(text=t) for t in target]
-    seq_t = encode_pairs(model, prompts, english, max_response_tokens)
-    seq_o = encode_pairs(model, prompts, target, max_response_tokens)
+    seq_t, cut_t = _encode(model, prompts, english, max_response_tokens)
+    seq_o, cut_o = _encode(model, prompts, target, max_response_tokens)
+    n_cut = len(cut_t | cut_o)
+    if n_cut:
+        warn_cut("BiPO", n_cut, len(prompts), int(model.cfg.n_ctx), "prompt+response pairs")
     n, device = len(english), model.cfg.device or "cpu"
     steps_per_epoch = math.ceil(n / batch_size)
     total = steps_per_epoch * epochs
@@ -170,6 +176,7 @@ def bipo_direction(
             "lr_peak_reached": lr_peak,
             "prompt_template": prompt_template,
             "mapping": "q=template(target text), r_T=english text, r_O=target text",
+            "n_truncated": n_cut,
         }
         if n_eval > 0:
             k = min(n, n_eval)
@@ -230,20 +237,43 @@ def encode_pairs(
 ) -> Encoded:
     """Tokenise prompt (with BOS) and response (without), concatenated, per pair.
 
+    A pair longer than the model's context (``n_ctx``) is cut to it: the response loses
+    its end; a prompt of ``n_ctx`` tokens or more keeps its first ``n_ctx - 1`` and one
+    response token. One warning gives the count.
+
     >>> from interp_steer import load_model
     >>> [(ids.tolist(), k) for ids, k in encode_pairs(load_model("tiny"), ["a"], ["bc"])]
     [([2, 68, 69, 70], 2)]
     """
+    out, cut = _encode(model, prompts, responses, max_response_tokens)
+    if cut:
+        warn_cut("BiPO", len(cut), len(out), int(model.cfg.n_ctx), "prompt+response pairs")
+    return out
+
+
+def _encode(
+    model: TransformerBridge,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    max_response_tokens: int | None,
+) -> tuple[Encoded, set[int]]:
+    """:func:`encode_pairs` without the warning: the pairs and the indices of those cut."""
+    n_ctx = getattr(model.cfg, "n_ctx", None)
     out: Encoded = []
-    for prompt, response in zip(prompts, responses, strict=True):
-        q = model.to_tokens(prompt, move_to_device=False)[0]
-        r = model.to_tokens(response, prepend_bos=False, move_to_device=False)[0]
+    cut: set[int] = set()
+    for i, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
+        q = model.to_tokens(prompt, move_to_device=False, truncate=False)[0]
+        r = model.to_tokens(response, prepend_bos=False, move_to_device=False, truncate=False)[0]
         if max_response_tokens is not None:
             r = r[:max_response_tokens]
         if len(q) == 0 or len(r) == 0:
             raise ValueError(f"prompt {prompt!r} or response {response!r} has no tokens")
+        if n_ctx and len(q) + len(r) > n_ctx:
+            cut.add(i)
+            q = q[: n_ctx - 1]
+            r = r[: n_ctx - len(q)]
         out.append((torch.cat([q, r]), len(r)))
-    return out
+    return out, cut
 
 
 def sequence_logprobs(

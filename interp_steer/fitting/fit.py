@@ -9,7 +9,10 @@ by name with :func:`register_method`.
 
 Every fitted :class:`~interp_steer.steering.SteeringVector` records in ``meta``:
 ``hyper`` (all hyper-parameters, defaults included), ``data`` (corpus name, languages,
-number of pairs, the corpus' own meta), ``pooling``, and ``metrics``: the vector's norm,
+number of pairs, the corpus' own meta, ``ids``: the ids of the items fitted on, in order and
+without repeats, or None when the corpus has none, and ``n_truncated``: how many of the
+``2 * n_pairs`` texts were longer than the model's context of ``n_ctx`` tokens and were cut
+to it), ``pooling``, and ``metrics``: the vector's norm,
 the mean per-token residual norm at its layer on the fitting texts and their ratio, the
 in-sample alignment before/after (mean cosine and MSE between ``h_tgt (+ v)`` and
 ``h_en``), the cosine with the mean difference, and the method's own metrics.
@@ -35,6 +38,7 @@ from interp_steer.fitting.directions import (
     mse_direction,
     pca_direction,
 )
+from interp_steer.models.batching import context_tokens
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
 from interp_steer.steering.vectors import SteeringVector
@@ -224,12 +228,16 @@ def fit_vectors(
     en_acts, tgt_acts = acts.take(range(n)), acts.take(range(n, 2 * n))
     source_lang = getattr(corpus, "source_lang", None)
     target_lang = getattr(corpus, "target_lang", "en")
+    ids = [str(i) for i in getattr(corpus, "ids", None) or ()]
     data = {
         "corpus": str(getattr(corpus, "name", "unnamed")),
         "source_lang": source_lang,
         "target_lang": target_lang,
         "n_pairs": n,
         "corpus_meta": _jsonable(dict(getattr(corpus, "meta", {}) or {})),
+        "ids": list(dict.fromkeys(ids)) if ids else None,
+        "n_ctx": getattr(model.cfg, "n_ctx", None),
+        "n_truncated": context_tokens(model, english + target)[1],  # collection warned
     }
     vectors: dict[int, SteeringVector] = {}
     for layer in layer_tuple:
@@ -270,6 +278,23 @@ def fit_vectors(
             meta=meta,
         )
     return vectors
+
+
+def check_hyper(method: str | Method | Callable[..., Any], options: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` now if ``fit_vectors(method=method, **options)`` would refuse them.
+
+    ``options`` may mix :func:`fit_vectors`'s own options (``pooling``, ...) with the
+    method's hyper-parameters; runs call this before they write anything.
+
+    >>> check_hyper("pca", {"pooling": "mean", "center": True})
+    >>> check_hyper("pca", {"lr": 0.1})
+    Traceback (most recent call last):
+    ...
+    ValueError: method 'pca' has no hyper-parameter lr; valid: center
+    """
+    own = set(inspect.signature(fit_vectors).parameters)
+    spec = resolve_method(method)
+    _bind_hyper(spec.name, spec.fit, {k: v for k, v in options.items() if k not in own}, False)
 
 
 def _bind_hyper(
@@ -319,6 +344,7 @@ __all__ = [
     "fit_vectors",
     "REGISTRY",
     "Method",
+    "check_hyper",
     "register_method",
     "resolve_method",
 ]

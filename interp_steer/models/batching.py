@@ -13,6 +13,7 @@ Example:
     [True, True]
 """
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -34,6 +35,60 @@ def token_ids(model: TransformerBridge, text: str, *, bos: bool) -> list[int]:
     if bos:
         return [int(t) for t in model.to_tokens(text, truncate=False)[0]]
     return list(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def context_tokens(
+    model: TransformerBridge, texts: Sequence[str], *, warn: str | None = None
+) -> tuple[list[torch.Tensor], int]:
+    """Token ids of each text (with BOS, as ``to_tokens``), cut to the model's context.
+
+    A text longer than ``model.cfg.n_ctx`` tokens keeps its first ``n_ctx`` tokens.
+    Evaluation never cuts (:func:`token_ids`); activation collection, the logit lens and
+    BiPO do, and say so.
+
+    Args:
+        model: The bridge.
+        texts: The texts.
+        warn: If given and any text was cut, one warning names this (``"activations"``)
+            and the count.
+
+    Returns:
+        One 1-D CPU tensor of ids per text, and how many texts were cut.
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> model = load_model("tiny")  # n_ctx 512, one token per byte
+        >>> rows, n_cut = context_tokens(model, ["Hallo", "x" * 600])
+        >>> [len(r) for r in rows], n_cut
+        ([6, 512], 1)
+    """
+    n_ctx = int(getattr(model.cfg, "n_ctx", None) or 0)  # 0: no limit known
+    rows = [model.to_tokens(t, move_to_device=False, truncate=False)[0] for t in texts]
+    n_cut = 0 if not n_ctx else sum(len(r) > n_ctx for r in rows)
+    if n_cut:
+        rows = [r[:n_ctx] for r in rows]
+        if warn is not None:
+            warn_cut(warn, n_cut, len(rows), n_ctx, "texts", stacklevel=3)
+    return rows, n_cut
+
+
+def warn_cut(
+    what: str, n_cut: int, total: int, n_ctx: int, unit: str = "texts", *, stacklevel: int = 2
+) -> None:
+    """Warn once that ``n_cut`` of ``total`` inputs were cut to the ``n_ctx``-token context.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_cut("activations", 3, 200, 512)
+    >>> str(caught[0].message)
+    "activations: 3 of 200 texts exceed the model's context of 512 tokens and were cut to it"
+    """
+    warnings.warn(
+        f"{what}: {n_cut} of {total} {unit} exceed the model's context of {n_ctx} "
+        "tokens and were cut to it",
+        stacklevel=stacklevel + 1,
+    )
 
 
 def pad_id(model: TransformerBridge) -> int:
@@ -169,6 +224,7 @@ def score_continuations(
 
 
 __all__ = [
+    "context_tokens",
     "cut_at_stop",
     "generate_texts",
     "left_pad",
@@ -176,4 +232,5 @@ __all__ = [
     "score_continuations",
     "tail_logits",
     "token_ids",
+    "warn_cut",
 ]

@@ -26,9 +26,11 @@ Example:
     torch.Size([1, 9])
 """
 
+import functools
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -38,6 +40,11 @@ from transformer_lens.model_bridge.generalized_components import AttentionBridge
 from interp_steer.types import Mask, Tokens
 
 _MARK = "_interp_steer_kv_cache_fix"
+_MARKED = "_interp_steer_generation_marks"  # on the bridge: [users, restore list]
+_GENERATORS = ("generate", "generate_stream", "hf_generate")  # the bridge's own
+_GENERATION: ContextVar[tuple[Any, object] | None] = ContextVar(
+    "interp_steer_generation", default=None
+)
 
 
 def _alias_cache(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -108,6 +115,131 @@ def kv_cache_fix(model: TransformerBridge) -> Iterator[TransformerBridge]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def generating(model: TransformerBridge, key: object | None = None) -> Iterator[object]:
+    """Mark the forward calls on ``model`` inside the block as the steps of ONE generation.
+
+    The first forward call of a generation reads its prompt; every later one is a decoding
+    step, whether it passes a KV cache or recomputes the whole sequence. Outside a
+    generation each forward call is a prompt of its own. :func:`greedy_generate` marks its
+    loop, :func:`marked_generation` the bridge's ``generate`` and its kin, and
+    :func:`interp_steer.steering.steer` reads the mark (:func:`current_generation`) to tell
+    prompt positions from generated ones. A generation started inside another one on the
+    same model is part of it (``hf_generate`` calling the HF model's ``generate``).
+
+    Args:
+        model: The bridge.
+        key: The generation's identity (a new one by default); pass the same key again to
+            continue a generation in another block (a streaming generator between yields).
+
+    Yields:
+        The key of the generation under way.
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> model = load_model("tiny")
+        >>> with generating(model) as key:
+        ...     current_generation(model) is key
+        True
+        >>> current_generation(model) is None
+        True
+    """
+    mark = _GENERATION.get()
+    if mark is not None and mark[0] is model:  # nested: one generation
+        yield mark[1]
+        return
+    key = object() if key is None else key
+    token = _GENERATION.set((model, key))
+    try:
+        yield key
+    finally:
+        _GENERATION.reset(token)
+
+
+def current_generation(model: TransformerBridge) -> object | None:
+    """The key of the :func:`generating` block under way on ``model``, or None outside one.
+
+    >>> from interp_steer import load_model
+    >>> current_generation(load_model("tiny")) is None
+    True
+    """
+    mark = _GENERATION.get()
+    return mark[1] if mark is not None and mark[0] is model else None
+
+
+def _marked(model: TransformerBridge, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run inside :func:`generating` (a streaming one: each step, not between)."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def stream(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            key = object()
+            steps = method(*args, **kwargs)
+            try:
+                while True:
+                    with generating(model, key):
+                        try:
+                            item = next(steps)
+                        except StopIteration:
+                            return
+                    yield item
+            finally:
+                steps.close()
+
+        return stream
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with generating(model):
+            return method(*args, **kwargs)
+
+    return call
+
+
+@contextmanager
+def marked_generation(model: TransformerBridge) -> Iterator[TransformerBridge]:
+    """Run the model's own generation methods inside :func:`generating` during the block.
+
+    They are the bridge's ``generate``, ``generate_stream`` and ``hf_generate`` and the
+    HF model's ``generate``. TransformerLens's ``generate(..., use_past_kv_cache=False)``
+    recomputes the whole sequence each step through the ordinary forward; the mark is how
+    a hook tells such a step from a new prompt. The methods are wrapped on the instance
+    (blocks may nest and interleave; the last one to end removes the wrappers); a method
+    fetched before the block (``g = model.generate``) is not marked.
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> model = load_model("tiny")
+        >>> with marked_generation(model):
+        ...     "generate" in vars(model)
+        True
+        >>> "generate" in vars(model)
+        False
+    """
+    record = vars(model).get(_MARKED)
+    if record is None:
+        owners: list[tuple[Any, str]] = [(model, n) for n in _GENERATORS if hasattr(model, n)]
+        if callable(getattr(model.original_model, "generate", None)):
+            owners.append((model.original_model, "generate"))
+        restore = []
+        for owner, name in owners:
+            restore.append((owner, name, vars(owner).get(name)))
+            vars(owner)[name] = _marked(model, getattr(owner, name))
+        record = vars(model)[_MARKED] = [0, restore]
+    record[0] += 1
+    try:
+        yield model
+    finally:
+        record[0] -= 1
+        if record[0] == 0:
+            for owner, name, before in record[1]:
+                if before is None:
+                    vars(owner).pop(name, None)
+                else:
+                    vars(owner)[name] = before
+            vars(model).pop(_MARKED, None)
 
 
 def eos_ids(model: TransformerBridge) -> list[int]:
@@ -202,7 +334,7 @@ def greedy_generate(
     out: list[list[int]] = [[] for _ in range(batch)]
     cache: Any = None
     seq, step = ids, ids
-    with torch.no_grad(), kv_cache_fix(model):
+    with torch.no_grad(), kv_cache_fix(model), generating(model):
         for _ in range(max_new_tokens):
             if use_cache:
                 logits, cache = model(
@@ -234,10 +366,13 @@ def greedy_generate(
 
 __all__ = [
     "cache_argument",
+    "current_generation",
     "eos_ids",
+    "generating",
     "greedy_generate",
     "install_kv_cache_fix",
     "keeps_logits",
     "kv_cache_fix",
+    "marked_generation",
     "remove_kv_cache_fix",
 ]

@@ -43,14 +43,38 @@ _CONVERTED_VERSION = "1"  # bump when the conversion changes, to rebuild caches
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """Return ``device``, or CUDA when available, else the CPU.
+    """Return ``device``, checked to exist on this machine, or CUDA when available, else the CPU.
+
+    Raises:
+        ValueError: An unknown device name, or a CUDA/MPS device this torch build or
+            machine does not have (the message says what there is).
 
     >>> resolve_device("cpu")
     device(type='cpu')
+    >>> resolve_device("banana")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown device 'banana'; expected cpu, cuda, cuda:N or mps
     """
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "no GPU is visible" if torch.version.cuda else "this torch build has no CUDA"
+            raise ValueError(f"device {device!r} is not available: {why}; use 'cpu'")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"device {device!r} does not exist: this machine has {count} CUDA device(s), "
+                f"cuda:0..cuda:{count - 1}"
+            )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} is not available: no Apple MPS backend here")
+    return dev
 
 
 def cache_dir() -> Path:

@@ -69,7 +69,9 @@ def plot_sweep(result: SweepResult) -> go.Figure:
             line={"color": color, "dash": "dash", "width": 1.5},
             hovertemplate=f"{label} unsteered: %{{y:.3f}}<extra></extra>",
         ))  # fmt: skip
-        best = result.best(lang)
+        best = result.selected(lang)
+        if best is None:  # every cell failed: nothing was selected
+            continue
         fig.add_trace(go.Scatter(
             x=[best["layer"]], y=[best["score"]], mode="markers", legendgroup=lang,
             showlegend=False, name=f"{label} selected",
@@ -123,10 +125,11 @@ def plot_sweep_heatmap(result: SweepResult, lang: str | None = None) -> go.Figur
         hovertemplate="layer %{x}, %{customdata}<br>score %{text}, gain %{z:+.3f}<extra></extra>",
         xgap=1, ygap=1,
     ))  # fmt: skip
-    best = result.best(code)
-    y = result.strengths.index(best["strength"])
-    fig.add_shape(type="rect", x0=best["layer"] - 0.5, x1=best["layer"] + 0.5, y0=y - 0.5,
-                  y1=y + 0.5, line={"color": "black", "width": 2.5})  # fmt: skip
+    best = result.selected(code)
+    if best is not None:  # None: every cell failed, nothing was selected
+        y = result.strengths.index(best["strength"])
+        fig.add_shape(type="rect", x0=best["layer"] - 0.5, x1=best["layer"] + 0.5, y0=y - 0.5,
+                      y1=y + 0.5, line={"color": "black", "width": 2.5})  # fmt: skip
     fig.update_xaxes(title_text="layer", dtick=1 if len(result.layers) <= 18 else 2)
     fig.update_yaxes(title_text="strength", tickvals=list(range(len(ylabels))), ticktext=ylabels)
     return style_figure(

@@ -2,12 +2,22 @@
 
 ``steer`` is built on the bridge's own ``hooks()`` context, so TransformerLens removes the
 hooks in its ``finally`` block: nothing is left on the model after the ``with`` block,
-also when the block raises. The model itself is never modified.
+also when the block raises. The model's weights are never modified.
 
-Which positions are steered is decided per forward call from the call's tokens, attention
-mask and KV-cache length, so the same vector acts identically on ``model(...)``,
-``run_with_cache`` and ``model.generate(...)`` with or without the KV cache, and pad
-positions of a left-padded batch are never touched.
+Which positions are steered is decided per forward call from the call's attention mask,
+its KV-cache length and whether it is a step of a generation
+(:func:`~interp_steer.models.generating`; the model's own ``generate`` methods are marked
+while the block runs), never from the tokens: the same vector acts identically on
+``model(...)``, ``run_with_cache`` and ``model.generate(...)`` with or without the KV
+cache, two calls are two prompts whatever their tokens, and pad positions of a left-padded
+batch are never touched.
+
+The vector is added in float32 (or the residual's own wider type) and cast back, so a
+bfloat16 or float16 model gets the same addition as a float32 one. A term
+``alpha * vector`` that does not fit the model's dtype is refused before anything runs,
+and a steered residual or output that turns NaN or infinite raises
+:class:`NonFiniteError` (at the next forward call or at the end of the block: the check
+stays on the device, with no synchronisation per call).
 """
 
 import math
@@ -21,9 +31,12 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.constants import POSITION_MODES, Positions, check_choice
+from interp_steer.models.generation import current_generation, marked_generation
 from interp_steer.models.loading import model_name
-from interp_steer.steering.vectors import SteeringVector
+from interp_steer.steering.vectors import SteeringVector, check_hook
 from interp_steer.types import Direction, Mask, Residual, Tokens
+
+_OUTPUT = "output"  # the model's logits, for _Health
 
 
 def check_vector(model: TransformerBridge, vector: SteeringVector) -> None:
@@ -49,6 +62,10 @@ def check_vector(model: TransformerBridge, vector: SteeringVector) -> None:
         )
     if vector.hook_name not in model.hook_dict:
         raise ValueError(f"the model has no hook point named {vector.hook_name!r}")
+    try:  # a d_model vector belongs on the residual stream of its own block
+        check_hook(vector.layer, vector.hook_name)
+    except ValueError as err:
+        raise ValueError(f"vector {err}") from None
     if not bool(torch.isfinite(vector.direction).all()):
         raise ValueError("vector contains NaN or infinite values")
     name = model_name(model)
@@ -59,44 +76,69 @@ def check_vector(model: TransformerBridge, vector: SteeringVector) -> None:
         )
 
 
+class NonFiniteError(ValueError):
+    """Steering, or a score computed under it, gave NaN or infinite values.
+
+    The message names the layer, the strength and the model's dtype.
+
+    >>> isinstance(NonFiniteError("alpha=1e+300 at layer 1 (float32)"), ValueError)
+    True
+    """
+
+    @staticmethod
+    def found_in(err: BaseException) -> "NonFiniteError | None":
+        """The :class:`NonFiniteError` in ``err``'s chain of causes (``err`` included), or None.
+
+        >>> try:
+        ...     try:
+        ...         raise NonFiniteError("scores are NaN")
+        ...     except NonFiniteError as inner:
+        ...         raise RuntimeError("item 3 failed") from inner
+        ... except RuntimeError as outer:
+        ...     str(NonFiniteError.found_in(outer))
+        'scores are NaN'
+        """
+        seen: set[int] = set()
+        at: BaseException | None = err
+        while at is not None and id(at) not in seen:
+            if isinstance(at, NonFiniteError):
+                return at
+            seen.add(id(at))
+            at = at.__cause__ or at.__context__
+        return None
+
+
 @dataclass
 class _PositionTracker:
     """Works out, for each forward call, which positions to steer.
 
-    A call without KV cache starts a new prompt, unless its tokens extend the previous
-    call's tokens (generation that recomputes the whole sequence each step): then the
-    prompt length is kept and the extra positions count as generated.
+    A call reads a new prompt unless it continues the one read last: it passes a KV cache
+    (or an attention mask longer than its tokens), or it is a later step of the same
+    generation (:func:`~interp_steer.models.generating`; generation that recomputes the
+    whole sequence each step). Then the prompt length is kept and the positions after it
+    count as generated. The tokens never decide it.
     """
 
     mode: str
     prompt_len: int = 0
-    last_ids: torch.Tensor | None = None
+    run: object | None = None  # the generation the prompt was read in
     mask: torch.Tensor | None = None  # [batch, pos] for the current call
 
-    def on_call(self, ids: Tokens | None, attention: torch.Tensor | None, past: int) -> None:
+    def on_call(
+        self, ids: Tokens | None, attention: torch.Tensor | None, past: int, run: object | None
+    ) -> None:
         if ids is None:  # inputs_embeds: no token ids, treat the call as a fresh prompt
             self.mask = None
             return
         batch, length = ids.shape
-        if past == 0 and not self._extends(ids):
-            self.prompt_len = length
-        if past == 0:
-            self.last_ids = ids
+        if past == 0 and (run is None or run is not self.run):
+            self.prompt_len, self.run = length, run
         real = (
             attention[:, -length:].bool()
             if attention is not None and attention.ndim == 2
             else torch.ones(batch, length, dtype=torch.bool, device=ids.device)
         )
         self.mask = self._select(real, past + torch.arange(length, device=ids.device))
-
-    def _extends(self, ids: torch.Tensor) -> bool:
-        prev = self.last_ids
-        return (
-            prev is not None
-            and prev.shape[0] == ids.shape[0]
-            and ids.shape[1] > prev.shape[1]
-            and torch.equal(ids[:, : prev.shape[1]], prev.to(ids.device))
-        )
 
     def _select(self, real: Mask, abs_pos: torch.Tensor) -> Mask:
         in_prompt = (abs_pos < self.prompt_len).unsqueeze(0)
@@ -127,6 +169,58 @@ def _call_info(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any,
     return ids, attention, past
 
 
+class _Health:
+    """Whether a hooked tensor was ever non-finite, kept on its device (no sync per call)."""
+
+    def __init__(self) -> None:
+        self.flags: dict[str, torch.Tensor] = {}
+
+    def note(self, what: str, tensor: torch.Tensor) -> None:
+        bad = ~torch.isfinite(tensor).all()
+        seen = self.flags.get(what)
+        self.flags[what] = bad if seen is None else seen | bad.to(seen.device)
+
+    def first_bad(self) -> str | None:
+        """The first ``what`` that was non-finite (and forget them all), or None."""
+        for what, flag in self.flags.items():
+            if bool(flag):
+                self.flags.clear()
+                return what
+        return None
+
+
+def _model_dtype(model: TransformerBridge) -> torch.dtype:
+    dtype = getattr(model.cfg, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    return next(model.original_model.parameters()).dtype
+
+
+def _terms(
+    vectors: Sequence[SteeringVector], alpha: float, dtype: torch.dtype
+) -> dict[str, tuple[int, torch.Tensor]]:
+    """``hook name -> (layer, alpha * summed vector)`` in float32; refuse one that overflows."""
+    summed: dict[str, torch.Tensor] = {}
+    layers: dict[str, int] = {}
+    for vector in vectors:
+        d = vector.direction.detach().float()
+        summed[vector.hook_name] = summed[vector.hook_name] + d if vector.hook_name in summed else d
+        layers[vector.hook_name] = vector.layer
+    limit = torch.finfo(dtype).max if dtype.is_floating_point else math.inf
+    name = str(dtype).removeprefix("torch.")
+    terms = {}
+    for hook_name, direction in summed.items():
+        term = alpha * direction
+        peak = float(term.abs().max()) if term.numel() else 0.0
+        if not peak <= limit:  # also NaN
+            raise NonFiniteError(
+                f"alpha={alpha:g} at layer {layers[hook_name]} gives a steering term with an "
+                f"entry of {peak:.3g}, beyond what {name} holds ({limit:.3g}); use a smaller alpha"
+            )
+        terms[hook_name] = (layers[hook_name], term)
+    return terms
+
+
 @contextmanager
 def steer(
     model: TransformerBridge,
@@ -152,6 +246,9 @@ def steer(
     Raises:
         ValueError: a vector does not fit the model, or ``alpha``/``positions`` is invalid.
             Nothing is registered in that case.
+        NonFiniteError: ``alpha * vector`` does not fit the model's dtype (raised before
+            anything is registered), or a steered residual or the model's output turned NaN
+            or infinite (raised at the next forward call or when the block ends).
 
     >>> from interp_steer import load_model
     >>> model = load_model("tiny")
@@ -163,6 +260,11 @@ def steer(
     >>> with steer(model, v, alpha=4.0):
     ...     torch.equal(model("Hallo Welt"), base)
     False
+    >>> with steer(model, v, alpha=1e300):  # doctest: +ELLIPSIS
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    interp_steer.steering.intervention.NonFiniteError: alpha=1e+300 at layer 1 ... float32 ...
     """
     vector_list = [vectors] if isinstance(vectors, SteeringVector) else list(vectors)
     if not vector_list:
@@ -173,35 +275,73 @@ def steer(
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha):
         raise ValueError(f"alpha must be a finite number, got {alpha!r}")
 
-    summed: dict[str, torch.Tensor] = {}
-    for vector in vector_list:
-        d = vector.direction.detach().float()
-        summed[vector.hook_name] = summed[vector.hook_name] + d if vector.hook_name in summed else d
+    dtype = _model_dtype(model)
+    terms = _terms(vector_list, alpha, dtype)
     tracker = _PositionTracker(positions)
+    health = _Health()
+    where = f"with alpha={alpha:g} ({str(dtype).removeprefix('torch.')})"
+    layers = ", ".join(str(layer) for layer, _ in terms.values())
+    problems = {
+        name: f"steering at layer {layer} {where} made the residual stream NaN or infinite; "
+        "use a smaller alpha"
+        for name, (layer, _) in terms.items()
+    }
+    problems[_OUTPUT] = (
+        f"the model's output turned NaN or infinite under steering at layer {layers} {where}; "
+        "use a smaller alpha"
+    )
 
-    def make_hook(direction: Direction) -> Any:
+    def make_hook(name: str, term: Direction) -> Any:
+        placed: dict[torch.device, torch.Tensor] = {}
+
         def hook(resid: Residual, hook: Any) -> Residual:
+            add = placed.get(resid.device)
+            if add is None:
+                add = placed[resid.device] = term.to(resid.device)
+            wide = torch.promote_types(resid.dtype, torch.float32)  # bf16/fp16 add in float32
             mask = tracker.mask
             if mask is None or mask.shape != resid.shape[:2]:
-                return resid + alpha * direction.to(resid)
-            return resid + alpha * mask.unsqueeze(-1).to(resid) * direction.to(resid)
+                out = (resid.to(wide) + add).to(resid.dtype)
+            else:
+                out = (resid.to(wide) + mask.unsqueeze(-1).to(wide) * add).to(resid.dtype)
+            health.note(name, out)
+            return out
 
         return hook
 
-    def pre_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        tracker.on_call(*_call_info(args, kwargs))
+    def check() -> None:
+        bad = health.first_bad()
+        if bad is not None:
+            raise NonFiniteError(problems[bad])
 
-    fwd_hooks = [(name, make_hook(d)) for name, d in summed.items()]
-    handle = None
+    def pre_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        check()  # what the previous call left
+        tracker.on_call(*_call_info(args, kwargs), current_generation(model))
+
+    def post_hook(module: Any, args: Any, kwargs: Any, output: Any) -> None:
+        logits = getattr(output, "logits", output)
+        if isinstance(logits, torch.Tensor) and logits.is_floating_point() and logits.ndim == 3:
+            # the last position only: what generation reads next; a full [batch, pos, vocab]
+            # scan would cost a pass over ~1 GB per forward on Gemma-3's 262k vocabulary
+            # (scores of every position are checked where they are computed)
+            health.note(_OUTPUT, logits[:, -1])
+
+    fwd_hooks = [(name, make_hook(name, term)) for name, (_, term) in terms.items()]
+    handles = []
     try:
-        handle = model.original_model.register_forward_pre_hook(pre_hook, with_kwargs=True)
-        with model.hooks(fwd_hooks=fwd_hooks):
-            yield model
+        with marked_generation(model):
+            original = model.original_model
+            handles.append(original.register_forward_pre_hook(pre_hook, with_kwargs=True))
+            handles.append(original.register_forward_hook(post_hook, with_kwargs=True))
+            with model.hooks(fwd_hooks=fwd_hooks):
+                yield model
+        check()
     finally:
-        if handle is not None:
+        for handle in handles:
             handle.remove()
 
 
 __all__ = [
+    "NonFiniteError",
     "steer",
 ]

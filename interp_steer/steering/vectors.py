@@ -1,8 +1,10 @@
 """The steering vector: one direction for one layer's residual stream, with provenance."""
 
+import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,11 +14,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from interp_steer.storage import atomic_write, atomic_write_json
+from interp_steer.storage import atomic_write_group
 from interp_steer.types import Direction
 
 FORMAT = "interp_steer.SteeringVector"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+"""Version 2 adds ``checksum`` (sha256 of the tensor's bytes); version 1 files still load."""
+READ_VERSIONS = ("1", "2")
+RESIDUAL_HOOK = re.compile(r"blocks\.(\d+)\.hook_(resid_pre|resid_mid|resid_post|in|out)")
+"""Residual-stream hook points (``hook_in``/``hook_out``: the bridge's own names)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,15 @@ class SteeringVector:
         """The L2 norm of the direction."""
         return float(self.direction.float().norm())
 
+    @property
+    def checksum(self) -> str:
+        """``sha256:<hex>`` of the direction's bytes as saved (its own dtype, little-endian).
+
+        >>> SteeringVector(torch.zeros(2), layer=0).checksum[:15]
+        'sha256:af5570f5'
+        """
+        return tensor_checksum(self.direction)
+
     def to(
         self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
     ) -> "SteeringVector":
@@ -128,23 +143,39 @@ class SteeringVector:
         return self * -1.0
 
     # -- persistence ----------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(
+        self, path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+    ) -> Path:
         """Write ``<path>.safetensors`` (tensor + metadata) and a readable ``<path>.json``.
 
-        Both are written atomically (temporary file, then rename). The safetensors file
-        alone is enough to load the vector back; the JSON is for people.
+        The safetensors file alone is enough to load the vector back; its header and the
+        JSON both carry the tensor's :attr:`checksum`, which :meth:`load` verifies. Both
+        files are written to temporary names first and the tensor is renamed into place
+        last: a crash in between leaves a JSON that :meth:`load` finds does not match.
+
+        Args:
+            path: Where to write (``.safetensors`` is added when missing).
+            root: The run folder the files belong to: refuse to write outside it (see
+                :func:`interp_steer.storage.atomic_write`).
 
         Returns:
             The path of the safetensors file.
         """
         target = _with_suffix(Path(path))
         header = self._header()
-        target.parent.mkdir(parents=True, exist_ok=True)
         tensor = self.direction.detach().to("cpu").contiguous()
-        atomic_write(target, lambda tmp: save_file({"direction": tensor}, tmp, metadata=header))
-        readable = {k: json.loads(v) if k == "meta" else v for k, v in header.items()}
+        readable: dict[str, Any] = {
+            k: json.loads(v) if k == "meta" else v for k, v in header.items()
+        }
         readable["norm"] = self.norm
-        atomic_write_json(target.with_suffix(".json"), readable)
+        text = json.dumps(readable, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        atomic_write_group(
+            [
+                (target.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text, "utf-8")),
+                (target, lambda tmp: save_file({"direction": tensor}, tmp, metadata=header)),
+            ],
+            root=root,
+        )
         return target
 
     def _header(self) -> dict[str, str]:
@@ -162,15 +193,30 @@ class SteeringVector:
             "target_lang": json.dumps(self.target_lang),
             "model_name": json.dumps(self.model_name),
             "meta": meta,
+            "checksum": self.checksum,
         }
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "SteeringVector":
         """Read a vector written by :meth:`save` (bit-exact; never unpickles).
 
+        Every check names the file and the field: the tensor must match the header's
+        ``checksum`` (format version 2; version 1 files carry none and load unverified),
+        ``hook_name`` must be block ``layer``'s residual stream, a recorded
+        ``meta['metrics']['resid_norm']`` a finite number ``>= 0``, and the readable JSON
+        beside the file, if any, must describe the same vector.
+
         Raises:
             FileNotFoundError: no such file.
-            ValueError: the file is truncated, corrupt or not an interp_steer vector.
+            ValueError: the file is truncated, corrupt (checksum), not an interp_steer vector
+                or of an unknown ``format_version``; a field fails a check above; the JSON
+                beside it describes another vector.
+
+        >>> import tempfile, pathlib
+        >>> v = SteeringVector(torch.ones(4), layer=1)
+        >>> path = v.save(pathlib.Path(tempfile.mkdtemp()) / "v")
+        >>> SteeringVector.load(path).checksum == v.checksum
+        True
         """
         target = _with_suffix(Path(path))
         if not target.is_file():
@@ -188,23 +234,143 @@ class SteeringVector:
                 f"{target} is a safetensors file but not an interp_steer steering vector "
                 f"(expected metadata format={FORMAT!r} and one tensor 'direction')"
             )
-        try:
-            return cls(
-                direction=tensors["direction"],
-                layer=int(header["layer"]),
-                hook_name=header["hook_name"],
-                method=header["method"],
-                source_lang=json.loads(header["source_lang"]),
-                target_lang=json.loads(header["target_lang"]),
-                model_name=json.loads(header["model_name"]),
-                meta=json.loads(header["meta"]),
+        version = header.get("format_version")
+        if version not in READ_VERSIONS:
+            raise ValueError(
+                f"{target}: format_version {version!r} is not one this version of "
+                f"interp_steer reads ({', '.join(READ_VERSIONS)})"
             )
-        except (KeyError, json.JSONDecodeError) as err:
+        _check_checksum(target, header, tensor_checksum(tensors["direction"]))
+        try:
+            fields = {
+                "layer": int(header["layer"]),
+                "hook_name": header["hook_name"],
+                "method": header["method"],
+                "source_lang": json.loads(header["source_lang"]),
+                "target_lang": json.loads(header["target_lang"]),
+                "model_name": json.loads(header["model_name"]),
+                "meta": json.loads(header["meta"]),
+            }
+        except (KeyError, ValueError) as err:  # JSONDecodeError is a ValueError
             raise ValueError(f"{target} has damaged steering-vector metadata: {err}") from None
+        if not isinstance(fields["meta"], dict):
+            raise ValueError(f"{target}: field 'meta' is not a JSON object")
+        try:
+            check_hook(fields["layer"], fields["hook_name"])
+            check_resid_norm(fields["meta"])
+            vector = cls(direction=tensors["direction"], **fields)
+        except ValueError as err:
+            raise ValueError(f"{target}: {err}") from None
+        _check_sidecar(target, header, fields["meta"], vector.checksum)
+        return vector
 
 
 def _with_suffix(path: Path) -> Path:
     return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+
+
+def tensor_checksum(tensor: torch.Tensor) -> str:
+    """``sha256:<hex>`` of a tensor's bytes (its own dtype, little-endian, C order).
+
+    >>> tensor_checksum(torch.zeros(2))[:15]
+    'sha256:af5570f5'
+    """
+    raw = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+    return "sha256:" + hashlib.sha256(raw.numpy().tobytes()).hexdigest()
+
+
+def check_hook(layer: int, hook_name: str) -> None:
+    """Raise ``ValueError`` unless ``hook_name`` is block ``layer``'s residual stream.
+
+    A vector is added to ``blocks.{layer}.hook_resid_pre``, ``_mid`` or ``_post`` (or the
+    bridge's names for pre and post, ``blocks.{layer}.hook_in`` and ``hook_out``).
+
+    >>> check_hook(2, "blocks.2.hook_resid_post")
+    >>> check_hook(2, "blocks.3.hook_resid_post")
+    Traceback (most recent call last):
+    ...
+    ValueError: field 'layer' is 2 but field 'hook_name' 'blocks.3.hook_resid_post' is in block 3
+    """
+    match = RESIDUAL_HOOK.fullmatch(hook_name)
+    if match is None:
+        raise ValueError(
+            f"field 'hook_name' {hook_name!r} is not a residual-stream hook point "
+            "(blocks.L.hook_resid_pre, _mid or _post): a d_model vector is not added there"
+        )
+    if int(match.group(1)) != layer:
+        raise ValueError(
+            f"field 'layer' is {layer} but field 'hook_name' {hook_name!r} is in block "
+            f"{match.group(1)}"
+        )
+
+
+def check_resid_norm(meta: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` if ``meta['metrics']['resid_norm']`` is there but not a finite ``>= 0``.
+
+    >>> check_resid_norm({"metrics": {"resid_norm": -1.0}})
+    Traceback (most recent call last):
+    ...
+    ValueError: field 'meta.metrics.resid_norm' must be a finite number >= 0, got -1.0
+    """
+    metrics = meta.get("metrics")
+    if not isinstance(metrics, Mapping) or metrics.get("resid_norm") is None:
+        return
+    value = metrics["resid_norm"]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(
+            f"field 'meta.metrics.resid_norm' must be a finite number >= 0, got {value!r}"
+        )
+
+
+def _check_checksum(target: Path, header: Mapping[str, str], actual: str) -> None:
+    """The header's checksum (required from format version 2) matches the tensor."""
+    stored = header.get("checksum")
+    if stored is None:
+        if header.get("format_version") == "1":
+            return  # version 1 files carry none: loaded unverified
+        raise ValueError(f"{target}: field 'checksum' is missing (format_version 2 needs it)")
+    if stored != actual:
+        raise ValueError(
+            f"{target}: field 'checksum' does not match the tensor (recorded {stored}, the "
+            f"tensor hashes to {actual}): the file is corrupt"
+        )
+
+
+def _check_sidecar(
+    target: Path, header: Mapping[str, str], meta: Mapping[str, Any], actual: str
+) -> None:
+    """The readable JSON beside ``target`` describes the same vector (when it can tell).
+
+    A version 1 pair (neither file has a checksum) is not compared; a missing JSON is
+    fine (the safetensors file is complete on its own).
+    """
+    sidecar = target.with_suffix(".json")
+    if not sidecar.is_file():
+        return
+    try:
+        info = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"{sidecar} is not readable JSON ({err}); delete it to load {target} alone"
+        ) from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{sidecar} is not a JSON object; delete it to load {target} alone")
+    if "checksum" not in info and header.get("format_version") == "1":
+        return
+    wanted: dict[str, Any] = {"checksum": actual, "format_version": header["format_version"]}
+    wanted |= {k: v for k, v in header.items() if k not in wanted} | {"meta": meta}
+    for key, value in wanted.items():
+        if info.get(key) != value:
+            raise ValueError(
+                f"{sidecar}: field {key!r} is {info.get(key)!r} but {target} has {value!r}: "
+                "the two files describe different vectors (a save interrupted between "
+                "them?); save the vector again, or delete the JSON to load the tensor alone"
+            )
 
 
 def alpha_for_ratio(vector: SteeringVector, ratio: float) -> float:
@@ -217,18 +383,25 @@ def alpha_for_ratio(vector: SteeringVector, ratio: float) -> float:
     """
     metrics = dict(vector.meta.get("metrics", {}) or {})
     resid = metrics.get("resid_norm")
-    if resid is None or not math.isfinite(float(resid)):
+    if resid is None or not math.isfinite(float(resid)) or float(resid) < 0:
         raise ValueError(
             "the vector records no residual norm (meta['metrics']['resid_norm']); fit it "
             "with interp_steer.fitting.fit or pass absolute alphas"
         )
     if vector.norm == 0:
         raise ValueError("the vector is zero: no alpha reaches a non-zero ratio")
-    return float(ratio) * float(resid) / vector.norm
+    alpha = float(ratio) * float(resid) / vector.norm
+    if not math.isfinite(alpha):
+        raise ValueError(f"ratio {ratio!r} gives a non-finite alpha ({alpha}); use a smaller ratio")
+    return alpha
 
 
 __all__ = [
     "FORMAT",
+    "FORMAT_VERSION",
     "SteeringVector",
     "alpha_for_ratio",
+    "check_hook",
+    "check_resid_norm",
+    "tensor_checksum",
 ]

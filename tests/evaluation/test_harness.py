@@ -224,7 +224,7 @@ def test_a_done_output_is_returned_as_saved_and_other_settings_are_named(
     assert again == first and out.stat().st_mtime_ns == stamp  # timings kept, file untouched
     with pytest.raises(ValueError, match="other settings \\(k 5 → 2\\); .* delete the file"):
         evaluate(tiny, "xcopa", "sw", n=3, k=2, progress=False, output=out)
-    with pytest.raises(ValueError, match="holds 3 items and n=2 would drop some"):
+    with pytest.raises(ValueError, match=r"holds 3 items \(complete, n=3\) and n=2 would drop"):
         evaluate(tiny, "xcopa", "sw", n=2, progress=False, output=out)
     scored = []
 

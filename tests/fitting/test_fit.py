@@ -154,6 +154,9 @@ def test_meta_records_provenance_hyper_parameters_and_metrics(tiny, tmp_path):
         "target_lang": "en",
         "n_pairs": 5,
         "corpus_meta": {"split": "x"},
+        "ids": None,
+        "n_ctx": 512,
+        "n_truncated": 0,
     }
     m = meta["metrics"]
     assert m["norm"] == pytest.approx(v.norm, rel=1e-5)

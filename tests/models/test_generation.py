@@ -16,6 +16,7 @@ from interp_steer.models import generate_texts, left_pad, load_model
 from interp_steer.models.batching import token_ids
 from interp_steer.models.generation import (
     eos_ids,
+    generating,
     greedy_generate,
     install_kv_cache_fix,
     kv_cache_fix,
@@ -116,15 +117,20 @@ def test_stop_string_and_eos_end_a_row(tiny, monkeypatch):
 
 
 def _no_cache_loop(model, prompt, max_new_tokens):
-    """Reference: the prompt alone, the whole sequence recomputed for every new token."""
+    """Reference: the prompt alone, the whole sequence recomputed for every new token.
+
+    The loop is marked as one generation, so steering counts the tokens after the prompt
+    as generated (two plain calls are two prompts, whatever their tokens).
+    """
     ids = model.to_tokens(prompt)
     out: list[int] = []
-    for _ in range(max_new_tokens):
-        nxt = int(model(ids, logits_to_keep=1)[0, -1].argmax())
-        if nxt in eos_ids(model):
-            break
-        out.append(nxt)
-        ids = torch.cat([ids, torch.tensor([[nxt]], device=ids.device)], dim=1)
+    with generating(model):
+        for _ in range(max_new_tokens):
+            nxt = int(model(ids, logits_to_keep=1)[0, -1].argmax())
+            if nxt in eos_ids(model):
+                break
+            out.append(nxt)
+            ids = torch.cat([ids, torch.tensor([[nxt]], device=ids.device)], dim=1)
     return out
 
 

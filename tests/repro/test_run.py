@@ -91,8 +91,11 @@ def test_quick_study_writes_the_results_page(tmp_path):
     summary = gen.split("Mean over languages")[1].split("###")[0]
     assert "| bipo" not in summary and "| mse |" in summary
     # changed settings: a saved cell is not silently kept, the run stops and names it
-    with pytest.raises(ValueError, match=r"msvamp-de-basic.json holds a result with other "
-                       r"settings \(max_new_tokens 8 → 9\)"):  # fmt: skip
+    changed = (
+        r"msvamp-de-basic.json holds a result of 2 items \(complete, n=2\) "
+        r"with other settings \(max_new_tokens 8 → 9\)"
+    )
+    with pytest.raises(ValueError, match=changed):
         study.run_study(run, replace(QUICK, gen_tokens=9))
 
 

@@ -1,7 +1,7 @@
 """benchmarks/bench_peers.py on the tiny model: our vectors match the peers' (skipped without them).
 
 The peers read a plain Hugging Face model; the bridge wraps its model's modules in place, so
-the tests build an unwrapped twin of the tiny model from the same weights.
+the benchmark builds an unwrapped twin of the tiny model from the same weights (``hf_twin``).
 """
 
 import sys
@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_peers  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import bench_peers  # noqa: E402  (from the benchmarks folder, put on the path above)
 
-from interp_steer.data import load_parallel
+from interp_steer.data import load_parallel  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +27,7 @@ def peers():
 
 @pytest.fixture(scope="module")
 def twin(tiny):
-    wrapped = tiny.original_model
-    state = {k.replace("._original_component", ""): v for k, v in wrapped.state_dict().items()}
-    model = type(wrapped)(wrapped.config).eval()
-    missing, _ = model.load_state_dict(state, strict=False)
-    assert not missing
-    return model
+    return bench_peers.hf_twin(tiny)
 
 
 @pytest.mark.parametrize("n_layers", [4, 18])
@@ -48,6 +45,7 @@ def test_layer_conventions(tiny, twin, peers):
     texts = list(pairs.english) + list(pairs.target)
     errs = bench_peers.check_conventions(tiny, twin, tiny.tokenizer, texts, 1, peers[2])
     assert errs["same"] < 1e-5  # our block L = HF hidden_states[L + 1] = their block L
+    assert errs["steering-vectors decoder_block 1"] < 1e-5
     assert errs["HF hidden_states[1]"] > 1e-2  # off by one: the input of block L
 
 
