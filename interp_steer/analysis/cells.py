@@ -22,6 +22,7 @@ Example:
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -40,6 +41,7 @@ from interp_steer.evaluation.harness import evaluate
 from interp_steer.evaluation.prompts import get_baseline
 from interp_steer.fitting.fit import check_hyper, fit_vectors, resolve_method
 from interp_steer.models.loading import model_name
+from interp_steer.steering.intervention import NonFiniteError
 from interp_steer.steering.vectors import SteeringVector
 from interp_steer.storage import (
     atomic_write_json,
@@ -298,16 +300,65 @@ def evaluate_cell(
     vector: SteeringVector | None,
     alpha: float,
     stage: Stage,
+    *,
+    failed: dict[str, str] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Return the cell under ``key``: from ``store`` if finished, else evaluated and stored.
 
-    ``extra`` fields (layer, ratio, source, ...) are stored with the score, alpha and stage.
+    A cell cannot be scored when its ``alpha`` is not finite, when steering or the scores
+    turn NaN or infinite (a :class:`~interp_steer.steering.NonFiniteError`, also as the
+    cause of an :class:`~interp_steer.evaluation.EvaluationError`), or when the evaluator
+    returns a non-finite value. Such a cell is stored like any other, with ``"failed"``
+    (the reason) and null value, bounds and ``n``, so a resumed run keeps it; it reads as
+    NaN and is never selected. Any other error propagates.
+
+    Args:
+        store: The run's cells.
+        key: The cell's key.
+        evaluator: ``(model, lang, vector, alpha, stage) -> Score``.
+        model: The bridge.
+        lang: The language evaluated.
+        vector: The vector, or None for a baseline.
+        alpha: Its strength.
+        stage: ``"select"`` or ``"test"``.
+        failed: Collects ``key -> reason`` of a failed cell.
+        **extra: Stored with the cell (layer, strength, source, ...), with the score
+            (value, low, high, n), alpha and stage.
+
+    Example:
+        >>> from interp_steer import load_model
+        >>> def broken(model, lang, vector, alpha, stage):
+        ...     return Score(float("nan"), 0.0, 1.0, 4)
+        >>> cell = evaluate_cell(CellStore(None), "de/L1", broken, load_model("tiny"), "de",
+        ...                      None, 2.0, "select", layer=1)
+        >>> cell["failed"], cell["value"], cell["layer"]
+        ('the evaluator returned nan (alpha=2)', None, 1)
     """
-    cell = store.get(key)
-    if cell is None:
-        score = evaluator(model, lang, vector, alpha, stage)
-        cell = store.put(key, _score_cell(score, alpha=alpha, stage=stage, **extra))
+
+    def finite(*args: Any) -> Score:
+        score = evaluator(*args)
+        if not math.isfinite(score.value):
+            raise NonFiniteError(f"the evaluator returned {score.value} (alpha={alpha:g})")
+        return score
+
+    try:
+        if not math.isfinite(alpha):
+            raise NonFiniteError(f"alpha={alpha} is not finite")
+        cell = store.get(key)
+        if cell is None:
+            score = finite(model, lang, vector, alpha, stage)
+            cell = store.put(key, _score_cell(score, alpha=alpha, stage=stage, **extra))
+    except Exception as err:
+        cause = NonFiniteError.found_in(err)
+        if cause is None:
+            raise
+        fields = {"value": None, "low": None, "high": None, "n": None}
+        kept = alpha if math.isfinite(alpha) else None
+        cell = store.put(key, {**fields, "alpha": kept, "stage": stage, **extra,
+                               "failed": str(cause)})  # fmt: skip
+    if "failed" in cell and failed is not None:
+        failed[key] = str(cell["failed"])
     return cell
 
 

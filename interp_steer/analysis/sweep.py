@@ -50,7 +50,6 @@ from interp_steer.analysis.cells import (
     CellStore,
     Evaluator,
     Score,
-    Stage,
     TaskEvaluator,
     check_run,
     evaluate_cell,
@@ -63,8 +62,7 @@ from interp_steer.constants import DEFAULT_RATIOS, Positions
 from interp_steer.data.languages import canonical
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
-from interp_steer.steering.intervention import NonFiniteError
-from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
+from interp_steer.steering.vectors import alpha_for_ratio
 from interp_steer.storage import SavedResult, locks_run
 
 FORMAT = "interp_steer.SweepResult"
@@ -342,7 +340,7 @@ def layer_sweep(
     norms: dict[str, dict[str, float]] = {}
     failed: dict[str, str] = {}  # cell key -> why it could not be scored
     for li, lang in enumerate(codes):
-        b = evaluate_or_fail(store, f"{lang}/baseline-select", evaluator, model, lang, None,
+        b = evaluate_cell(store, f"{lang}/baseline-select", evaluator, model, lang, None,
                              0.0, "select", failed=failed)  # fmt: skip
         base[li] = (b["value"], b["low"], b["high"])
         keys = {
@@ -359,7 +357,7 @@ def layer_sweep(
             if cell is None:
                 vector = vectors[layer]
                 alpha = alpha_for_ratio(vector, strength) if ratios is not None else strength
-                cell = evaluate_or_fail(store, key, evaluator, model, lang, vector, alpha, "select",
+                cell = evaluate_cell(store, key, evaluator, model, lang, vector, alpha, "select",
                                         layer=layer, strength=strength,
                                         vector_norm=vector.norm)  # fmt: skip
             if "failed" in cell:
@@ -381,9 +379,9 @@ def layer_sweep(
                 chosen = (
                     vectors.get(layer) or fitted_vectors(model, lang, [layer], store, fit)[layer]
                 )
-            t = evaluate_or_fail(store, key, evaluator, model, lang, chosen, alpha, "test",
+            t = evaluate_cell(store, key, evaluator, model, lang, chosen, alpha, "test",
                                  failed=failed, layer=layer, strength=strengths[s])  # fmt: skip
-            tb = evaluate_or_fail(store, f"{lang}/baseline-test", evaluator, model, lang, None,
+            tb = evaluate_cell(store, f"{lang}/baseline-test", evaluator, model, lang, None,
                                   0.0, "test", failed=failed)  # fmt: skip
             test_arr[li] = (t["value"], t["low"], t["high"])
             test_base[li] = (tb["value"], tb["low"], tb["high"])
@@ -430,76 +428,8 @@ def _argbest(score: np.ndarray) -> tuple[int, int] | None:
     return int(y), int(s)
 
 
-def evaluate_or_fail(
-    store: CellStore,
-    key: str,
-    evaluator: Callable[..., Score],
-    model: TransformerBridge,
-    lang: str,
-    vector: SteeringVector | None,
-    alpha: float,
-    stage: Stage,
-    *,
-    failed: dict[str, str] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """:func:`~interp_steer.analysis.cells.evaluate_cell`, recording a cell that cannot be scored.
-
-    A cell cannot be scored when its ``alpha`` is not finite, when steering or the scores
-    turn NaN or infinite (a :class:`~interp_steer.steering.NonFiniteError`, also as the
-    cause of an :class:`~interp_steer.evaluation.EvaluationError`), or when the evaluator
-    returns a non-finite value. Such a cell is stored like any other, with ``"failed"``
-    (the reason) and null value, bounds and ``n``, so a resumed run keeps it; it reads as
-    NaN and is never selected. Any other error propagates.
-
-    Args:
-        store: The run's cells.
-        key: The cell's key.
-        evaluator: ``(model, lang, vector, alpha, stage) -> Score``.
-        model: The bridge.
-        lang: The language evaluated.
-        vector: The vector, or None for a baseline.
-        alpha: Its strength.
-        stage: ``"select"`` or ``"test"``.
-        failed: Collects ``key -> reason`` of a failed cell.
-        **extra: Stored with the cell (layer, strength, source, ...).
-
-    Example:
-        >>> from interp_steer import load_model
-        >>> def broken(model, lang, vector, alpha, stage):
-        ...     return Score(float("nan"), 0.0, 1.0, 4)
-        >>> cell = evaluate_or_fail(CellStore(None), "de/L1", broken, load_model("tiny"), "de",
-        ...                         None, 2.0, "select", layer=1)
-        >>> cell["failed"], cell["value"], cell["layer"]
-        ('the evaluator returned nan (alpha=2)', None, 1)
-    """
-
-    def finite(*args: Any) -> Score:
-        score = evaluator(*args)
-        if not math.isfinite(score.value):
-            raise NonFiniteError(f"the evaluator returned {score.value} (alpha={alpha:g})")
-        return score
-
-    try:
-        if not math.isfinite(alpha):
-            raise NonFiniteError(f"alpha={alpha} is not finite")
-        cell = evaluate_cell(store, key, finite, model, lang, vector, alpha, stage, **extra)
-    except Exception as err:
-        cause = NonFiniteError.found_in(err)
-        if cause is None:
-            raise
-        fields = {"value": None, "low": None, "high": None, "n": None}
-        kept = alpha if math.isfinite(alpha) else None
-        cell = store.put(key, {**fields, "alpha": kept, "stage": stage, **extra,
-                               "failed": str(cause)})  # fmt: skip
-    if "failed" in cell and failed is not None:
-        failed[key] = str(cell["failed"])
-    return cell
-
-
 __all__ = [
     "FORMAT",
     "SweepResult",
-    "evaluate_or_fail",
     "layer_sweep",
 ]

@@ -35,12 +35,12 @@ from interp_steer.analysis.cells import (
     Stage,
     TaskEvaluator,
     check_run,
+    evaluate_cell,
     evaluator_settings,
     fit_settings,
     fitted_vectors,
     model_settings,
 )
-from interp_steer.analysis.sweep import evaluate_or_fail
 from interp_steer.constants import Positions
 from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.evaluation.harness import english_damage
@@ -303,11 +303,11 @@ def transfer_matrix(
     # reference) serves the baseline and every source in a row
     failed: dict[str, str] = {}  # cell key -> why it could not be scored (a NaN cell)
     for ti, tgt in enumerate(target_list):
-        b = evaluate_or_fail(store, f"baseline-{tgt}", evaluator, model, tgt, None, 0.0, stage,
+        b = evaluate_cell(store, f"baseline-{tgt}", evaluator, model, tgt, None, 0.0, stage,
                              failed=failed)  # fmt: skip
         base[ti] = (b["value"], b["low"], b["high"])
         for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
-            cell = evaluate_or_fail(store, f"{src}-to-{tgt}", evaluator, model, tgt, vector,
+            cell = evaluate_cell(store, f"{src}-to-{tgt}", evaluator, model, tgt, vector,
                                     float(alphas[si]), stage, failed=failed,
                                     source=src)  # fmt: skip
             score[si, ti], low[si, ti], high[si, ti] = cell["value"], cell["low"], cell["high"]
