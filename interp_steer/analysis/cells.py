@@ -641,6 +641,37 @@ class Counted:
             self._bar.update()
 
 
+def open_run(
+    run_dir: str | os.PathLike[str] | None,
+    config: Mapping[str, Any],
+    evaluator: Callable[..., Any],
+    langs: Sequence[str],
+    fit_langs: Sequence[str],
+    fit: Mapping[str, Any],
+    stages: Sequence[Stage],
+) -> CellStore:
+    """Check a sweep's or transfer's settings and data before any work; return its cells.
+
+    ``config`` gains ``"fit"`` (:func:`fit_settings` of ``fit``, which holds ``dataset``,
+    ``n``, ``split``, ``method`` and ``hyper``); :func:`check_run` reads the data of
+    ``langs`` and ``fit_langs``; only then is the run folder's ``config.json`` written or
+    compared (:meth:`CellStore.check_config`), so an invalid run writes nothing.
+
+    >>> store = open_run(None, {"metric": "m"}, TaskEvaluator("xcopa", n=2), ["it"], ["it"],
+    ...                  {"dataset": "flores", "n": 2, "split": None, "method": "mean_diff",
+    ...                   "hyper": {}}, ("select",))
+    >>> store.root is None
+    True
+    """
+    settings = {**config, "fit": fit_settings(fit["dataset"], fit["n"], fit["split"],
+                                              fit["method"], fit["hyper"])}  # fmt: skip
+    data = check_run(evaluator, langs, fit_langs, fit, stages)
+    store = CellStore(run_dir)
+    store.check_config(settings)
+    store.check_data(data)
+    return store
+
+
 __all__ = [
     "CellStore",
     "Counted",
@@ -650,6 +681,7 @@ __all__ = [
     "TaskEvaluator",
     "check_fitted",
     "check_run",
+    "open_run",
     "data_fingerprint",
     "evaluate_cell",
     "evaluator_settings",

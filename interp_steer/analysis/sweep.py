@@ -47,16 +47,15 @@ import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.analysis.cells import (
-    CellStore,
     Evaluator,
     Score,
+    Stage,
     TaskEvaluator,
-    check_run,
     evaluate_cell,
     evaluator_settings,
-    fit_settings,
     fitted_vectors,
     model_settings,
+    open_run,
 )
 from interp_steer.constants import DEFAULT_RATIOS, Positions
 from interp_steer.data.languages import canonical
@@ -326,13 +325,10 @@ def layer_sweep(
         "metric": metric,
         "selection": selection,
         "evaluator": evaluator_settings(evaluator),
-        "fit": fit_settings(fit_dataset, n_fit, fit_split, method, fit_hyper),
         "relative": ratios is not None,
     }
-    data = check_run(evaluator, codes, codes, fit, ("select", "test") if test else ("select",))
-    store = CellStore(run_dir)
-    store.check_config(config)  # only now: an invalid sweep writes nothing
-    store.check_data(data)
+    stages: tuple[Stage, ...] = ("select", "test") if test else ("select",)
+    store = open_run(run_dir, config, evaluator, codes, codes, fit, stages)
 
     grid = (len(codes), len(layer_tuple), len(strengths))
     arrays = {k: np.full(grid, np.nan) for k in ("alphas", "score", "low", "high")}

@@ -30,16 +30,14 @@ import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.analysis.cells import (
-    CellStore,
     Score,
     Stage,
     TaskEvaluator,
-    check_run,
     evaluate_cell,
     evaluator_settings,
-    fit_settings,
     fitted_vectors,
     model_settings,
+    open_run,
 )
 from interp_steer.constants import Positions
 from interp_steer.data.languages import ENGLISH, canonical
@@ -285,12 +283,8 @@ def transfer_matrix(
         "strength": strength,
         "relative": ratio is not None,
         "english": english if isinstance(english, bool) else {"damage": english},
-        "fit": fit_settings(fit_dataset, n_fit, fit_split, method, fit_hyper),
     }
-    data = check_run(evaluator, target_list, sources, fit, (stage,))
-    store = CellStore(run_dir)
-    store.check_config(config)  # only now: an invalid run writes nothing
-    store.check_data(data)
+    store = open_run(run_dir, config, evaluator, target_list, sources, fit, (stage,))
 
     s_n, t_n = len(sources), len(target_list)
     score, low, high = (np.full((s_n, t_n), np.nan) for _ in range(3))
