@@ -1,16 +1,35 @@
 """Interactive Plotly figures of every result, saving them, and the HTML report."""
 
-from interp_steer.plotting.export import save_figure, save_figures, static_export_available
+from interp_steer.plotting.export import (
+    save_figure,
+    save_figures,
+    static_export_available,
+    write_plotly_js,
+)
 from interp_steer.plotting.lens import plot_language_shares, plot_token_table
 from interp_steer.plotting.report import Report, Section, write_report
-from interp_steer.plotting.similarity import plot_similarity, plot_similarity_matrix
-from interp_steer.plotting.style import language_color, style_figure
+from interp_steer.plotting.similarity import (
+    chance_level,
+    plot_similarity,
+    plot_similarity_matrix,
+)
+from interp_steer.plotting.style import (
+    add_family_labels,
+    language_color,
+    language_colors,
+    legend_below,
+    style_figure,
+)
 from interp_steer.plotting.sweep import plot_sweep, plot_sweep_heatmap, plot_transfer
 
 __all__ = [
     "Report",
     "Section",
+    "add_family_labels",
+    "chance_level",
     "language_color",
+    "language_colors",
+    "legend_below",
     "plot_language_shares",
     "plot_similarity",
     "plot_similarity_matrix",
@@ -22,5 +41,6 @@ __all__ = [
     "save_figures",
     "static_export_available",
     "style_figure",
+    "write_plotly_js",
     "write_report",
 ]

@@ -14,7 +14,12 @@ import torch  # noqa: F401  (used by the doctests)
 
 from interp_steer.analysis.similarity import THRESHOLD, SimilarityResult
 from interp_steer.data.languages import family_order, family_spans
-from interp_steer.plotting.style import SEQUENTIAL, language_label, style_figure
+from interp_steer.plotting.style import (
+    SEQUENTIAL,
+    add_family_labels,
+    language_label,
+    style_figure,
+)
 
 SHORT_LABELS = {
     "centred_cosine": "centred cosine",
@@ -37,6 +42,33 @@ def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def chance_level(result: SimilarityResult, metric: str) -> float | None:
+    """The score of guessing, where ``metric`` has one: ``1/n`` for ``"retrieval"``.
+
+    Retrieval picks each sentence's partner among the ``n`` sentences of the other
+    language, so a random pick is right once in ``n``; the other metrics have no chance
+    level (``None``).
+
+    >>> from interp_steer.analysis import similarity_from_activations
+    >>> x = torch.randn(64, 4)
+    >>> res = similarity_from_activations({"en": {0: x}, "de": {0: -x}})
+    >>> chance_level(res, "retrieval"), chance_level(res, "cka")
+    (0.015625, None)
+    """
+    return 1.0 / result.n if metric == "retrieval" else None
+
+
+def _colorbar_title(result: SimilarityResult, metric: str) -> str:
+    chance = chance_level(result, metric)
+    suffix = "" if chance is None else f"<br>chance {chance:.3f}"
+    return SHORT_LABELS[metric] + suffix
+
+
+def _chance_note(result: SimilarityResult, metric: str) -> str:
+    chance = chance_level(result, metric)
+    return "" if chance is None else f"; chance = 1/{result.n} = {chance:.3f}"
+
+
 def plot_similarity(
     result: SimilarityResult,
     metric: str = "centred_cosine",
@@ -46,9 +78,10 @@ def plot_similarity(
 ) -> go.Figure:
     """Heatmap of each language's similarity to English (rows) by layer (columns).
 
-    Rows are grouped by language family. A black line runs along the cell edges between
-    values at or above ``threshold`` (the paper's 0.5) and values below it; cell texts
-    give the values.
+    Rows are grouped by language family, each family named right of its rows. A black
+    line runs along the cell edges between values at or above ``threshold`` (the paper's
+    0.5) and values below it; cell texts give the values. For ``"retrieval"`` the
+    subtitle and the colour bar give the chance level, ``1/n`` (:func:`chance_level`).
 
     Args:
         result: A :class:`~interp_steer.analysis.SimilarityResult`.
@@ -77,7 +110,7 @@ def plot_similarity(
             text=np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:.2f}")(z)),
             texttemplate="%{text}" if annotate else None,
             textfont={"size": 10},
-            colorbar={"title": {"text": SHORT_LABELS[metric]}},
+            colorbar={"title": {"text": _colorbar_title(result, metric)}},
             hovertemplate="%{customdata}: %{z:.3f}<extra></extra>",
             customdata=np.array(
                 [[f"{language_label(c)}, layer {la}" for la in result.layers] for c in order]
@@ -104,15 +137,17 @@ def plot_similarity(
                      range=[-0.5, len(x) - 0.5])  # fmt: skip
     fig.update_yaxes(title_text="language", tickvals=y, ticktext=[language_label(c) for c in order],
                      autorange="reversed")  # fmt: skip
-    return style_figure(
+    style_figure(
         fig,
         f"Similarity to English: {METRIC_LABELS[metric]}<br><sup>{result.model} · "
-        f"{result.dataset}, n={result.n} sentences, {result.pooling} pooling</sup>",
+        f"{result.dataset}, n={result.n} sentences, {result.pooling} pooling"
+        f"{_chance_note(result, metric)}</sup>",
         legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         height=max(380, 30 * len(order) + 220),
         width=max(560, 42 * len(result.layers) + 320),
         margin={"l": 70, "r": 30, "t": 120, "b": 60},
     )
+    return add_family_labels(fig, order, "y")
 
 
 def threshold_boundary(z: np.ndarray, threshold: float) -> tuple[list[float | None], ...]:
@@ -144,8 +179,10 @@ def plot_similarity_matrix(
 ) -> go.Figure:
     """Language × language heatmap of ``metric`` at one ``layer``, grouped by family.
 
-    Thin lines separate the families; rows compare with columns (for ``"retrieval"``:
-    the row language's sentences finding their partner among the column language's).
+    Thin lines separate the families, named above the columns and right of the rows;
+    rows compare with columns (for ``"retrieval"``: the row language's sentences finding
+    their partner among the column language's, chance level ``1/n`` in the subtitle and
+    on the colour bar).
 
     >>> from interp_steer.analysis import similarity_from_activations
     >>> x = torch.randn(10, 4)
@@ -169,7 +206,7 @@ def plot_similarity_matrix(
             text=np.where(np.isnan(z), "", np.vectorize(lambda v: f"{v:.2f}")(z)),
             texttemplate="%{text}" if annotate else None,
             textfont={"size": 9},
-            colorbar={"title": {"text": SHORT_LABELS[metric]}},
+            colorbar={"title": {"text": _colorbar_title(result, metric)}},
             hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
             xgap=1,
             ygap=1,
@@ -187,18 +224,21 @@ def plot_similarity_matrix(
     fig.update_xaxes(title_text="language", tickangle=-45)
     fig.update_yaxes(title_text="language", autorange="reversed")
     side = max(480, 34 * len(order) + 260)
-    return style_figure(
+    style_figure(
         fig,
         f"{_upper_first(METRIC_LABELS[metric])} between languages at layer {layer}"
-        f"<br><sup>{result.model} · {result.dataset}, n={result.n}; grouped by family</sup>",
+        f"<br><sup>{result.model} · {result.dataset}, n={result.n}; grouped by family"
+        f"{_chance_note(result, metric)}</sup>",
         height=side,
         width=side + 80,
     )
+    return add_family_labels(add_family_labels(fig, order, "x"), order, "y")
 
 
 __all__ = [
     "METRIC_LABELS",
     "SHORT_LABELS",
+    "chance_level",
     "plot_similarity",
     "plot_similarity_matrix",
     "threshold_boundary",
