@@ -12,7 +12,7 @@ from interp_steer.data.languages import (
     family_order,
     get_language,
 )
-from interp_steer.data.parallel import PairedTexts, ParallelCorpus, load_parallel
+from interp_steer.data.parallel import CorpusLike, PairedTexts, ParallelCorpus, load_parallel
 from interp_steer.data.sources import (
     DATASETS,
     DatasetSource,
@@ -24,6 +24,7 @@ from interp_steer.data.tasks import load_task
 
 __all__ = [
     "CHOICE_TASKS",
+    "CorpusLike",
     "DATASETS",
     "DataUnavailableError",
     "DatasetSource",

@@ -9,6 +9,10 @@ after the datasets' "target-language translation" (MSVAMP's ``m_query``): ``engl
 Where the files come from (the data-directory setting, the registry, downloads) lives in
 :mod:`interp_steer.data.sources` and is re-exported here.
 
+Your own pairs go through :meth:`ParallelCorpus.coerce`, the one place that reads every
+form the library accepts (pairs, two lists, a dict, a DataFrame, a ``datasets.Dataset``);
+:func:`~interp_steer.fitting.fit_vector` and the other functions that take pairs call it.
+
 Example:
     >>> corpus = load_parallel("mgsm", "de", n=3)
     >>> len(corpus), corpus.source_lang, corpus.target_lang
@@ -18,15 +22,19 @@ Example:
 """
 
 import csv
+import hashlib
+import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, TypeAlias, cast, runtime_checkable
 
 import datasets
+import pandas as pd
 
 from interp_steer.constants import LOCAL_DATASETS, check_count
+from interp_steer.data.language_id import UND
 from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.data.readers import (
     MSVAMP_SPLITS,
@@ -45,10 +53,11 @@ class ParallelCorpus:
     """English texts and their translations in one other language, aligned by index.
 
     Attributes:
-        english: English texts.
+        english: English texts (a list is accepted and stored as a tuple).
         target: The same texts in ``source_lang`` (the language the prompts are in).
         source_lang: Canonical code of the non-English language; any spelling is accepted
-            and normalised (``"deu"`` becomes ``"de"``).
+            and normalised (``"deu"`` becomes ``"de"``). ``"und"`` (undetermined) where it
+            is not known: what :meth:`coerce` gives pairs that name no language.
         target_lang: The language steering moves towards: English (``"en"``).
         name: Short name, e.g. ``"mgsm-de"``.
         meta: Provenance: ``dataset``, ``split``, ``license``, ``path`` and more.
@@ -66,14 +75,16 @@ class ParallelCorpus:
     Example:
         >>> ParallelCorpus(("Hello.", "Thanks."), ("Hallo.", "Danke."), "German").source_lang
         'de'
+        >>> ParallelCorpus(english=["Hello."], target=["Hallo."], source_lang="de").english
+        ('Hello.',)
         >>> ParallelCorpus(("Hello.", " "), ("Hallo.", "Danke."), "de")
         Traceback (most recent call last):
         ...
         ValueError: english[1] is empty or whitespace-only
     """
 
-    english: tuple[str, ...]
-    target: tuple[str, ...]
+    english: tuple[str, ...] | list[str]
+    target: tuple[str, ...] | list[str]
     source_lang: str
     target_lang: str = ENGLISH
     name: str = "parallel"
@@ -91,8 +102,13 @@ class ParallelCorpus:
             )
         for side in ("english", "target"):
             texts = getattr(self, side)
+            if isinstance(texts, list):
+                texts = tuple(texts)
+                object.__setattr__(self, side, texts)
             if not isinstance(texts, tuple):
-                raise TypeError(f"{side} must be a tuple of str, got {type(texts).__name__}")
+                raise TypeError(
+                    f"{side} must be a tuple or list of str, got {type(texts).__name__}"
+                )
             for i, text in enumerate(texts):
                 if not isinstance(text, str):
                     raise TypeError(f"{side}[{i}] must be str, got {type(text).__name__}")
@@ -104,8 +120,9 @@ class ParallelCorpus:
                 "they must be aligned one to one"
             )
         if not self.english:
-            raise ValueError("a parallel corpus needs at least one pair, got none")
-        object.__setattr__(self, "source_lang", canonical(self.source_lang))
+            raise ValueError("the corpus is empty: a parallel corpus needs at least one pair")
+        if self.source_lang != UND:
+            object.__setattr__(self, "source_lang", canonical(self.source_lang))
         object.__setattr__(self, "target_lang", canonical(self.target_lang))
         if self.source_lang == self.target_lang:
             raise ValueError(f"source_lang and target_lang are both {self.source_lang!r}")
@@ -113,6 +130,218 @@ class ParallelCorpus:
     def __len__(self) -> int:
         """Return the number of pairs."""
         return len(self.english)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short SHA-256 of the content: ids, English texts and targets (not the name).
+
+        The same pairs give the same fingerprint wherever they were read from; a fitted
+        vector records it (``meta["data"]["fingerprint"]``).
+
+        >>> a = ParallelCorpus.coerce([("Hello", "Hallo")])
+        >>> a.fingerprint == ParallelCorpus(("Hello",), ("Hallo",), "de").fingerprint
+        True
+        >>> a.fingerprint == ParallelCorpus.coerce([("Hello", "Hallo!")]).fingerprint
+        False
+        """
+        text = json.dumps([list(self.ids), list(self.english), list(self.target)],
+                          ensure_ascii=False)  # fmt: skip
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+    @classmethod
+    def from_pairs(
+        cls,
+        pairs: Iterable[Sequence[str]],
+        *,
+        lang: str | None = None,
+        name: str | None = None,
+        ids: Sequence[str] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> "ParallelCorpus":
+        """Build a corpus from ``(english, target)`` pairs.
+
+        Args:
+            pairs: ``(english, target)`` tuples (or two-item lists, as JSON gives them).
+            lang: Language of the targets, any spelling; None: undetermined (``"und"``).
+            name: Corpus name; default ``"user-<lang>"``.
+            ids: One id per pair, or none.
+            meta: Extra provenance; ``dataset="user"`` and ``form="pairs"`` are recorded.
+
+        Raises:
+            TypeError: An item is not a pair of two str; the message lists the forms
+                :meth:`coerce` accepts.
+            ValueError: No pairs, an empty text, an unknown language.
+
+        Example:
+            >>> c = ParallelCorpus.from_pairs([("Hello", "Hallo"), ("Thanks", "Danke")], lang="de")
+            >>> c.target, c.source_lang, c.name, c.meta["dataset"]
+            (('Hallo', 'Danke'), 'de', 'user-de', 'user')
+        """
+        if isinstance(pairs, str | bytes | Mapping) or not isinstance(pairs, Iterable):
+            _refuse(TypeError, f"from_pairs takes (english, target) pairs, got {_kind(pairs)}")
+        rows = list(pairs)
+        for i, row in enumerate(rows):
+            if not _is_pair(row):
+                _refuse(TypeError, f"item {i} is not an (english, target) pair of str: {row!r:.80}")
+        english, target = [r[0] for r in rows], [r[1] for r in rows]
+        return cls._user(english, target, lang, name, ids, {**(meta or {}), "form": "pairs"})
+
+    @classmethod
+    def coerce(
+        cls,
+        data: "CorpusLike",
+        *,
+        lang: str | None = None,
+        name: str | None = None,
+        ids: Sequence[str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> "ParallelCorpus":
+        """Read pairs in any accepted form; the one place the library normalises them.
+
+        Accepted, in this order:
+
+        * a :class:`ParallelCorpus`: returned as is;
+        * a pandas ``DataFrame``, a ``datasets.Dataset`` (anything with ``column_names``
+          and columns by ``data[name]``) or a dict of columns: the columns ``english`` and
+          ``target`` (others are ignored), or exactly two columns: the one named English
+          (``"en"``, ``"English"``, ...) and the other, whose name, when it is a language,
+          gives ``lang``; with no column named English, the first is English;
+        * an object with ``english`` and ``target`` attributes (:class:`PairedTexts`);
+          its ``source_lang``, ``target_lang``, ``name``, ``meta`` and ``ids`` are kept;
+        * ``(english, target)`` pairs: ``[("Hello", "Hallo"), ...]`` or ``zip(en, de)``;
+        * two columns: ``(["Hello", ...], ["Hallo", ...])``. Two items of two texts each
+          read both ways: tuples (not in a tuple) are pairs, lists in a tuple are the two
+          sides, and a list of lists or a tuple of tuples is refused as ambiguous.
+
+        Args:
+            data: The pairs.
+            lang: Language of the targets, any spelling. None: the data's own (a corpus's
+                ``source_lang``, a column named by its language), else undetermined
+                (``"und"``; a vector fitted on it then has ``source_lang`` None). Given
+                together with data that names another language, it is an error.
+            name: Corpus name (data that has one keeps it); default ``"user-<lang>"``.
+            ids: One id per pair (data that has ids keeps them).
+            meta: Extra provenance, merged into ``meta``; user data records
+                ``dataset="user"``, its ``form`` and ``n_available``.
+
+        Returns:
+            The corpus; its :attr:`fingerprint` identifies the content.
+
+        Raises:
+            TypeError: A form not listed above, or texts that are not str; the message
+                lists the accepted forms.
+            ValueError: No pairs, sides of different lengths, an empty text, an unknown
+                or conflicting language; the message lists the accepted forms.
+
+        Example:
+            >>> ParallelCorpus.coerce({"english": ["Hello"], "target": ["Hallo"]}).target
+            ('Hallo',)
+            >>> ParallelCorpus.coerce((["Hello", "Thanks"], ["Hallo", "Danke"]), lang="de").english
+            ('Hello', 'Thanks')
+            >>> import pandas as pd
+            >>> ParallelCorpus.coerce(pd.DataFrame({"de": ["Hallo"], "en": ["Hello"]})).source_lang
+            'de'
+            >>> ParallelCorpus.coerce("Hello")
+            Traceback (most recent call last):
+            ...
+            TypeError: cannot read pairs from a str. Give a ParallelCorpus; ...
+        """
+        if isinstance(data, ParallelCorpus):
+            if lang is not None and _code(lang) != data.source_lang:
+                raise ValueError(
+                    f"the corpus {data.name!r} is in {data.source_lang!r}, but lang={lang!r}"
+                )
+            return data
+        extra = dict(meta or {})
+        columns = _column_names(data)
+        if columns is not None:
+            english, target, named = _pick_columns(data, columns)
+            if named is not None:
+                if lang is not None and _code(lang) != named:
+                    _refuse(ValueError, f"the target column names {named!r}, but lang={lang!r}")
+                lang = named
+            return cls._user(english, target, lang, name, ids or (), {**extra, "form": "columns"})
+        if _is_paired_texts(data):
+            texts = cast("PairedTexts", data)
+            own = getattr(data, "source_lang", None)
+            if own is not None and own != UND and lang is not None and _code(lang) != _code(own):
+                raise ValueError(f"the data is in {own!r}, but lang={lang!r}")
+            corpus_meta = {**dict(getattr(data, "meta", None) or {}), **extra}
+            return cls._build(
+                texts.english,
+                texts.target,
+                lang if lang is not None else own,
+                getattr(data, "name", None) or name,
+                tuple(getattr(data, "ids", None) or ids or ()),
+                corpus_meta,
+                getattr(data, "target_lang", None) or ENGLISH,
+            )
+        if isinstance(data, str | bytes) or not isinstance(data, Iterable):
+            _refuse(TypeError, f"cannot read pairs from {_kind(data)}")
+        rows = list(data)
+        as_pairs = bool(rows) and all(_is_pair(r) for r in rows)
+        as_columns = len(rows) == 2 and all(_is_texts(r) for r in rows)
+        if as_pairs and as_columns:  # two items of two texts each
+            if not isinstance(data, tuple) and all(isinstance(r, tuple) for r in rows):
+                as_columns = False
+            elif isinstance(data, tuple) and all(isinstance(r, list) for r in rows):
+                as_pairs = False
+            else:
+                _refuse(ValueError, "two items of two texts are ambiguous: pass pairs as a "
+                        "list of tuples, or the two sides as a tuple of two lists")  # fmt: skip
+        if as_columns:
+            english, target = list(rows[0]), list(rows[1])
+            return cls._user(english, target, lang, name, ids or (), {**extra, "form": "lists"})
+        if as_pairs:
+            return cls.from_pairs(rows, lang=lang, name=name, ids=ids or (), meta=extra)
+        if not rows:
+            _refuse(ValueError, "the corpus is empty: no pairs were given")
+        bad = next(i for i, r in enumerate(rows) if not _is_pair(r))
+        _refuse(TypeError, f"item {bad} is neither an (english, target) pair of str nor, "
+                f"with one other, a list of texts: {rows[bad]!r:.80}")  # fmt: skip
+
+    @classmethod
+    def _user(
+        cls,
+        english: Sequence[Any],
+        target: Sequence[Any],
+        lang: str | None,
+        name: str | None,
+        ids: Sequence[str],
+        meta: Mapping[str, Any],
+    ) -> "ParallelCorpus":
+        """A corpus of the user's own texts: ``dataset="user"`` and the count recorded."""
+        info = {"dataset": "user", "n_available": len(english), **meta}
+        return cls._build(english, target, lang, name, tuple(ids), info)
+
+    @classmethod
+    def _build(
+        cls,
+        english: Sequence[Any],
+        target: Sequence[Any],
+        lang: str | None,
+        name: str | None,
+        ids: tuple[str, ...],
+        meta: Mapping[str, Any],
+        target_lang: str = ENGLISH,
+    ) -> "ParallelCorpus":
+        """Construct (name ``user-<lang>`` by default), listing the forms on a bad text."""
+        code = UND if lang is None else _code(lang)  # a language error stays as it is
+        sides = {}
+        for side, texts in (("english", english), ("target", target)):
+            if isinstance(texts, str | bytes) or not isinstance(texts, Iterable):
+                _refuse(TypeError, f"{side} is {_kind(texts)}, not a list of texts")
+            sides[side] = tuple(texts)
+            bad = next((i for i, t in enumerate(sides[side]) if not isinstance(t, str)), None)
+            if bad is not None:
+                got = type(sides[side][bad]).__name__
+                _refuse(TypeError, f"{side}[{bad}] must be str, got {got}")
+            sides[side] = tuple(str(t) for t in sides[side])  # numpy's str_ as plain str
+        label = str(name) if name else f"user-{code}"
+        try:
+            return cls(sides["english"], sides["target"], code, target_lang, label, meta, ids)
+        except (TypeError, ValueError) as err:
+            _refuse(type(err), str(err))
 
     def _subset(self, indices: list[int], **meta: Any) -> "ParallelCorpus":
         """Return the pairs at ``indices`` (in that order) with extra meta entries."""
@@ -418,6 +647,103 @@ def load_parallel(
     return corpus if n is None else corpus.head(n)
 
 
+ACCEPTED_FORMS = (
+    "Give a ParallelCorpus; (english, target) pairs [('Hello', 'Hallo'), ...]; two lists "
+    "(['Hello', ...], ['Hallo', ...]); a dict {'english': [...], 'target': [...]}; a pandas "
+    "DataFrame or datasets.Dataset with columns english and target, or with two columns "
+    "(the one named en/English is English, else the first); or an object with english and "
+    "target attributes"
+)
+"""What the error of :meth:`ParallelCorpus.coerce` lists."""
+
+
+def _refuse(kind: type[Exception], problem: str) -> NoReturn:
+    """Raise ``kind`` saying the problem, then the forms :meth:`ParallelCorpus.coerce` takes."""
+    raise kind(f"{problem.rstrip('.')}. {ACCEPTED_FORMS}") from None
+
+
+def _kind(obj: Any) -> str:
+    name = type(obj).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _code(lang: str) -> str:
+    """``canonical(lang)``, with ``"und"`` (undetermined) kept as it is."""
+    return UND if isinstance(lang, str) and lang.strip().lower() == UND else canonical(lang)
+
+
+def _is_pair(row: Any) -> bool:
+    return isinstance(row, tuple | list) and len(row) == 2 and all(isinstance(t, str) for t in row)
+
+
+def _is_texts(col: Any) -> bool:
+    """Texts with a length (a list, a Series; not one str): a side of the two-lists form."""
+    if isinstance(col, str | bytes | Mapping):
+        return False
+    return (
+        isinstance(col, Sized)
+        and isinstance(col, Iterable)
+        and all(isinstance(t, str) for t in col)
+    )
+
+
+def _column_names(data: Any) -> list[str] | None:
+    """The column names of a DataFrame, a Dataset-like object or a dict; None otherwise."""
+    if isinstance(data, pd.DataFrame):
+        return [str(c) for c in data.columns]
+    if isinstance(data, Mapping):
+        if any(hasattr(v, "column_names") for v in data.values()):  # a DatasetDict
+            _refuse(TypeError, f"{_kind(data)} holds splits {list(data)}; pick one, "
+                    f"e.g. data[{next(iter(data))!r}]")  # fmt: skip
+        return [str(c) for c in data]
+    names = getattr(data, "column_names", None)
+    if names is None or not hasattr(data, "__getitem__"):
+        return None
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        _refuse(TypeError, f"{_kind(data)} has column_names {names!r:.80}, not a list of str")
+    return list(names)
+
+
+def _language_of(column: str) -> str | None:
+    try:
+        return canonical(column)
+    except ValueError:
+        return None
+
+
+def _pick_columns(data: Any, columns: list[str]) -> tuple[list[Any], list[Any], str | None]:
+    """English texts, target texts and the target column's language (if its name is one)."""
+    if "english" in columns and "target" in columns:
+        en_col, tgt_col = "english", "target"
+    elif len(columns) == 2:
+        langs = [_language_of(c) for c in columns]
+        if langs == [ENGLISH, ENGLISH]:
+            _refuse(ValueError, f"both columns {columns} name English")
+        en_col, tgt_col = columns[::-1] if langs[1] == ENGLISH else columns
+    else:
+        _refuse(ValueError, f"{_kind(data)} with columns {columns} has no columns english "
+                "and target, and not exactly two")  # fmt: skip
+    named = _language_of(tgt_col) if _language_of(en_col) == ENGLISH else None
+    values = []
+    for col in (en_col, tgt_col):
+        value = data[col]
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            _refuse(TypeError, f"column {col!r} is {_kind(value)}, not a list of texts")
+        values.append(list(value))
+    return values[0], values[1], named
+
+
+def _is_paired_texts(data: Any) -> bool:
+    return hasattr(data, "english") and hasattr(data, "target")
+
+
+CorpusLike: TypeAlias = (
+    "ParallelCorpus | PairedTexts | Iterable[tuple[str, str]] | tuple[Sequence[str], Sequence[str]]"
+    " | Mapping[str, Sequence[str]] | pd.DataFrame | datasets.Dataset"
+)
+"""Every form of pairs :meth:`ParallelCorpus.coerce` reads."""
+
+
 @runtime_checkable
 class PairedTexts(Protocol):
     """Aligned texts to fit on, e.g. an :class:`interp_steer.data.ParallelCorpus`.
@@ -438,22 +764,22 @@ class PairedTexts(Protocol):
         ...
 
 
-def check_pairs(corpus: PairedTexts) -> tuple[list[str], list[str]]:
-    """Return the corpus' sides as lists, or raise ``ValueError`` (empty, misaligned)."""
-    english, target = list(corpus.english), list(corpus.target)
-    if len(english) != len(target):
-        raise ValueError(
-            f"english has {len(english)} texts but target has {len(target)}: pairs must align"
-        )
-    if not english:
-        raise ValueError("the corpus is empty: fitting needs at least one pair")
-    for i, (en, tgt) in enumerate(zip(english, target, strict=True)):
-        if not (isinstance(en, str) and isinstance(tgt, str) and en.strip() and tgt.strip()):
-            raise ValueError(f"pair {i} must hold two non-empty strings")
-    return english, target
+def check_pairs(corpus: CorpusLike) -> tuple[list[str], list[str]]:
+    """Return the two sides of :meth:`ParallelCorpus.coerce` ``(corpus)`` as lists.
+
+    Raises:
+        TypeError, ValueError: As :meth:`ParallelCorpus.coerce` (empty, misaligned, ...).
+
+    >>> check_pairs([("Hello", "Hallo")])
+    (['Hello'], ['Hallo'])
+    """
+    pairs = ParallelCorpus.coerce(corpus)
+    return list(pairs.english), list(pairs.target)
 
 
 __all__ = [
+    "ACCEPTED_FORMS",
+    "CorpusLike",
     "PairedTexts",
     "ParallelCorpus",
     "check_pairs",

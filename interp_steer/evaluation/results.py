@@ -37,7 +37,7 @@ from interp_steer.evaluation.statistics import (
     paired_bootstrap,
     wilson_interval,
 )
-from interp_steer.storage import atomic_write_json
+from interp_steer.storage import read_result, write_result
 
 FORMAT = "interp_steer.EvalResult"
 """The ``format`` header of a saved result."""
@@ -201,8 +201,12 @@ class EvalResult:
         return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False, indent=1)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result as JSON, atomically; return the path."""
-        return atomic_write_json(path, self.to_dict())
+        """Write the result atomically, as JSON or (``.parquet``) its :meth:`to_frame` table.
+
+        A parquet file carries the JSON in its metadata, so :meth:`load` reads either back
+        whole, as every other result's ``save`` does. Returns the path.
+        """
+        return write_result(path, self.to_dict(), self.to_frame())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "EvalResult":
@@ -227,20 +231,31 @@ class EvalResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "EvalResult":
-        """Read a result written by :meth:`save`.
+        """Read a result written by :meth:`save` (JSON or parquet).
 
         Raises:
             FileNotFoundError: No such file.
             ValueError: The file is not valid JSON or not an evaluation result.
         """
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = read_result(path)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON: {err}") from None
         return cls.from_dict(data)
 
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per item, with the run's task, language, model, method and settings."""
+    def to_frame(self) -> pd.DataFrame:
+        """Return one row per item, with the run's task, language, model, method and alpha.
+
+        Columns: ``id, prompt, gold, parsed, correct, output, scores, task, lang, model,
+        baseline, method, alpha`` (an item's ``meta`` is left out). ``to_pandas`` is the
+        same method under its old name.
+
+        >>> items = (ItemResult("i0", "2+2?", "4", "4", True),
+        ...          ItemResult("i1", "1+2?", "3", None, False))
+        >>> frame = EvalResult("mgsm", "de", "tiny", "basic", items).to_frame()
+        >>> frame[["id", "correct", "lang", "method"]].values.tolist()
+        [['i0', True, 'de', 'basic'], ['i1', False, 'de', 'basic']]
+        """
         rows = []
         for item in self.items:
             row = asdict(item)
@@ -258,6 +273,9 @@ class EvalResult:
         ):
             frame.insert(len(frame.columns), key, value)
         return frame
+
+    to_pandas = to_frame
+    """The old name of :meth:`to_frame`, kept as an alias."""
 
 
 class EvaluationError(RuntimeError):

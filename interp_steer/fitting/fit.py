@@ -10,9 +10,10 @@ by name with :func:`register_method`.
 Every fitted :class:`~interp_steer.steering.SteeringVector` records in ``meta``:
 ``hyper`` (all hyper-parameters, defaults included), ``data`` (corpus name, languages,
 number of pairs, the corpus' own meta, ``ids``: the ids of the items fitted on, in order and
-without repeats, or None when the corpus has none, and ``n_truncated``: how many of the
-``2 * n_pairs`` texts were longer than the model's context of ``n_ctx`` tokens and were cut
-to it), ``pooling``, and ``metrics``: the vector's norm,
+without repeats, or None when the corpus has none, ``fingerprint``: the
+:attr:`~interp_steer.data.ParallelCorpus.fingerprint` of the pairs, and ``n_truncated``: how
+many of the ``2 * n_pairs`` texts were longer than the model's context of ``n_ctx`` tokens
+and were cut to it), ``pooling``, and ``metrics``: the vector's norm,
 the mean per-token residual norm at its layer on the fitting texts and their ratio, the
 in-sample alignment before/after (mean cosine and MSE between ``h_tgt (+ v)`` and
 ``h_en``), the cosine with the mean difference, and the method's own metrics.
@@ -30,7 +31,8 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations.collect import collect_activations
 from interp_steer.activations.pooled import Pooling
-from interp_steer.data.parallel import PairedTexts, check_pairs
+from interp_steer.data.language_id import UND
+from interp_steer.data.parallel import CorpusLike, ParallelCorpus
 from interp_steer.fitting.bipo import bipo_direction
 from interp_steer.fitting.directions import (
     alignment_metrics,
@@ -54,7 +56,8 @@ class Method:
         name: The name ``fit_vector(method=...)`` and the CLI's ``--method`` accept.
         fit: Returns a direction, or ``(direction, metrics_dict)``. Called as
             ``fit(h_en, h_tgt, **hyper)`` on pooled ``[n, d_model]`` activations, or, when
-            ``needs_model``, as ``fit(model, corpus, layer=layer, **hyper)``.
+            ``needs_model``, as ``fit(model, corpus, layer=layer, **hyper)`` with the pairs
+            as a :class:`~interp_steer.data.ParallelCorpus`.
         needs_model: Whether ``fit`` takes the model and corpus (BiPO) rather than pooled
             activations.
 
@@ -126,23 +129,28 @@ def resolve_method(method: str | Method | Callable[..., Any]) -> Method:
 
 def fit_vector(
     model: TransformerBridge,
-    corpus: PairedTexts,
+    corpus: CorpusLike,
     *,
     layer: int,
+    lang: str | None = None,
     method: str | Method | Callable[..., Any] = "mean_diff",
     pooling: Pooling = "mean",
     exclude_bos: bool = True,
     collect_batch_size: int = 8,
     cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     **hyper: Any,
 ) -> SteeringVector:
-    """Fit one steering vector for ``layer`` that moves ``corpus.target`` towards English.
+    """Fit one steering vector for ``layer`` that moves the target texts towards English.
 
     Args:
         model: The bridge; it is not modified.
-        corpus: Aligned ``english``/``target`` texts (e.g. a ``ParallelCorpus``).
+        corpus: English texts and their translations, in any form
+            :meth:`~interp_steer.data.ParallelCorpus.coerce` reads: a ``ParallelCorpus``,
+            ``(english, target)`` pairs, two lists, a dict, a DataFrame, a ``Dataset``.
         layer: The block whose ``hook_resid_post`` the vector is for.
+        lang: The language of the target texts, for data that does not say (pairs, lists);
+            the vector's ``source_lang``. None: the data's own, else unknown (None).
         method: A registered name (``"mean_diff"``, ``"pca"``, ``"mse"``, ``"bipo"``), a
             :class:`Method`, or a function of pooled activations ``(h_en, h_tgt, **hyper)``.
         pooling: How each text's tokens are pooled: ``"mean"`` (the mean over real tokens,
@@ -150,7 +158,8 @@ def fit_vector(
         exclude_bos: Leave a leading BOS token out of mean pooling and norm statistics.
         collect_batch_size: Texts per forward pass when collecting activations.
         cache_dir: Activation cache folder (see :func:`collect_activations`).
-        progress: Progress bars (passed on to methods that take ``progress``).
+        progress: Progress bars (passed on to methods that take ``progress``); ``None``
+            follows :func:`~interp_steer.progress.set_progress`.
         **hyper: The method's hyper-parameters (e.g. ``solver="adamw"`` for ``"mse"``,
             ``beta=0.1`` for ``"bipo"``); unknown names raise ``ValueError``.
 
@@ -158,8 +167,10 @@ def fit_vector(
         The vector, CPU float32, with provenance and fit metrics in ``meta``.
 
     Raises:
-        ValueError: an empty corpus, sides of different lengths, a layer out of range,
-            an unknown method or hyper-parameter, or a method failing (e.g. BiPO diverging).
+        TypeError: ``corpus`` in no accepted form (the message lists them).
+        ValueError: an empty corpus, sides of different lengths, a ``lang`` other than the
+            data's, a layer out of range, an unknown method or hyper-parameter, or a method
+            failing (e.g. BiPO diverging).
 
     >>> from interp_steer import load_model
     >>> from interp_steer.data import load_parallel
@@ -167,11 +178,17 @@ def fit_vector(
     >>> v = fit_vector(model, pairs, layer=2, method="pca")
     >>> v.method, v.layer, v.source_lang, v.meta["data"]["n_pairs"], v.meta["hyper"]
     ('pca', 2, 'de', 4, {'center': False})
+    >>> v = fit_vector(model, [("Hello", "Hallo"), ("Good night", "Gute Nacht")], layer=1)
+    >>> v.layer, v.source_lang, v.meta["data"]["n_pairs"], v.meta["data"]["corpus_meta"]["form"]
+    (1, None, 2, 'pairs')
+    >>> fit_vector(model, {"en": ["Hello"], "de": ["Hallo"]}, layer=1).source_lang
+    'de'
     """
     vectors = fit_vectors(
         model,
         corpus,
         layers=[layer],
+        lang=lang,
         method=method,
         pooling=pooling,
         exclude_bos=exclude_bos,
@@ -185,15 +202,16 @@ def fit_vector(
 
 def fit_vectors(
     model: TransformerBridge,
-    corpus: PairedTexts,
+    corpus: CorpusLike,
     *,
     layers: int | Sequence[int],
+    lang: str | None = None,
     method: str | Method | Callable[..., Any] = "mean_diff",
     pooling: Pooling = "mean",
     exclude_bos: bool = True,
     collect_batch_size: int = 8,
     cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     **hyper: Any,
 ) -> dict[int, SteeringVector]:
     """Fit one vector per layer, collecting activations once for all layers (sweeps).
@@ -207,7 +225,8 @@ def fit_vectors(
     >>> sorted(fit_vectors(model, pairs, layers=[0, 3]))
     [0, 3]
     """
-    english, target = check_pairs(corpus)
+    pairs = ParallelCorpus.coerce(corpus, lang=lang)
+    english, target = list(pairs.english), list(pairs.target)
     layer_tuple = check_layers(model, layers)
     spec = resolve_method(method)
     name, fn, needs_model = spec.name, spec.fit, spec.needs_model
@@ -226,16 +245,16 @@ def fit_vectors(
     )
     n = len(english)
     en_acts, tgt_acts = acts.take(range(n)), acts.take(range(n, 2 * n))
-    source_lang = getattr(corpus, "source_lang", None)
-    target_lang = getattr(corpus, "target_lang", "en")
-    ids = [str(i) for i in getattr(corpus, "ids", None) or ()]
+    source_lang = None if pairs.source_lang == UND else pairs.source_lang
+    target_lang = pairs.target_lang
     data = {
-        "corpus": str(getattr(corpus, "name", "unnamed")),
+        "corpus": pairs.name,
         "source_lang": source_lang,
         "target_lang": target_lang,
         "n_pairs": n,
-        "corpus_meta": _jsonable(dict(getattr(corpus, "meta", {}) or {})),
-        "ids": list(dict.fromkeys(ids)) if ids else None,
+        "corpus_meta": _jsonable(dict(pairs.meta)),
+        "ids": list(dict.fromkeys(pairs.ids)) if pairs.ids else None,
+        "fingerprint": pairs.fingerprint,
         "n_ctx": getattr(model.cfg, "n_ctx", None),
         "n_truncated": context_tokens(model, english + target)[1],  # collection warned
     }
@@ -243,7 +262,7 @@ def fit_vectors(
     for layer in layer_tuple:
         h_en, h_tgt = en_acts[layer], tgt_acts[layer]
         if needs_model:
-            result = fn(model, corpus, layer=layer, **call_hyper)
+            result = fn(model, pairs, layer=layer, **call_hyper)
         else:
             result = fn(h_en, h_tgt, **call_hyper)
         direction, method_metrics = result if isinstance(result, tuple) else (result, {})
@@ -298,7 +317,7 @@ def check_hyper(method: str | Method | Callable[..., Any], options: Mapping[str,
 
 
 def _bind_hyper(
-    name: str, fn: Callable[..., Any], hyper: dict[str, Any], progress: bool
+    name: str, fn: Callable[..., Any], hyper: dict[str, Any], progress: bool | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check ``hyper`` against ``fn``'s signature; return (call kwargs, recorded hyper)."""
     params = list(inspect.signature(fn).parameters.values())[2:]

@@ -155,7 +155,8 @@ def _finish(model: TransformerBridge, name: str) -> TransformerBridge:
 
     model.eval()
     # TransformerLens 4.3's attention ignores transformers 5's `cache=` argument, so cached
-    # generation would attend to nothing but the newest token (see interp_steer.models.generation)
+    # generation would attend to nothing but the newest token; and its `generate` passes
+    # `past_key_values=`, a FutureWarning per step (see interp_steer.models.generation)
     install_kv_cache_fix(model)
     model.cfg.model_name = name
     if model.tokenizer is not None:

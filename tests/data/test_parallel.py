@@ -4,8 +4,11 @@ import json
 from pathlib import Path
 
 import datasets
+import numpy as np
+import pandas as pd
 import pytest
 
+from interp_steer.analysis.cells import data_fingerprint
 from interp_steer.data import ParallelCorpus, available_languages, load_parallel
 from interp_steer.data.readers import (
     normalize_number,
@@ -81,8 +84,9 @@ def test_corpus_validation_names_the_problem():
         ParallelCorpus(("a",), ("b",), "English")
     with pytest.raises(ValueError, match="unknown language"):
         ParallelCorpus(("a",), ("b",), "xx")
-    with pytest.raises(TypeError):
-        ParallelCorpus(["a"], ("b",), "de")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # "english must be a tuple or list", or pytest's checker
+        ParallelCorpus({"a"}, ("b",), "de")  # type: ignore[arg-type]
+    assert ParallelCorpus(["a"], ("b",), "de").english == ("a",)  # a list is taken
 
 
 def test_corpus_normalises_language_codes():
@@ -291,3 +295,118 @@ def test_misaligned_files_are_rejected(monkeypatch, tmp_path):
     _write(tmp_path / "tatoeba" / "tatoeba.deu-eng.eng", "a\n\nc\n")
     with pytest.raises(ValueError, match=r"english\[1\] is empty"):
         load_parallel("tatoeba", "de")
+
+
+# --- your own pairs: ParallelCorpus.coerce / from_pairs ----------------------------------
+
+EN, DE = ["Hello.", "Thanks.", "Good night."], ["Hallo.", "Danke.", "Gute Nacht."]
+
+
+def test_the_constructor_takes_lists_and_stores_tuples():
+    corpus = ParallelCorpus(english=list(EN), target=list(DE), source_lang="de")
+    assert corpus.english == tuple(EN) and corpus.target == tuple(DE)
+    assert corpus == ParallelCorpus(tuple(EN), tuple(DE), "de")
+    with pytest.raises(TypeError):  # one str is not a list of texts (pytest's checker first)
+        ParallelCorpus(english="Hello.", target=("Hallo.",), source_lang="de")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        list(zip(EN, DE, strict=True)),
+        [list(pair) for pair in zip(EN, DE, strict=True)],  # JSON rows
+        (EN, DE),
+        [EN, DE],
+        (pd.Series(EN), np.array(DE)),
+        {"english": EN, "target": DE},
+        {"target": DE, "english": EN, "note": ["a", "b", "c"]},
+        {"German": DE, "English": EN},
+        pd.DataFrame({"english": EN, "target": DE, "id": [1, 2, 3]}),
+        pd.DataFrame({"source": EN, "translation": DE}),
+        pd.DataFrame({"de": DE, "en": EN}),
+        datasets.Dataset.from_dict({"english": EN, "target": DE}),
+    ],
+)
+def test_coerce_reads_every_form_to_the_same_pairs(data):
+    corpus = ParallelCorpus.coerce(data, lang="de")
+    assert corpus.english == tuple(EN) and corpus.target == tuple(DE)
+    assert (corpus.source_lang, corpus.target_lang, corpus.name) == ("de", "en", "user-de")
+    assert corpus.meta["dataset"] == "user" and corpus.meta["n_available"] == 3
+    assert corpus.fingerprint == ParallelCorpus(tuple(EN), tuple(DE), "de").fingerprint
+
+
+def test_coerce_returns_a_corpus_as_is_and_keeps_paired_texts_provenance():
+    corpus = _corpus(3)
+    assert ParallelCorpus.coerce(corpus) is corpus
+    assert ParallelCorpus.coerce(corpus, lang="deu") is corpus
+    with pytest.raises(ValueError, match="is in 'de', but lang='fr'"):
+        ParallelCorpus.coerce(corpus, lang="fr")
+
+    class Mine:
+        english, target = tuple(EN), tuple(DE)
+        source_lang, name, meta, ids = "German", "mine", {"split": "x"}, ("a", "b", "c")
+
+    mine = ParallelCorpus.coerce(Mine())
+    assert (mine.source_lang, mine.name, mine.meta, mine.ids) == ("de", "mine", {"split": "x"},
+                                                                  ("a", "b", "c"))  # fmt: skip
+
+
+def test_without_a_language_the_corpus_is_undetermined_and_columns_can_name_it():
+    und = ParallelCorpus.coerce(list(zip(EN, DE, strict=True)))
+    assert (und.source_lang, und.name) == ("und", "user-und")
+    assert ParallelCorpus.coerce({"en": EN, "sw": DE}).source_lang == "sw"
+    assert ParallelCorpus.coerce({"sw": DE, "en": EN}).english == tuple(EN)
+    with pytest.raises(ValueError, match="names 'sw', but lang='de'"):
+        ParallelCorpus.coerce({"en": EN, "sw": DE}, lang="de")
+    with pytest.raises(ValueError, match="unknown language 'xx'"):
+        ParallelCorpus.coerce((EN, DE), lang="xx")
+
+
+def test_fingerprint_is_data_fingerprint_and_follows_the_content_only():
+    corpus = load_parallel("flores", "de", n=4)
+    assert corpus.fingerprint == data_fingerprint(corpus)
+    user = ParallelCorpus.coerce(list(zip(corpus.english, corpus.target, strict=True)))
+    assert user.fingerprint == ParallelCorpus(corpus.english, corpus.target, "de").fingerprint
+    assert user.fingerprint != corpus.fingerprint  # the flores corpus has ids
+    assert (
+        ParallelCorpus.coerce((EN, DE[::-1])).fingerprint
+        != ParallelCorpus.coerce((EN, DE)).fingerprint
+    )
+
+
+def test_from_pairs_takes_pairs_only():
+    c = ParallelCorpus.from_pairs(zip(EN, DE, strict=True), lang="de", name="mine", ids="abc")
+    assert (c.english, c.name, c.ids, c.meta["form"]) == (tuple(EN), "mine", ("a", "b", "c"),
+                                                          "pairs")  # fmt: skip
+    with pytest.raises(TypeError, match=r"item 1 is not an \(english, target\) pair"):
+        ParallelCorpus.from_pairs([("a", "b"), ("c",)])
+    with pytest.raises(TypeError, match="from_pairs takes"):
+        ParallelCorpus.from_pairs({"english": EN, "target": DE})
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "match"),
+    [
+        (None, TypeError, "cannot read pairs from a NoneType"),
+        (b"Hello", TypeError, "cannot read pairs from a bytes"),
+        ([], ValueError, "empty"),
+        ({"english": [], "target": []}, ValueError, "empty"),
+        ([("Hello", "Hallo"), ("Bye", "")], ValueError, r"target\[1\] is empty"),
+        ({"english": ["a", "b"], "target": ["x"]}, ValueError, "2 texts but target has 1"),
+        (pd.DataFrame({"english": ["a", "b"], "target": ["x", None]}), TypeError,
+         r"target\[1\] must be str"),
+        ([["Hello", "Hallo"], ["Bye", "Tschüss"]], ValueError, "ambiguous"),
+        ((("Hello", "Hallo"), ("Bye", "Tschüss")), ValueError, "ambiguous"),
+        ({"a": ["x"], "b": ["y"], "c": ["z"]}, ValueError, "not exactly two"),
+        ({"en": ["x"], "English": ["y"]}, ValueError, "both columns"),
+        ({"english": "Hello", "target": "Hallo"}, TypeError, "column 'english' is a str"),
+        (datasets.DatasetDict(train=datasets.Dataset.from_dict({"english": ["a"]})), TypeError,
+         r"holds splits \['train'\]; pick one"),
+    ],
+)  # fmt: skip
+def test_coerce_refuses_with_one_error_listing_the_forms(data, error, match):
+    with pytest.raises(error, match=match) as caught:
+        ParallelCorpus.coerce(data)
+    assert str(caught.value).endswith("or an object with english and target attributes"), (
+        caught.value
+    )

@@ -125,3 +125,26 @@ def test_result_json_round_trip_and_validation(tmp_path):
         EvalResult("gsm8k", "de", "m", "basic", ())
     empty = EvalResult("mgsm", "de", "m", "basic", ())
     assert math.isnan(empty.accuracy) and empty.ci == (0.0, 1.0)
+
+
+def test_to_frame_is_one_row_per_item_and_to_pandas_its_alias():
+    r = _result([1, 0, 1], vector=VEC, alpha=2.5)
+    frame = r.to_frame()
+    assert list(frame.columns) == [
+        "id", "prompt", "gold", "parsed", "correct", "output", "scores",
+        "task", "lang", "model", "baseline", "method", "alpha",
+    ]  # fmt: skip
+    assert list(frame["id"]) == [i.id for i in r.items]
+    assert list(frame["correct"]) == [True, False, True]
+    assert set(frame["method"]) == {"basic+mean_diff@L6 a=2.5"} and set(frame["alpha"]) == {2.5}
+    assert [list(s) for s in frame["scores"]] == [[-1.0, -2.0]] * 3
+    assert EvalResult.to_pandas is EvalResult.to_frame
+    pd.testing.assert_frame_equal(r.to_pandas(), frame)
+
+
+def test_result_saves_as_parquet_like_every_other_result(tmp_path):
+    r = _result([1, 0, 1], vector=VEC, alpha=2.5)
+    path = r.save(tmp_path / "r.parquet")
+    assert EvalResult.load(path) == r
+    table = pd.read_parquet(path)
+    assert list(table["id"]) == [i.id for i in r.items] and list(table["correct"]) == [1, 0, 1]

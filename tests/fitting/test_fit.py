@@ -3,9 +3,11 @@
 import math
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 
+from interp_steer.data import ParallelCorpus
 from interp_steer.fitting import METHODS, REGISTRY, Method, fit_vector, fit_vectors, register_method
 from interp_steer.fitting.directions import (
     alignment_metrics,
@@ -155,6 +157,7 @@ def test_meta_records_provenance_hyper_parameters_and_metrics(tiny, tmp_path):
         "n_pairs": 5,
         "corpus_meta": {"split": "x"},
         "ids": None,
+        "fingerprint": ParallelCorpus(ENGLISH, GERMAN, "de").fingerprint,
         "n_ctx": 512,
         "n_truncated": 0,
     }
@@ -248,3 +251,85 @@ def test_mean_diff_on_msvamp_german_with_gemma(gemma):
     assert math.isfinite(v.norm) and v.norm > 0
     assert 0.01 < m["norm_ratio"] < 1.0  # a shift, small next to the residual itself
     assert m["mse_after"] < m["mse_before"] and m["cos_after"] > m["cos_before"]
+
+
+# ----------------------------------------------------------------- your own data, any form
+
+
+class _Columns:
+    """A stand-in for ``datasets.Dataset``: ``column_names`` and columns by ``ds[name]``."""
+
+    def __init__(self, columns):
+        self._columns = columns
+        self.column_names = list(columns)
+
+    def __getitem__(self, name):
+        return self._columns[name]
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["pairs", "zip", "lists", "dict", "language_dict", "frame", "two_column_frame", "dataset"],
+)
+def test_every_accepted_form_fits_the_same_vector(tiny, form):
+    data = {
+        "pairs": list(zip(ENGLISH, GERMAN, strict=True)),
+        "zip": zip(ENGLISH, GERMAN, strict=True),
+        "lists": (list(ENGLISH), list(GERMAN)),
+        "dict": {"english": list(ENGLISH), "target": list(GERMAN)},
+        "language_dict": {"de": list(GERMAN), "en": list(ENGLISH)},
+        "frame": pd.DataFrame({"id": range(5), "english": ENGLISH, "target": GERMAN}),
+        "two_column_frame": pd.DataFrame({"question": ENGLISH, "translation": GERMAN}),
+        "dataset": _Columns({"english": list(ENGLISH), "target": list(GERMAN)}),
+    }[form]
+    reference = fit_vector(tiny, corpus(), layer=1)
+    v = fit_vector(tiny, data, layer=1, lang=None if form == "language_dict" else "de")
+    torch.testing.assert_close(v.direction, reference.direction, atol=0, rtol=0)
+    assert v.source_lang == "de" and v.meta["data"]["n_pairs"] == 5
+    assert v.meta["data"]["fingerprint"] == reference.meta["data"]["fingerprint"]
+    assert v.meta["data"]["corpus_meta"]["dataset"] == "user"
+
+
+def test_fit_vectors_takes_pairs_and_without_a_language_records_none(tiny):
+    pairs = [("Hello", "Hallo"), ("Good night", "Gute Nacht")]
+    vectors = fit_vectors(tiny, pairs, layers=[0, 2])
+    assert sorted(vectors) == [0, 2]
+    v = vectors[2]
+    assert v.source_lang is None and v.meta["data"]["source_lang"] is None
+    assert v.meta["data"]["corpus"] == "user-und"
+    assert v.meta["data"]["fingerprint"] == ParallelCorpus.coerce(pairs).fingerprint
+    other = fit_vector(tiny, [("Hello", "Hallo"), ("Good night", "Gute Nacht!")], layer=2)
+    assert other.meta["data"]["fingerprint"] != v.meta["data"]["fingerprint"]
+
+
+def test_bipo_gets_the_same_pairs_from_any_form(tiny):
+    kwargs = {"layer": 1, "method": "bipo", "lr": 0.01, "warmup_steps": 0, "n_eval": 0}
+    a = fit_vector(tiny, [("The cat.", "Die Katze."), ("Hello.", "Hallo.")], **kwargs)
+    b = fit_vector(tiny, {"english": ["The cat.", "Hello."], "target": ["Die Katze.", "Hallo."]},
+                   **kwargs)  # fmt: skip
+    torch.testing.assert_close(a.direction, b.direction, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "error", "match"),
+    [
+        ("Hello", {}, TypeError, "cannot read pairs from a str"),
+        (42, {}, TypeError, "cannot read pairs from an int"),
+        ([("Hello", 1)], {}, TypeError, "item 0 is neither"),
+        ([], {}, ValueError, "empty"),
+        ((["a", "b", "c"], ["x"]), {}, ValueError, "3 texts but target has 1"),
+        ({"en": ["a"], "fr": ["b"], "de": ["c"]}, {}, ValueError, "not exactly two"),
+        ({"en": ["Hello"], "fr": ["Bonjour"]}, {"lang": "de"}, ValueError, "names 'fr'"),
+    ],
+)
+def test_anything_else_is_one_error_listing_the_accepted_forms(tiny, data, kwargs, error, match):
+    with pytest.raises(error, match=match) as caught:
+        fit_vector(tiny, data, layer=1, **kwargs)
+    assert "Give a ParallelCorpus; (english, target) pairs" in str(caught.value)
+    assert "DataFrame or datasets.Dataset" in str(caught.value)
+
+
+def test_lang_must_agree_with_a_corpus_that_has_one(tiny):
+    with pytest.raises(ValueError, match="is in 'de', but lang='fr'"):
+        fit_vector(tiny, ParallelCorpus(ENGLISH, GERMAN, "de"), layer=1, lang="fr")
+    assert fit_vector(tiny, corpus(), layer=1, lang="German").source_lang == "de"

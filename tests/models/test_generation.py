@@ -159,3 +159,40 @@ def test_decoding_passes_the_cache_under_the_forwards_name(tiny):
     assert len(out[0]) > 0
     assert not [w for w in caught if "past_key_values" in str(w.message)]
     assert out == greedy_generate(tiny, ids, mask, max_new_tokens=3, use_cache=False)
+
+
+@pytest.mark.parametrize("kind", ["generate", "generate_stream", "forward"])
+def test_transformer_lens_generation_raises_no_past_key_values_warning(tiny, kind):
+    """TransformerLens passes the HF model past_key_values=; it arrives as cache=, silently."""
+    ids = tiny.to_tokens("Hallo")
+    uncached = tiny.generate(ids, max_new_tokens=4, do_sample=False, verbose=False,
+                             use_past_kv_cache=False)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        if kind == "generate":
+            out = tiny.generate(ids, max_new_tokens=4, do_sample=False, verbose=False)
+            assert torch.equal(out, uncached)
+        elif kind == "generate_stream":
+            steps = list(tiny.generate_stream(ids, max_new_tokens=4, do_sample=False,
+                                              verbose=False))  # fmt: skip
+            assert len(steps) > 0
+        else:
+            with torch.no_grad():
+                first, cache = tiny(ids, use_cache=True, return_type="logits_and_cache")
+                nxt = first[:, -1:].argmax(-1)
+                logits, _ = tiny(nxt, use_cache=True, past_key_values=cache,
+                                 return_type="logits_and_cache")  # fmt: skip
+            assert int(logits[0, -1].argmax()) == int(uncached[0, ids.shape[1] + 1])
+
+
+def test_removing_the_fix_removes_the_renaming_hook_too(tiny):
+    hf = tiny.original_model
+    assert len(hf._forward_pre_hooks) == 1  # load_model installed it
+    try:
+        assert remove_kv_cache_fix(tiny) == 4 and len(hf._forward_pre_hooks) == 0
+        with kv_cache_fix(tiny):
+            assert len(hf._forward_pre_hooks) == 1
+        assert len(hf._forward_pre_hooks) == 0
+    finally:
+        install_kv_cache_fix(tiny)
+    assert len(hf._forward_pre_hooks) == 1

@@ -15,7 +15,10 @@ def _unit(model, scale=1.0, layer=1):
 
 def _nothing_left(model):
     assert not any(hp.fwd_hooks for hp in model.hook_dict.values())
-    assert not model.original_model._forward_pre_hooks
+    assert [h.__name__ for h in model.original_model._forward_pre_hooks.values()] in (
+        [],
+        ["_cache_by_new_name"],  # load_model's permanent past_key_values -> cache renaming
+    )
     assert not model.original_model._forward_hooks
 
 

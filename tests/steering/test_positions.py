@@ -23,7 +23,10 @@ def _vector(model, scale=30.0, layer=1):
 
 def _left(model):
     """Nothing steer() installs is left on the model."""
-    assert not model.original_model._forward_pre_hooks
+    assert [h.__name__ for h in model.original_model._forward_pre_hooks.values()] in (
+        [],
+        ["_cache_by_new_name"],  # load_model's permanent past_key_values -> cache renaming
+    )
     assert not model.original_model._forward_hooks
     assert "generate" not in vars(model) and "generate" not in vars(model.original_model)
 
