@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "transfer_matrix": "interp_steer.analysis",
     "OFFLINE_MODELS": "interp_steer.constants",
     "POSITION_MODES": "interp_steer.constants",
+    "set_progress": "interp_steer.progress",
     "ParallelCorpus": "interp_steer.data",
     "TaskItem": "interp_steer.data",
     "TaskSet": "interp_steer.data",
@@ -102,6 +103,7 @@ __all__ = [
     "plot_transfer",
     "resolve_device",
     "save_figure",
+    "set_progress",
     "steer",
     "transfer_matrix",
     "write_report",
@@ -153,4 +155,5 @@ if TYPE_CHECKING:  # pragma: no cover
         save_figure,
         write_report,
     )
+    from interp_steer.progress import set_progress
     from interp_steer.steering import SteeringVector, alpha_for_ratio, steer

@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "interp_steer"
-BASE = ("types", "storage", "constants")
+BASE = ("types", "storage", "constants", "progress")
 
 
 def order_from_docs() -> dict[str, set[str]]:

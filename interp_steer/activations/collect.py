@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
@@ -31,6 +30,7 @@ from interp_steer.constants import check_choice
 from interp_steer.models.batching import context_tokens, left_pad
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
 from interp_steer.models.loading import model_name
+from interp_steer.progress import progress_bar
 from interp_steer.types import Residual
 
 
@@ -43,7 +43,7 @@ def collect_activations(
     batch_size: int = 8,
     exclude_bos: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Activations:
     """Collect ``blocks.{layer}.hook_resid_post`` for all ``layers`` in one batched pass.
 
@@ -66,7 +66,8 @@ def collect_activations(
         cache_dir: If given, results are cached there; a second identical call reads them
             back without running the model. The cache is bypassed (with a warning) while
             other hooks are attached to the model, e.g. inside ``steer``.
-        progress: Show a tqdm progress bar.
+        progress: Show a progress bar; ``None`` follows
+            :func:`~interp_steer.progress.set_progress`.
 
     Returns:
         The activations, CPU float32.
@@ -118,7 +119,7 @@ def _collect(
     pooling: str,
     batch_size: int,
     exclude_bos: bool,
-    progress: bool,
+    progress: bool | None,
 ) -> Activations:
     if min(len(t) for t in tokens) == 0:
         raise ValueError("a text tokenised to zero tokens; give the model a BOS token or text")
@@ -150,8 +151,8 @@ def _collect(
 
     hooks = [(HOOK_TEMPLATE.format(layer=layer), make_hook(layer)) for layer in layers]
     stop = top + 1 if top + 1 < n_layers else None
-    bar = tqdm(total=len(tokens), desc="activations", unit="text", disable=not progress)
-    with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
+    bar = progress_bar(total=len(tokens), desc="activations", unit="text", progress=progress)
+    with bar, torch.inference_mode(), model.hooks(fwd_hooks=hooks):
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             ids, mask = left_pad(model, [tokens[i].tolist() for i in rows])
@@ -166,7 +167,6 @@ def _collect(
             state["counts"] = counts[:, 0].tolist()
             model.forward(ids, attention_mask=mask.long(), stop_at_layer=stop)
             bar.update(len(rows))
-    bar.close()
 
     parts = {layer: [t for t in pooled[layer] if t is not None] for layer in layers}
     lengths = tuple(int(t.shape[0]) for t in parts[top]) if pooling == "all" else None

@@ -30,21 +30,26 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.analysis.cells import Score, Stage
 from interp_steer.constants import POSITION_MODES, Positions, check_choice
-from interp_steer.data.parallel import ParallelCorpus, load_parallel
+from interp_steer.data.parallel import CorpusLike, ParallelCorpus, load_parallel
 from interp_steer.models.batching import left_pad, tail_logits, token_ids
+from interp_steer.progress import progress_bar
 from interp_steer.steering.intervention import steer
 from interp_steer.steering.vectors import SteeringVector
 
 
-def _last_logprobs(model: TransformerBridge, texts: list[str], batch_size: int) -> torch.Tensor:
+def _last_logprobs(
+    model: TransformerBridge, texts: list[str], batch_size: int, desc: str, progress: bool | None
+) -> torch.Tensor:
     """Next-token log-probabilities after the last token of each text, ``[n, d_vocab]``."""
     out = []
-    for start in range(0, len(texts), batch_size):
-        rows = [token_ids(model, t, bos=True) for t in texts[start : start + batch_size]]
-        ids, mask = left_pad(model, rows)
-        with torch.no_grad():
-            logits = tail_logits(model, ids, mask, 1)
-        out.append(logits[:, -1].float().log_softmax(-1).cpu())
+    with progress_bar(total=len(texts), desc=desc, unit="text", progress=progress) as bar:
+        for start in range(0, len(texts), batch_size):
+            rows = [token_ids(model, t, bos=True) for t in texts[start : start + batch_size]]
+            ids, mask = left_pad(model, rows)
+            with torch.no_grad():
+                logits = tail_logits(model, ids, mask, 1)
+            out.append(logits[:, -1].float().log_softmax(-1).cpu())
+            bar.update(len(rows))
     return torch.cat(out)
 
 
@@ -59,15 +64,16 @@ def _check(pairs: ParallelCorpus, template: str, batch_size: int) -> None:
 
 def english_logprobs(
     model: TransformerBridge,
-    pairs: ParallelCorpus,
+    pairs: CorpusLike,
     *,
     template: str = "{text}",
     batch_size: int = 16,
+    progress: bool | None = None,
 ) -> torch.Tensor:
     """The unsteered English side of :func:`english_kl`: next-token log-probabilities.
 
     Compute it once and pass it as ``reference=`` when one set of pairs is scored under
-    many vectors or strengths.
+    many vectors or strengths. ``progress`` is as for :func:`english_kl`.
 
     Returns:
         ``[len(pairs), d_vocab]`` float32 log-probabilities (on the CPU).
@@ -76,13 +82,15 @@ def english_logprobs(
         ValueError: On an empty corpus, a template without ``{text}`` or a batch size
             below 1.
     """
+    pairs = ParallelCorpus.coerce(pairs)
     _check(pairs, template, batch_size)
-    return _last_logprobs(model, [template.format(text=t) for t in pairs.english], batch_size)
+    texts = [template.format(text=t) for t in pairs.english]
+    return _last_logprobs(model, texts, batch_size, "English reference", progress)
 
 
 def english_kl(
     model: TransformerBridge,
-    pairs: ParallelCorpus,
+    pairs: CorpusLike,
     *,
     vector: SteeringVector | None = None,
     alpha: float = 1.0,
@@ -90,6 +98,7 @@ def english_kl(
     template: str = "{text}",
     batch_size: int = 16,
     reference: torch.Tensor | None = None,
+    progress: bool | None = None,
 ) -> np.ndarray:
     """Per pair, ``KL(p(· | English) ‖ p(· | target, steered))`` at the next token (nats).
 
@@ -98,7 +107,8 @@ def english_kl(
 
     Args:
         model: The bridge (its tokenizer pads on the left).
-        pairs: Parallel pairs; ``english[i]`` is the reference for ``target[i]``.
+        pairs: Parallel pairs, in any form :meth:`ParallelCorpus.coerce` reads;
+            ``english[i]`` is the reference for ``target[i]``.
         vector: Steering vector for the target side, or None.
         alpha: Its strength.
         positions: Where the vector is added (see :func:`~interp_steer.steering.steer`).
@@ -106,6 +116,8 @@ def english_kl(
         batch_size: Texts per forward pass.
         reference: :func:`english_logprobs` of these pairs and template, if already
             computed (the English side is then not run again).
+        progress: Show progress bars; ``None`` follows
+            :func:`~interp_steer.progress.set_progress`.
 
     Returns:
         ``float64`` array of one KL per pair.
@@ -114,6 +126,7 @@ def english_kl(
         ValueError: On an empty corpus, a template without ``{text}``, a batch size below
             1, an unknown position mode, or a ``reference`` with another number of rows.
     """
+    pairs = ParallelCorpus.coerce(pairs)
     _check(pairs, template, batch_size)
     check_choice("positions", positions, POSITION_MODES)
     if reference is not None and reference.shape[0] != len(pairs):
@@ -123,7 +136,7 @@ def english_kl(
         )
     target = [template.format(text=t) for t in pairs.target]
     ref = (
-        english_logprobs(model, pairs, template=template, batch_size=batch_size)
+        english_logprobs(model, pairs, template=template, batch_size=batch_size, progress=progress)
         if reference is None
         else reference
     )
@@ -133,7 +146,7 @@ def english_kl(
         else nullcontext()
     )
     with ctx:
-        got = _last_logprobs(model, target, batch_size)
+        got = _last_logprobs(model, target, batch_size, f"{pairs.source_lang} KL", progress)
     kl = (ref.exp() * (ref - got)).sum(-1).clamp_min(0.0)
     return kl.double().numpy()
 
@@ -216,7 +229,9 @@ class EnglishKL:
         held = self._last.get("model")
         if self._last.get("key") != key or held is None or held() is not model:
             self._last.clear()  # one reference at a time (d_vocab floats per pair)
-            ref = english_logprobs(model, pairs, template=self.template, batch_size=self.batch_size)
+            ref = english_logprobs(
+                model, pairs, template=self.template, batch_size=self.batch_size, progress=False
+            )
             self._last.update(key=key, model=weakref.ref(model), reference=ref)
         kl = english_kl(
             model,
@@ -227,6 +242,7 @@ class EnglishKL:
             template=self.template,
             batch_size=self.batch_size,
             reference=self._last["reference"],
+            progress=False,  # one cell of a sweep: the sweep's own bar counts cells
         )
         mean = float(kl.mean())
         half = 1.96 * float(kl.std(ddof=1)) / math.sqrt(len(kl)) if len(kl) > 1 else math.inf

@@ -294,7 +294,7 @@ def cross_lingual_similarity(
     batch_size: int = 8,
     cache_dir: str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> SimilarityResult:
     """Measure how similar each language's representations are to English's, per layer.
 
@@ -317,7 +317,8 @@ def cross_lingual_similarity(
         output: Save the result there (atomically). A result already there is returned
             as saved when its settings are these, and is an error naming the changed
             ones otherwise.
-        progress: Show progress bars.
+        progress: Show progress bars; ``None`` follows
+            :func:`~interp_steer.progress.set_progress`.
 
     Returns:
         A :class:`SimilarityResult`.

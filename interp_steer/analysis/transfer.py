@@ -30,6 +30,7 @@ import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.analysis.cells import (
+    CellStore,
     Score,
     Stage,
     TaskEvaluator,
@@ -44,6 +45,7 @@ from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.evaluation.harness import english_damage
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
+from interp_steer.progress import progress_bar
 from interp_steer.steering.intervention import NonFiniteError
 from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
 from interp_steer.storage import SavedResult, locks_run
@@ -197,6 +199,7 @@ def transfer_matrix(
     select_split: str = "val",
     select_items: int | None = None,
     run_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
     **fit_hyper: Any,
 ) -> TransferResult:
     """Apply each language's vector to every language's prompts; measure the gains.
@@ -232,6 +235,8 @@ def transfer_matrix(
             every setting that changes a cell (as for
             :func:`~interp_steer.analysis.layer_sweep`, and the layer, strength and English
             damage); a run with other settings is refused naming them.
+        progress: A bar over the matrix's cells (resumed ones count as done at once) and
+            the fitting's bars; None follows :func:`~interp_steer.progress.set_progress`.
         **fit_hyper: Passed on to ``fit_vectors``.
 
     Returns:
@@ -291,40 +296,31 @@ def transfer_matrix(
     base = np.full((t_n, 3), np.nan)
     damage = np.full(s_n, np.nan)
     alphas = np.full(s_n, np.nan)
-    vectors = [fitted_vectors(model, src, [layer], store, fit)[layer] for src in sources]
+    vectors = [
+        fitted_vectors(model, src, [layer], store, fit, progress=progress)[layer] for src in sources
+    ]
     alphas[:] = [alpha_for_ratio(v, strength) if ratio is not None else strength for v in vectors]
     # targets outer: whatever an evaluator keeps per target language (EnglishKL's English
     # reference) serves the baseline and every source in a row
     failed: dict[str, str] = {}  # cell key -> why it could not be scored (a NaN cell)
-    for ti, tgt in enumerate(target_list):
-        b = evaluate_cell(store, f"baseline-{tgt}", evaluator, model, tgt, None, 0.0, stage,
-                             failed=failed)  # fmt: skip
-        base[ti] = (b["value"], b["low"], b["high"])
-        for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
-            cell = evaluate_cell(store, f"{src}-to-{tgt}", evaluator, model, tgt, vector,
-                                    float(alphas[si]), stage, failed=failed,
-                                    source=src)  # fmt: skip
-            score[si, ti], low[si, ti], high[si, ti] = cell["value"], cell["low"], cell["high"]
-    for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
-        a = float(alphas[si])
+    cells = t_n * (s_n + 1) + (s_n if english is not False else 0)
+    with progress_bar(total=cells, desc="transfer cells", unit="cell", progress=progress) as bar:
+        for ti, tgt in enumerate(target_list):
+            b = evaluate_cell(store, f"baseline-{tgt}", evaluator, model, tgt, None, 0.0, stage,
+                              failed=failed)  # fmt: skip
+            bar.update()
+            base[ti] = (b["value"], b["low"], b["high"])
+            for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
+                cell = evaluate_cell(store, f"{src}-to-{tgt}", evaluator, model, tgt, vector,
+                                     float(alphas[si]), stage, failed=failed,
+                                     source=src)  # fmt: skip
+                bar.update()
+                score[si, ti], low[si, ti], high[si, ti] = cell["value"], cell["low"], cell["high"]
         if english is not False:
-            key = f"english-damage-{src}"
-            done = store.get(key)
-            if done is None:
-                try:
-                    delta = _english_damage(english, evaluator, task, model, vector, a, stage,
-                                            n, positions)  # fmt: skip
-                    if not math.isfinite(delta):
-                        raise NonFiniteError(f"the English damage is {delta} (alpha={a:g})")
-                    done = store.put(key, {"delta": delta, "alpha": a})
-                except Exception as err:
-                    cause = NonFiniteError.found_in(err)
-                    if cause is None:
-                        raise
-                    done = store.put(key, {"delta": None, "alpha": a, "failed": str(cause)})
-            if "failed" in done:
-                failed[key] = str(done["failed"])
-            damage[si] = done["delta"]  # a failed one (null) reads as NaN
+            for si, (src, vector) in enumerate(zip(sources, vectors, strict=True)):
+                damage[si] = _damage_cell(store, failed, english, evaluator, task, model, vector,
+                                          float(alphas[si]), stage, n, positions, src)  # fmt: skip
+                bar.update()
     return TransferResult(
         model=model_name(model),
         metric=metric,
@@ -349,6 +345,40 @@ def transfer_matrix(
     )
 
 
+def _damage_cell(
+    store: CellStore,
+    failed: dict[str, str],
+    english: bool | Damage,
+    evaluator: Callable[..., Score],
+    task: str | Callable[..., Score],
+    model: TransformerBridge,
+    vector: SteeringVector,
+    alpha: float,
+    stage: Stage,
+    n: int | None,
+    positions: Positions,
+    src: str,
+) -> float:
+    """One source vector's English damage, from the run folder or measured and stored."""
+    key = f"english-damage-{src}"
+    done = store.get(key)
+    if done is None:
+        try:
+            delta = _english_damage(english, evaluator, task, model, vector, alpha, stage, n,
+                                    positions)  # fmt: skip
+            if not math.isfinite(delta):
+                raise NonFiniteError(f"the English damage is {delta} (alpha={alpha:g})")
+            done = store.put(key, {"delta": delta, "alpha": alpha})
+        except Exception as err:
+            cause = NonFiniteError.found_in(err)
+            if cause is None:
+                raise
+            done = store.put(key, {"delta": None, "alpha": alpha, "failed": str(cause)})
+    if "failed" in done:
+        failed[key] = str(done["failed"])
+    return math.nan if done["delta"] is None else float(done["delta"])  # a failed one is NaN
+
+
 def _english_damage(
     english: bool | Damage,
     evaluator: Callable[..., Score],
@@ -362,7 +392,7 @@ def _english_damage(
 ) -> float:
     if callable(english):
         return float(english(model, vector, alpha))
-    # a task evaluator (also one wrapped, e.g. with a progress bar) names its task: tasks
+    # a task evaluator names its task: tasks
     # without English data (XCOPA) are then measured through their English versions
     name = task if isinstance(task, str) else getattr(evaluator, "task", None)
     if isinstance(name, str):

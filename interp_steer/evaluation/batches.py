@@ -70,6 +70,7 @@ class EvalRun:
         budget: Generation budget in tokens.
         translator: A ``str -> str`` translator for ``baseline="translator"``.
         length_norm: How choice scores are normalised.
+        progress: A bar per generated batch (``None``: the library setting).
     """
 
     model: TransformerBridge
@@ -84,6 +85,7 @@ class EvalRun:
     budget: int
     translator: Callable[[str], str] | None
     length_norm: LengthNorm
+    progress: bool | None = False
 
 
 def _conditions(run: EvalRun) -> str:
@@ -188,7 +190,9 @@ def run_batch(run: EvalRun, batch: list[Any], timings: dict[str, float]) -> list
         if generate:
             stops = sorted({s for p in prompts for s in p.stop})
             texts = [p.text for p in prompts]
-            outputs = generate_texts(run.model, texts, max_new_tokens=run.budget, stop=stops)
+            outputs = generate_texts(
+                run.model, texts, max_new_tokens=run.budget, stop=stops, progress=run.progress
+            )
         else:
             conts = [p.continuations for p in prompts]
             scored = score_continuations(run.model, [p.text for p in prompts], conts)

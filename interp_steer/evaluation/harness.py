@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.constants import (
@@ -54,6 +53,7 @@ from interp_steer.evaluation.results import EvalResult, EvaluationError, compare
 from interp_steer.evaluation.statistics import PairedTest
 from interp_steer.evaluation.translation import load_translator
 from interp_steer.models.loading import model_name
+from interp_steer.progress import progress_bar
 from interp_steer.steering.intervention import check_vector
 from interp_steer.steering.vectors import SteeringVector
 from interp_steer.storage import locks_run
@@ -209,7 +209,7 @@ def evaluate(
     source: str | Sequence[str] = "flores",
     output: str | os.PathLike[str] | None = None,
     resume: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on one task and language, steered or not, under a baseline.
 
@@ -241,7 +241,8 @@ def evaluate(
         resume: With ``output``: continue a partial result saved there with the same
             settings (a complete one is returned as it is, a larger ``n`` extends it); a
             file with other settings is an error unless ``resume=False``.
-        progress: Show a tqdm progress bar.
+        progress: Show a progress bar; ``None`` follows
+            :func:`~interp_steer.progress.set_progress`.
 
     Raises:
         ValueError: Unknown task, language or baseline; ``n``, ``batch_size``, ``k`` or
@@ -300,6 +301,7 @@ def evaluate(
         budget,
         translator,
         length_norm,
+        progress,
     )
     settings = {
         "split": split,
@@ -330,12 +332,12 @@ def evaluate(
         items = tuple(results[i] for i in order if i in results)
         return replace(empty, items=items, timings=dict(timings), complete=complete, error=error)
 
-    bar = tqdm(
+    bar = progress_bar(
         total=len(units),
         initial=len(units) - len(todo),
-        disable=not progress,
         desc=f"{name}-{code} {empty.method}",
-        leave=False,
+        unit="item",
+        progress=progress,
     )
     try:
         with torch.random.fork_rng(devices=[]):
@@ -416,6 +418,7 @@ def english_damage(
     positions: Positions = "all",
     n: int | None = None,
     source_lang: str | None = None,
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> EnglishDamage:
     """Evaluate the English version of a task with ``vector`` applied, and without it.
@@ -433,6 +436,8 @@ def english_damage(
         n: First ``n`` items.
         source_lang: Language whose items carry the English versions, when there is no
             English task data.
+        progress: Show progress bars; ``None`` follows
+            :func:`~interp_steer.progress.set_progress`.
         **kwargs: Passed to :func:`evaluate` (``batch_size``, ``max_new_tokens``, ...).
 
     Example:
@@ -457,10 +462,11 @@ def english_damage(
                 ) from None
             ts = load_task(task, src, n=n)
     baseline = "basic" if ts.lang == ENGLISH else "translate_test"
-    base = evaluate(model, ts, baseline=baseline, **kwargs)
+    base = evaluate(model, ts, baseline=baseline, progress=progress, **kwargs)
     steered = evaluate(
-        model, ts, baseline=baseline, vector=vector, alpha=alpha, positions=positions, **kwargs
-    )
+        model, ts, baseline=baseline, vector=vector, alpha=alpha, positions=positions,
+        progress=progress, **kwargs,
+    )  # fmt: skip
     return EnglishDamage(base, steered)
 
 

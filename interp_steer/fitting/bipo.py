@@ -32,13 +32,13 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
-from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.data.parallel import PairedTexts, check_pairs
 from interp_steer.models.batching import left_pad, warn_cut
 from interp_steer.models.generation import keeps_logits
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
+from interp_steer.progress import progress_bar
 from interp_steer.steering.vectors import SteeringVector
 from interp_steer.types import Direction, Residual
 
@@ -64,7 +64,7 @@ def bipo_direction(
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     max_response_tokens: int | None = 128,
     n_eval: int = 16,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> tuple[Direction, dict[str, Any]]:
     """Train a BiPO steering vector for ``layer`` on a parallel corpus.
 
@@ -89,7 +89,8 @@ def bipo_direction(
         max_response_tokens: Truncate responses to this many tokens (``None``: never).
         n_eval: Pairs on which the margin ``log pi(r_T) - log pi(r_O)`` is measured with
             and without ``+v`` after training (0 to skip).
-        progress: Show a progress bar.
+        progress: Show a progress bar; ``None`` follows
+            :func:`~interp_steer.progress.set_progress`.
 
     Returns:
         ``(v, metrics)``: ``loss_curve`` (per step), ``steps``, ``final_loss``, ``norm``,
@@ -139,8 +140,8 @@ def bipo_direction(
         gen = torch.Generator().manual_seed(seed)
         losses: list[float] = []
         lr_peak = 0.0
-        bar = tqdm(total=total, desc=f"BiPO layer {layer}", disable=not progress)
-        with torch.inference_mode(False), torch.enable_grad():
+        bar = progress_bar(total=total, desc=f"BiPO layer {layer}", unit="step", progress=progress)
+        with bar, torch.inference_mode(False), torch.enable_grad():
             for _ in range(epochs):
                 perm = torch.randperm(n, generator=gen).tolist()
                 for start in range(0, n, batch_size):
@@ -166,7 +167,6 @@ def bipo_direction(
                         _diverged(len(losses) - 1, losses, "vector")
                     bar.update(1)
                     bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        bar.close()
         direction = v.detach().float().cpu()
         metrics: dict[str, Any] = {
             "loss_curve": losses,

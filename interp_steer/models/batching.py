@@ -163,11 +163,13 @@ def generate_texts(
     *,
     max_new_tokens: int,
     stop: Sequence[str] = (),
+    progress: bool | None = None,
 ) -> list[str]:
     """Greedy continuations of a left-padded batch, cut at the first stop string.
 
     Decodes with the KV cache through :func:`interp_steer.models.greedy_generate`
-    (which works around TransformerLens 4.3's cache bug), stopping a row at EOS.
+    (which works around TransformerLens 4.3's cache bug), stopping a row at EOS; its bar
+    counts generated tokens (``progress`` as there).
 
     Example:
         >>> from interp_steer import load_model
@@ -176,7 +178,9 @@ def generate_texts(
         (2, True)
     """
     ids, mask = left_pad(model, [token_ids(model, p, bos=True) for p in prompts])
-    rows = greedy_generate(model, ids, mask, max_new_tokens=max_new_tokens, stop=stop)
+    rows = greedy_generate(
+        model, ids, mask, max_new_tokens=max_new_tokens, stop=stop, progress=progress
+    )
     texts = model.tokenizer.batch_decode(rows, skip_special_tokens=True)
     return [cut_at_stop(t, stop) for t in texts]
 

@@ -11,7 +11,11 @@ correct but recomputes the whole sequence each step.
 
 :func:`kv_cache_fix` hands the cache to the bridge under the name it reads (a forward
 pre-hook on every attention bridge, removed afterwards); :func:`install_kv_cache_fix` does
-the same permanently. :func:`greedy_generate` is the decoding loop used by
+the same permanently. Both also rename the other way at the top: TransformerLens's own
+``generate`` and ``generate_stream`` pass the HF model ``past_key_values=``, which
+transformers 5 accepts with a ``FutureWarning`` on every decoding step; a pre-hook on the HF
+model hands it on as ``cache=``, the name its forward takes (what transformers itself
+would do, without the warning). :func:`greedy_generate` is the decoding loop used by
 :func:`interp_steer.models.generate_texts`: it goes through the bridge's forward (so
 steering and other hooks fire), keeps the HF cache, and computes logits for the last
 position only.
@@ -37,6 +41,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.model_bridge.generalized_components import AttentionBridge
 
+from interp_steer.progress import progress_bar
 from interp_steer.types import Mask, Tokens
 
 _MARK = "_interp_steer_kv_cache_fix"
@@ -54,15 +59,36 @@ def _alias_cache(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     return None
 
 
+def _cache_by_new_name(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Forward pre-hook on the HF model: pass ``past_key_values=`` on as ``cache=``.
+
+    TransformerLens's ``generate`` passes the old name; transformers 5's forward takes
+    ``cache`` and renames the old one itself, warning (``FutureWarning``) each call.
+    """
+    if "past_key_values" in kwargs and kwargs.get("cache") is None:
+        renamed = {k: v for k, v in kwargs.items() if k != "past_key_values"}
+        return args, {**renamed, "cache": kwargs["past_key_values"]}
+    return None
+
+
 def _attention_bridges(model: TransformerBridge) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, AttentionBridge)]
+
+
+def _hf_model(model: TransformerBridge) -> torch.nn.Module | None:
+    """The wrapped HF model when its forward takes ``cache`` (transformers >= 5), else None."""
+    hf = getattr(model, "original_model", None)
+    if not isinstance(hf, torch.nn.Module):
+        return None
+    return hf if cache_argument(model) == "cache" else None
 
 
 def install_kv_cache_fix(model: TransformerBridge) -> int:
     """Permanently fix KV-cached generation on ``model``; idempotent.
 
     Returns:
-        How many attention modules got the fix now (0 when it was already installed).
+        How many attention modules got the fix now (0 when it was already installed); the
+        HF model gets its ``past_key_values`` → ``cache`` renaming hook too, once.
 
     Example:
         >>> from interp_steer import load_model
@@ -75,11 +101,18 @@ def install_kv_cache_fix(model: TransformerBridge) -> int:
         if getattr(module, _MARK, None) is None:
             setattr(module, _MARK, module.register_forward_pre_hook(_alias_cache, with_kwargs=True))
             added += 1
+    hf = _hf_model(model)
+    if hf is not None and getattr(hf, _MARK, None) is None:
+        setattr(hf, _MARK, hf.register_forward_pre_hook(_cache_by_new_name, with_kwargs=True))
     return added
 
 
 def remove_kv_cache_fix(model: TransformerBridge) -> int:
-    """Remove the permanent fix of :func:`install_kv_cache_fix`; return how many were removed."""
+    """Remove the permanent fix of :func:`install_kv_cache_fix`.
+
+    Returns:
+        How many attention modules lost the fix (the HF model's renaming hook goes too).
+    """
     removed = 0
     for module in _attention_bridges(model):
         handle = getattr(module, _MARK, None)
@@ -87,6 +120,11 @@ def remove_kv_cache_fix(model: TransformerBridge) -> int:
             handle.remove()
             delattr(module, _MARK)
             removed += 1
+    hf = getattr(model, "original_model", None)
+    handle = getattr(hf, _MARK, None)
+    if handle is not None:
+        handle.remove()
+        delattr(hf, _MARK)
     return removed
 
 
@@ -111,6 +149,9 @@ def kv_cache_fix(model: TransformerBridge) -> Iterator[TransformerBridge]:
         for module in _attention_bridges(model):
             if getattr(module, _MARK, None) is None:
                 handles.append(module.register_forward_pre_hook(_alias_cache, with_kwargs=True))
+        hf = _hf_model(model)
+        if hf is not None and getattr(hf, _MARK, None) is None:
+            handles.append(hf.register_forward_pre_hook(_cache_by_new_name, with_kwargs=True))
         yield model
     finally:
         for handle in handles:
@@ -294,6 +335,7 @@ def greedy_generate(
     max_new_tokens: int,
     stop: Sequence[str] = (),
     use_cache: bool = True,
+    progress: bool | None = None,
 ) -> list[list[int]]:
     """Greedy continuations of a left-padded batch, through the bridge so hooks fire.
 
@@ -310,6 +352,8 @@ def greedy_generate(
         stop: Stop strings.
         use_cache: Keep the HF KV cache (one new token per forward). ``False``
             recomputes the whole sequence each step (slower, for checking).
+        progress: A bar counting generated tokens (a long budget takes minutes on a
+            CPU); ``None`` follows :func:`~interp_steer.progress.set_progress`.
 
     Returns:
         Per row, the generated token ids.
@@ -334,7 +378,8 @@ def greedy_generate(
     out: list[list[int]] = [[] for _ in range(batch)]
     cache: Any = None
     seq, step = ids, ids
-    with torch.no_grad(), kv_cache_fix(model), generating(model):
+    bar = progress_bar(total=max_new_tokens, desc="generating", unit="token", progress=progress)
+    with bar, torch.no_grad(), kv_cache_fix(model), generating(model):
         for _ in range(max_new_tokens):
             if use_cache:
                 logits, cache = model(
@@ -348,6 +393,7 @@ def greedy_generate(
             else:
                 logits = model(seq, attention_mask=attention, **extra)
             nxt = logits[:, -1].argmax(dim=-1)
+            bar.update()
             ended = torch.isin(nxt, eos) & ~done
             for r in range(batch):
                 if not done[r] and not ended[r]:

@@ -24,7 +24,7 @@ def unit_vector():
 def _fixed_outputs(monkeypatch, outputs):
     """Make generation return fixed strings (one per prompt, cycling)."""
 
-    def fake(model, prompts, *, max_new_tokens, stop=()):
+    def fake(model, prompts, *, max_new_tokens, stop=(), progress=None):
         return [outputs[i % len(outputs)] for i in range(len(prompts))]
 
     monkeypatch.setattr(eval_batches, "generate_texts", fake)
