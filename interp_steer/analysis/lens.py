@@ -6,8 +6,10 @@ as in Wendler et al. (2024) and §7 of arXiv 2505.12584. At the last layer this 
 the model's logits exactly.
 
 The top-``k`` tokens of every layer and read-out position are decoded and labelled with
-a language (:func:`~interp_steer.analysis.token_languages.label_tokens`: script rules for single
-tokens, seeded ``langdetect`` on each cell's joined tokens otherwise).
+a language once per token (:func:`~interp_steer.analysis.token_languages.token_language`:
+script rules, else seeded ``langdetect`` on the token alone, cached), so a token has the
+same language in every cell. A cell's colour is its top-1 token's bucket; its shares
+count each of its top-``k`` tokens' buckets.
 
 Each label falls into one of four buckets: English, the prompt language, other, and
 undetermined. The undetermined share is reported, not hidden: on single subword tokens
@@ -23,7 +25,9 @@ Example:
     True
 """
 
+import contextlib
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,7 +37,12 @@ import pandas as pd
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp_steer.analysis.token_languages import BUCKETS, bucket_of, label_tokens, language_name
+from interp_steer.analysis.token_languages import (
+    BUCKETS,
+    bucket_of,
+    language_name,
+    token_language,
+)
 from interp_steer.analysis.vocab_projection import ReadOut, readout_residuals, top_tokens
 from interp_steer.constants import Positions
 from interp_steer.data.language_id import UND, detect_language
@@ -41,6 +50,7 @@ from interp_steer.data.languages import canonical
 from interp_steer.models.batching import context_tokens
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
+from interp_steer.progress import progress_bar
 from interp_steer.steering.intervention import steer
 from interp_steer.steering.vectors import SteeringVector
 from interp_steer.storage import SavedResult
@@ -169,6 +179,27 @@ class LogitLensResult(SavedResult):
         """Return the top-1 token of every layer and item: ``[n_layers, n_items]``."""
         return self.tokens[self._variant(variant), :, :, 0]
 
+    def steering_label(self) -> str | None:
+        """Name the steering of the ``"steered"`` variant: vector, layer and strength.
+
+        Returns:
+            ``"<vector> at layer <l>, α = <alpha>"`` (plus the steered positions when not
+            all), or ``None`` for a result without a steered variant.
+
+        >>> from interp_steer import load_model
+        >>> v = SteeringVector(torch.ones(64), layer=1, method="mean_diff", source_lang="de")
+        >>> res = logit_lens(load_model("tiny"), "Hallo", vector=v, alpha=2.0, lang="de", k=1)
+        >>> res.steering_label()
+        'vector mean_diff de→en at layer 1, α = 2'
+        """
+        info = self.meta.get("vector")
+        if "steered" not in self.variants or not isinstance(info, Mapping):
+            return None
+        name = info.get("name") or _default_vector_name(info)
+        label = f"vector {name} at layer {info.get('layer')}, α = {self.meta.get('alpha'):.4g}"
+        where = self.meta.get("steer_positions")
+        return label if where in (None, "all") else f"{label} ({where} positions)"
+
     def _variant(self, variant: str) -> int:
         if variant not in self.variants:
             raise ValueError(f"no variant {variant!r}; this result has {self.variants}")
@@ -257,6 +288,8 @@ def logit_lens(
     steer_positions: Positions = "all",
     min_letters: int = 3,
     batch_size: int = 8,
+    vector_name: str | None = None,
+    progress: bool | None = None,
 ) -> LogitLensResult:
     """Run the logit lens on ``prompts``, unsteered and (with ``vector``) steered.
 
@@ -275,8 +308,13 @@ def logit_lens(
         lang: The prompts' language (any spelling); ``None`` detects it from the prompts.
         layers: Layers to read out; all by default.
         steer_positions: Where the vector is added (see :func:`~interp_steer.steer`).
-        min_letters: Fewest letters langdetect is asked to label (see :func:`label_tokens`).
+        min_letters: Fewest letters langdetect is asked to label (see
+            :func:`~interp_steer.analysis.token_languages.token_language`).
         batch_size: Prompts per forward pass.
+        vector_name: How figures name the vector (e.g. its file name); ``None``: its
+            method and languages (``"mean_diff de→en"``).
+        progress: Show a bar over the forward passes and the token labelling; ``None``
+            follows :func:`~interp_steer.progress.set_progress`.
 
     Returns:
         A :class:`LogitLensResult`.
@@ -317,23 +355,40 @@ def logit_lens(
     pairs = zip(item_prompt, item_position, strict=True)
     item_token = [_decode(tok, int(tokens[p][q])) for p, q in pairs]
 
-    variants = ["base"]
-    runs = [readout_residuals(model, tokens, layer_tuple, positions, batch_size)]
-    if vector is not None:
-        variants.append("steered")
-        with steer(model, vector, alpha=alpha, positions=steer_positions):
-            runs.append(readout_residuals(model, tokens, layer_tuple, positions, batch_size))
+    variants = ["base"] if vector is None else ["base", "steered"]
+    batches = [tokens[i : i + batch_size] for i in range(0, len(tokens), batch_size)]
+    runs = []
+    with progress_bar(
+        total=len(variants) * len(batches), desc="logit lens", unit="batch", progress=progress
+    ) as bar:
+        for variant in variants:
+            steering = (
+                steer(model, vector, alpha=alpha, positions=steer_positions)
+                if variant == "steered" and vector is not None
+                else contextlib.nullcontext()
+            )
+            parts = []
+            with steering:
+                for batch in batches:
+                    parts.append(
+                        readout_residuals(model, batch, layer_tuple, positions, batch_size)
+                    )
+                    bar.update(1)
+            runs.append({layer: torch.cat([p[layer] for p in parts]) for layer in layer_tuple})
 
     shape = (len(variants), len(layer_tuple), len(item_prompt), k)
     rows = torch.cat([run[layer] for run in runs for layer in layer_tuple])
     probs, ids = top_tokens(model, rows, k)  # one pass over the unembedding for all
     special = set(getattr(tok, "all_special_ids", None) or [])
     decoded = {t: _decode(tok, t) for t in set(ids.flatten().tolist())}
+    # one language per token string, decided once: the same token reads the same everywhere
+    lang_of: dict[str, str] = {decoded[t]: UND for t in decoded if t in special}
+    todo = sorted({s for s in decoded.values() if s not in lang_of})
+    with progress_bar(todo, desc="token languages", unit="token", progress=progress) as bar:
+        for text in bar:
+            lang_of[text] = token_language(text, min_letters=min_letters)
     top_tok = np.asarray([[decoded[t] for t in row] for row in ids.tolist()], dtype=object)
-    top_lang = np.empty(top_tok.shape, dtype=object)
-    for r, row in enumerate(ids.tolist()):
-        labels = label_tokens(list(top_tok[r]), min_letters=min_letters)
-        top_lang[r] = [UND if t in special else c for t, c in zip(row, labels, strict=True)]
+    top_lang = np.vectorize(lang_of.__getitem__, otypes=[object])(top_tok)
 
     meta: dict[str, Any] = {
         "k": k,
@@ -341,7 +396,7 @@ def logit_lens(
         "alpha": alpha if vector is not None else None,
         "steer_positions": steer_positions if vector is not None else None,
         "lang_detected": lang is None,
-        "vector": _vector_info(vector),
+        "vector": _vector_info(vector, vector_name),
         "n_ctx": getattr(model.cfg, "n_ctx", None),
         "n_truncated": n_cut,
     }
@@ -362,10 +417,43 @@ def logit_lens(
     )
 
 
-def _vector_info(vector: SteeringVector | None) -> dict[str, Any] | None:
+def cloze_prompts(texts: str | Sequence[str]) -> list[str]:
+    """Cut each sentence before its last word, for a lens read where the answer comes next.
+
+    A whole sentence read at its last token shows what follows a full stop (the start of
+    some next sentence); cut before its last word, the read-out position is where the
+    model is about to produce a content word in the sentence's language. Final
+    punctuation goes first; text without spaces (Chinese, Japanese, Thai) loses its last
+    character instead of a word.
+
+    Args:
+        texts: Sentences (e.g. FLORES ``target`` sentences).
+
+    Returns:
+        One prompt per text, without trailing whitespace.
+
+    Raises:
+        ValueError: A text too short to cut (one character, or empty), naming it.
+
+    >>> cloze_prompts(["Der Hund schläft auf dem Sofa.", "我哭了。"])
+    ['Der Hund schläft auf dem', '我哭']
+    """
+    out = []
+    for text in [texts] if isinstance(texts, str) else list(texts):
+        body = re.sub(r"[\W_]+$", "", str(text).strip())
+        last_space = re.search(r"\s+\S+$", body)
+        prompt = body[: last_space.start()] if last_space else body[:-1]
+        if not prompt.strip():
+            raise ValueError(f"cannot cut {text!r} before a last word: too short for a cloze")
+        out.append(prompt.rstrip())
+    return out
+
+
+def _vector_info(vector: SteeringVector | None, name: str | None) -> dict[str, Any] | None:
     if vector is None:
         return None
     return {
+        "name": name,
         "layer": vector.layer,
         "method": vector.method,
         "source_lang": vector.source_lang,
@@ -373,6 +461,11 @@ def _vector_info(vector: SteeringVector | None) -> dict[str, Any] | None:
         "model_name": vector.model_name,
         "norm": vector.norm,
     }
+
+
+def _default_vector_name(info: Mapping[str, Any]) -> str:
+    langs = f"{info.get('source_lang') or '?'}→{info.get('target_lang') or '?'}"
+    return f"{info.get('method') or 'custom'} {langs}"
 
 
 def _decode(tokenizer: Any, token_id: int) -> str:
@@ -397,6 +490,7 @@ def lens_shares_table(result: Any) -> pd.DataFrame:
 __all__ = [
     "FORMAT",
     "LogitLensResult",
+    "cloze_prompts",
     "lens_shares_table",
     "logit_lens",
 ]

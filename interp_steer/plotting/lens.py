@@ -43,7 +43,8 @@ def plot_language_shares(
         titles: Panel titles; default ``"<model> · <variant>"``.
 
     Returns:
-        The figure: one trace per bucket and panel (areas stack to 1).
+        The figure: one trace per bucket and panel (areas stack to 1). When a panel is
+        steered, the subtitle names the vector, its layer and its strength.
 
     >>> from interp_steer import load_model
     >>> from interp_steer.analysis import logit_lens
@@ -89,12 +90,26 @@ def plot_language_shares(
     n_prompts = len(items[0].prompts)
     where = "every position" if items[0].readout == "all" else "the last position"
     prompts = f"{n_prompts} prompt{'s' if n_prompts > 1 else ''}, {where}"
+    steering = _steering_lines(items)
     return style_figure(
         fig,
-        f"Logit lens: language of the top-{items[0].k} tokens by layer ({prompts})",
+        f"Logit lens: language of the top-{items[0].k} tokens by layer ({prompts}){steering}",
+        margin={"l": 70, "r": 30, "t": 90 + 20 * steering.count("<br>"), "b": 60},
         legend={"orientation": "h", "y": -0.2, "x": 0.5, "xanchor": "center"},
-        height=420,
+        height=420 + 20 * steering.count("<br>"),
         width=max(560, 380 * len(panels)),
+    )
+
+
+def _steering_lines(results: Sequence[LogitLensResult]) -> str:
+    """``<br><sup>steered: ...</sup>`` per distinct steering among ``results`` (or ``""``)."""
+    labels = dict.fromkeys(
+        (r.model, label) for r in results if (label := r.steering_label()) is not None
+    )
+    one_model = len({r.model for r in results}) == 1
+    return "".join(
+        f"<br><sup>steered{'' if one_model else f' ({model})'}: {label}</sup>"
+        for model, label in labels
     )
 
 
@@ -104,8 +119,11 @@ def plot_token_table(
     """The top-1 token of every layer (rows) and position (columns), coloured by language.
 
     For a result read out at ``"all"`` positions the columns are the tokens of prompt
-    ``prompt``; for ``"last"`` they are the prompts (each at its last token). Hover a
-    cell for its top-k tokens, probabilities and languages.
+    ``prompt``; for ``"last"`` they are the prompts, each labelled with its last words
+    (the read-out token ends the label). A cell's colour is the language bucket of its
+    top-1 token, decided once per token. Hover a cell for its top-k tokens,
+    probabilities and languages. The ``"steered"`` table's subtitle names the vector,
+    its layer and its strength.
 
     Returns:
         A heatmap figure whose cell texts are the tokens (whitespace made visible).
@@ -130,11 +148,17 @@ def plot_token_table(
         )
     else:
         cols = np.arange(len(result.item_prompt))
-        xlabels = [f"#{result.item_prompt[i]}: …{show_token(result.item_token[i])}" for i in cols]
-        xtitle = "prompt (last token)"
+        xlabels = [
+            f"#{result.item_prompt[i]}: {_last_words(result.prompts[result.item_prompt[i]])}"
+            for i in cols
+        ]
+        xtitle = "prompt (read at its last token)"
         subtitle = (
             f"{len(result.prompts)} prompts at their last token; hover for the top {result.k}"
         )
+    steering = result.steering_label() if variant == "steered" else None
+    if steering is not None:
+        subtitle += f"<br>steered: {steering}"
     buckets = result.buckets()[vi][:, cols]  # [layers, items, k]
     tokens = result.tokens[vi][:, cols]
     probs, langs = result.probs[vi][:, cols], result.langs[vi][:, cols]
@@ -176,11 +200,24 @@ def plot_token_table(
     return style_figure(
         fig,
         f"Logit lens top-1 tokens · {result.model} · {variant}<br><sup>{subtitle}</sup>",
-        margin={"l": 70, "r": 30, "t": 130, "b": 60},
+        margin={"l": 70, "r": 30, "t": 130 + 20 * subtitle.count("<br>"), "b": 60},
         legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         height=max(380, 28 * len(result.layers) + 220),
         width=max(520, 70 * len(cols) + 160),
     )
+
+
+def _last_words(text: str, n: int = 3, limit: int = 24) -> str:
+    """The last ``n`` words of ``text`` (at most ``limit`` characters), ``…`` before them.
+
+    >>> _last_words("Der Hund schläft auf dem"), _last_words("Hallo")
+    ('…schläft auf dem', 'Hallo')
+    """
+    words = text.split()
+    tail = " ".join(words[-n:])
+    if len(tail) > limit:
+        tail = tail[-limit:]
+    return tail if tail == " ".join(words) else "…" + tail
 
 
 def _shorten(text: str, limit: int = 80) -> str:

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from interp_steer.analysis import LogitLensResult, logit_lens, project_to_vocab
-from interp_steer.analysis.token_languages import BUCKETS, bucket_of, label_tokens
+from interp_steer.analysis import lens as lens_module
+from interp_steer.analysis.lens import cloze_prompts
+from interp_steer.analysis.token_languages import BUCKETS, bucket_of, label_tokens, token_language
 from interp_steer.steering import SteeringVector
 
 PROMPTS = ["Hallo Welt, wie geht es dir heute?", "Der Hund schläft."]
@@ -86,6 +88,76 @@ def test_labels_and_buckets():
     assert label_tokens(["", " ", "12", "<eos>"]) == ["und"] * 4
     assert label_tokens(["คน", "한국"]) == ["th", "ko"]
     assert [bucket_of(c, "sw") for c in ("en", "sw", "de", "und")] == [0, 1, 2, 3]
+
+
+def test_a_token_is_labelled_on_its_own_not_by_its_cell():
+    # per cell, " Kindly" was labelled with its neighbours: English beside " the", German
+    # beside " Hund"; per token it gets one label wherever it is
+    english_cell = label_tokens([" Kindly", " the", " and"])
+    german_cell = label_tokens([" Kindly", " Hund", " und"])
+    assert english_cell[0] == german_cell[0] == token_language(" Kindly")
+    assert english_cell[1:] == ["en", "en"] and german_cell[1:] == ["de", "de"]
+    assert token_language("\u2581Kindly") == token_language(" Kindly")
+    with pytest.raises(ValueError, match="min_letters"):
+        token_language(" Kindly", min_letters=0)
+
+
+WORDS = (" Kindly", " the", " and", " Hund", " und")
+
+
+def test_lens_gives_a_token_one_language_in_every_cell(tiny, monkeypatch):
+    # a constructed read-out: cell rows alternate between " Kindly the and" and
+    # " Kindly Hund und" (the per-cell rule labelled " Kindly" en in one, de in the other)
+    ids = [t for t in range(10, 260) if t not in tiny.tokenizer.all_special_ids][: len(WORDS)]
+    word = dict(zip(ids, WORDS, strict=True))
+    cells = torch.tensor([[ids[0], ids[1], ids[2]], [ids[0], ids[3], ids[4]]])
+
+    def fake_top(model, rows, k):
+        picked = cells[torch.arange(rows.shape[0]) % 2]
+        return torch.full(picked.shape, 1 / 3), picked
+
+    monkeypatch.setattr(lens_module, "top_tokens", fake_top)
+    monkeypatch.setattr(lens_module, "_decode", lambda tok, t: word.get(t) or tok.decode([t]))
+    res = logit_lens(tiny, PROMPTS, positions="all", k=3, lang="de")
+    kindly = res.langs[res.tokens == " Kindly"]
+    assert kindly.size == res.tokens[..., 0].size  # it is every cell's top-1 token
+    assert set(kindly.tolist()) == {token_language(" Kindly")}
+    for text in WORDS:
+        assert set(res.langs[res.tokens == text].tolist()) == {token_language(text)}
+    # so its colour (the top-1 bucket) is the same in every cell
+    assert len(set(res.buckets()[..., 0].ravel().tolist())) == 1
+
+
+def test_progress_bars_follow_the_argument(tiny, capsys):
+    logit_lens(tiny, PROMPTS, k=2, lang="de", batch_size=1, progress=True)
+    err = capsys.readouterr().err
+    assert "logit lens" in err and "0/2" in err and "token languages" in err
+    logit_lens(tiny, PROMPTS, k=2, lang="de", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_cloze_prompts_cut_before_the_last_word():
+    texts = ["Der Hund schläft auf dem Sofa.", "Kamati itakutana tena wiki ijayo!", "我哭了。"]
+    assert cloze_prompts(texts) == [
+        "Der Hund schläft auf dem",
+        "Kamati itakutana tena wiki",
+        "我哭",
+    ]
+    assert cloze_prompts("Hallo Welt") == ["Hallo"]
+    with pytest.raises(ValueError, match="'x.'"):
+        cloze_prompts(["Ein Satz.", "x."])
+
+
+def test_steering_label_names_vector_layer_and_strength(tiny):
+    v = SteeringVector(torch.ones(64), layer=2, method="pca", source_lang="sw")
+    res = logit_lens(tiny, "Habari", vector=v, alpha=0.5, lang="sw", k=1, vector_name="sw-L2")
+    assert res.meta["vector"]["name"] == "sw-L2"
+    assert res.steering_label() == "vector sw-L2 at layer 2, α = 0.5"
+    unnamed = logit_lens(
+        tiny, "Habari", vector=v, alpha=3.0, lang="sw", k=1, steer_positions="last"
+    )
+    assert unnamed.steering_label() == "vector pca sw→en at layer 2, α = 3 (last positions)"
+    assert logit_lens(tiny, "Habari", lang="sw", k=1).steering_label() is None
 
 
 def test_bad_options(tiny):
