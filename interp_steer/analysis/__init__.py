@@ -12,13 +12,18 @@ from interp_steer.analysis.cells import (
     model_settings,
     vector_settings,
 )
-from interp_steer.analysis.lens import LogitLensResult, lens_shares_table, logit_lens
+from interp_steer.analysis.lens import (
+    LogitLensResult,
+    cloze_prompts,
+    lens_shares_table,
+    logit_lens,
+)
 from interp_steer.analysis.similarity import (
     SimilarityResult,
     cross_lingual_similarity,
     similarity_from_activations,
 )
-from interp_steer.analysis.sweep import SweepResult, layer_sweep
+from interp_steer.analysis.sweep import SweepResult, SweepSummary, layer_sweep, paired_gain
 from interp_steer.analysis.transfer import TransferResult, transfer_matrix
 from interp_steer.analysis.vocab_projection import project_to_vocab
 
@@ -31,9 +36,11 @@ __all__ = [
     "SimilarityResult",
     "Stage",
     "SweepResult",
+    "SweepSummary",
     "TaskEvaluator",
     "TransferResult",
     "check_fitted",
+    "cloze_prompts",
     "cross_lingual_similarity",
     "english_kl",
     "evaluator_settings",
@@ -41,6 +48,7 @@ __all__ = [
     "lens_shares_table",
     "logit_lens",
     "model_settings",
+    "paired_gain",
     "project_to_vocab",
     "similarity_from_activations",
     "transfer_matrix",

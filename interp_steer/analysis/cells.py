@@ -29,7 +29,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations.cache import model_fingerprint
@@ -58,14 +57,25 @@ Stage = Literal["select", "test"]
 class Score:
     """One evaluation: a value (accuracy or another metric) with its 95% interval.
 
+    ``correct`` holds each item's correctness, in the stage's item order, when the metric
+    is an accuracy (:class:`TaskEvaluator` gives it): a sweep pairs its test cells item by
+    item with it (a paired interval and p-value of the gain over unsteered).
+
     >>> Score(0.5, 0.3, 0.7, 20).value
     0.5
+    >>> Score(0.5, 0.0, 1.0, 2, correct=[True, False]).correct
+    (True, False)
     """
 
     value: float
     low: float
     high: float
     n: int
+    correct: Sequence[bool] | None = None
+
+    def __post_init__(self) -> None:
+        if self.correct is not None:
+            object.__setattr__(self, "correct", tuple(bool(x) for x in self.correct))
 
 
 Evaluator = Callable[[TransformerBridge, str, SteeringVector | None, float, Stage], Score]
@@ -197,7 +207,8 @@ class TaskEvaluator:
             progress=False,
         )
         low, high = res.ci
-        return Score(float(res.accuracy), float(low), float(high), int(res.n))
+        correct = tuple(item.correct for item in res.items)
+        return Score(float(res.accuracy), float(low), float(high), int(res.n), correct)
 
 
 _RESULT_FIELDS = frozenset({"value", "delta", "failed"})  # a score, a damage, or why not
@@ -288,7 +299,11 @@ class CellStore:
 
 
 def _score_cell(score: Score, **extra: Any) -> dict[str, Any]:
-    return {"value": score.value, "low": score.low, "high": score.high, "n": score.n, **extra}
+    cell: dict[str, Any] = {"value": score.value, "low": score.low, "high": score.high,
+                            "n": score.n}  # fmt: skip
+    if score.correct is not None:  # per item, 0/1, for paired tests of test cells
+        cell["correct"] = [int(x) for x in score.correct]
+    return {**cell, **extra}
 
 
 def evaluate_cell(
@@ -324,7 +339,8 @@ def evaluate_cell(
         stage: ``"select"`` or ``"test"``.
         failed: Collects ``key -> reason`` of a failed cell.
         **extra: Stored with the cell (layer, strength, source, ...), with the score
-            (value, low, high, n), alpha and stage.
+            (value, low, high, n; ``correct`` as 0/1 per item when the score has it),
+            alpha and stage.
 
     Example:
         >>> from interp_steer import load_model
@@ -383,7 +399,7 @@ def model_settings(model: TransformerBridge) -> dict[str, Any]:
 def evaluator_settings(evaluator: Callable[..., Any]) -> dict[str, Any]:
     """What a run folder records of an evaluator: everything that changes its scores.
 
-    A :class:`Counted` wrapper is looked through. A dataclass (:class:`TaskEvaluator`,
+    A dataclass (:class:`TaskEvaluator`,
     :class:`~interp_steer.analysis.EnglishKL`) gives all its fields; every evaluator gives
     its type's (or function's) name and its ``name``, ``selection``, ``testing`` and
     ``settings`` attributes where it has them (see :data:`Evaluator`).
@@ -392,8 +408,6 @@ def evaluator_settings(evaluator: Callable[..., Any]) -> dict[str, Any]:
     >>> got["class"], got["n"], got["positions"], got["baseline"]
     ('TaskEvaluator', 4, 'last', 'basic')
     """
-    while isinstance(evaluator, Counted):
-        evaluator = evaluator.evaluator
     kind = getattr(evaluator, "__qualname__", type(evaluator).__qualname__)
     out: dict[str, Any] = {"class": kind}
     if dataclasses.is_dataclass(evaluator) and not isinstance(evaluator, type):
@@ -527,15 +541,14 @@ def data_fingerprint(data: Any) -> str | None:
     >>> data_fingerprint(pairs) == data_fingerprint(load_parallel("flores", "de", n=5))
     False
     """
-    if isinstance(data, TaskSet):
-        rows: list[Any] = [
-            [i.id, i.question, i.answer, list(i.choices), i.english, list(i.english_choices)]
-            for i in (*data.items, *data.exemplars)
-        ]
-    elif isinstance(data, ParallelCorpus):
-        rows = [list(data.ids), list(data.english), list(data.target)]
-    else:
+    if isinstance(data, ParallelCorpus):
+        return data.fingerprint
+    if not isinstance(data, TaskSet):
         return None
+    rows = [
+        [i.id, i.question, i.answer, list(i.choices), i.english, list(i.english_choices)]
+        for i in (*data.items, *data.exemplars)
+    ]
     text = json.dumps(rows, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -591,12 +604,16 @@ def fitted_vectors(
     layers: Sequence[int],
     store: CellStore,
     fit: Mapping[str, Any],
+    *,
+    progress: bool | None = None,
 ) -> dict[int, SteeringVector]:
     """Load saved vectors of ``lang``; fit the missing layers in one activation pass.
 
     ``fit`` holds ``dataset``, ``n``, ``split``, ``method`` and ``hyper`` (see
     :func:`fit_settings`). A saved vector is used only if its language, layer, model and
     fit settings are these (:func:`check_fitted`); otherwise the run stops naming them.
+    ``progress`` is passed on to :func:`~interp_steer.fitting.fit_vectors` (unless
+    ``hyper`` names it).
     """
     vectors: dict[int, SteeringVector] = {}
     for layer in layers:
@@ -607,38 +624,14 @@ def fitted_vectors(
     missing = [layer for layer in layers if layer not in vectors]
     if missing:
         corpus = load_parallel(fit["dataset"], lang, n=fit["n"], split=fit["split"])
-        fitted = fit_vectors(model, corpus, layers=missing, method=fit["method"], **fit["hyper"])
+        hyper = {"progress": progress, **fit["hyper"]}
+        fitted = fit_vectors(model, corpus, layers=missing, method=fit["method"], **hyper)
         for layer, vector in fitted.items():
             path = store.vector_path(lang, layer)
             if path is not None:
                 vector.save(path, root=store.root)
             vectors[layer] = vector
     return vectors
-
-
-class Counted:
-    """Wrap an evaluator ``(model, lang, vector, alpha, stage) -> Score`` with a progress bar.
-
-    Attributes are forwarded, so ``name``/``selection`` still describe the wrapped one
-    (``evaluator``), and a run records the wrapped one's settings.
-    Cells resumed from disk are not evaluated and do not advance the bar.
-    """
-
-    def __init__(self, evaluator: Callable[..., Any], total: int, desc: str) -> None:
-        self.evaluator = evaluator
-        self._bar = tqdm(total=total, desc=desc, unit="cell")
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("evaluator", "_bar"):  # not set yet (e.g. while unpickling)
-            raise AttributeError(name)
-        return getattr(self.evaluator, name)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Evaluate one cell with the wrapped evaluator, then advance the bar."""
-        try:
-            return self.evaluator(*args, **kwargs)
-        finally:
-            self._bar.update()
 
 
 def open_run(
@@ -674,7 +667,6 @@ def open_run(
 
 __all__ = [
     "CellStore",
-    "Counted",
     "Evaluator",
     "Score",
     "Stage",

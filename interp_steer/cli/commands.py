@@ -1,14 +1,17 @@
 """What each ``interp-steer`` subcommand does: thin calls into the library + run-folder I/O.
 
-Each command takes the parsed ``argparse.Namespace`` (see :mod:`interp_steer.cli.parser`), loads
-the model, calls one library function, and writes its outputs into ``args.out``. Errors
-that mean bad input (unknown names, missing files or data, settings that do not fit the
-model) become a :class:`CommandError`, which the CLI prints as one line.
+Each command takes the parsed ``argparse.Namespace`` (see :mod:`interp_steer.cli.parser`),
+reads and checks the data of every language it names, then loads the model, calls one
+library function, and writes its outputs into ``args.out``. Errors that mean bad input
+(unknown names, missing files or data, settings that do not fit the model) become a
+:class:`CommandError`, which the CLI prints as one line, in the command line's words
+(:func:`cli_words`: ``--out`` where the library says ``run_dir``).
 """
 
 import argparse
 import functools
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -18,14 +21,17 @@ from typing import Any
 import pandas as pd
 import torch
 
-from interp_steer.analysis.cells import Counted, TaskEvaluator
-from interp_steer.analysis.lens import lens_shares_table, logit_lens
+from interp_steer.analysis.cells import Stage, TaskEvaluator, check_run
+from interp_steer.analysis.lens import cloze_prompts, lens_shares_table, logit_lens
 from interp_steer.analysis.similarity import cross_lingual_similarity
 from interp_steer.analysis.sweep import layer_sweep
 from interp_steer.analysis.transfer import transfer_matrix
 from interp_steer.cli.demo import run_demo
+from interp_steer.constants import FORCING
+from interp_steer.data.hub_tasks import hub_offline, hub_reachable
 from interp_steer.data.parallel import ParallelCorpus, load_parallel
 from interp_steer.data.sources import DataUnavailableError
+from interp_steer.data.tasks import load_task
 from interp_steer.evaluation.harness import evaluate
 from interp_steer.evaluation.results import EvalResult, EvaluationError, compare
 from interp_steer.fitting.fit import fit_vector
@@ -51,6 +57,28 @@ _BAD_INPUT = (
 _DAMAGED = (KeyError, TypeError, AttributeError)
 
 
+_CLI_WORDS = (
+    (r"\bpass another output path\b", "use another --out"),
+    (r"\b(?:pass )?resume=False to overwrite it\b", "pass --no-resume to start over"),
+    (r"\banother run_dir\b", "another --out"),
+)
+"""Library advice → the command-line flag that does it (the one place they are mapped)."""
+
+
+def cli_words(message: str) -> str:
+    """A library message with its advice in command-line flags instead of Python arguments.
+
+    >>> cli_words("r.json holds 3 items; pass another output path, or resume=False to "
+    ...           "overwrite it")
+    'r.json holds 3 items; use another --out, or pass --no-resume to start over'
+    >>> cli_words("runs/x holds a run with different settings (n: 4 → 40); use another run_dir")
+    'runs/x holds a run with different settings (n: 4 → 40); use another --out'
+    """
+    for pattern, flag in _CLI_WORDS:
+        message = re.sub(pattern, flag, message)
+    return message
+
+
 class CommandError(Exception):
     """Bad input or a failed run, reported by the CLI as one line (exit code 2)."""
 
@@ -66,7 +94,8 @@ def _command(fn: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Nam
             _check_out(args.out)
             fn(args)
         except EvaluationError as err:
-            raise CommandError(f"{err} (partial results kept in {args.out})") from err
+            message = cli_words(str(err))
+            raise CommandError(f"{message} (partial results kept in {args.out})") from err
         except SettingsError as err:  # a saved run of other settings: never reused
             if os.environ.get("INTERP_STEER_TRACEBACK"):
                 raise
@@ -74,7 +103,7 @@ def _command(fn: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Nam
         except _BAD_INPUT as err:
             if os.environ.get("INTERP_STEER_TRACEBACK"):
                 raise
-            raise CommandError(str(err) or type(err).__name__) from err
+            raise CommandError(cli_words(str(err)) or type(err).__name__) from err
 
     return run
 
@@ -126,6 +155,55 @@ def _model(args: argparse.Namespace) -> Any:
     model = load_model(args.model, device=args.device, dtype=dtype)
     _check_model_layers(model, args)
     return model
+
+
+def _check_parallel(dataset: str, langs: tuple[str, ...], n: int) -> None:
+    """Read every language's parallel data, so a missing one fails before any work."""
+    for lang in langs:
+        load_parallel(dataset, lang, n=n)
+
+
+def _check_cells(
+    evaluator: TaskEvaluator,
+    langs: tuple[str, ...],
+    fit_langs: tuple[str, ...],
+    args: argparse.Namespace,
+    stages: tuple[Stage, ...],
+) -> None:
+    """Check every language's task items and fitting pairs before the model is loaded.
+
+    The library checks them again (:func:`~interp_steer.analysis.cells.open_run`), after
+    the model is loaded; here a language without data fails before any work.
+    """
+    fit = {"dataset": args.fit_dataset, "n": args.n_fit, "split": None}
+    check_run(evaluator, langs, fit_langs, fit, stages)
+
+
+def _translator(args: argparse.Namespace) -> str | None:
+    """``--translator`` checked against ``--baseline`` and where the model can come from."""
+    name = args.translator
+    if args.baseline != "translator":
+        if name is not None:
+            raise ValueError("--translator is used only with --baseline translator")
+        return None
+    if name is None:
+        raise ValueError(
+            "--baseline translator needs --translator MODEL: a Hugging Face seq2seq "
+            "translation model (a local folder, or a hub id such as "
+            "facebook/nllb-200-distilled-600M)"
+        )
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ValueError(f"--translator {name}: not a folder holding a translation model")
+    if not hub_offline() and not hub_reachable():
+        raise DataUnavailableError(
+            f"--translator {name} is read from the Hugging Face hub, which cannot be reached "
+            "from here: give a local folder holding the model, or set HF_HUB_OFFLINE=1 if "
+            "the hub cache holds it"
+        )
+    return name
 
 
 def _say(message: str) -> None:
@@ -193,7 +271,6 @@ def cmd_fit(args: argparse.Namespace) -> None:
         layer=args.layer,
         method=args.method,
         pooling=args.pooling,
-        progress=True,
         **{k: v for k, v in hyper.items() if v is not None},
     )
     path = vector.save(args.out / "vectors" / f"{args.lang}-L{args.layer}-{args.method}")
@@ -212,14 +289,21 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if vector is None and (args.alpha is not None or args.ratio is not None):
         raise ValueError("--alpha/--ratio need --vector")
     alpha = _strength(vector, args.alpha, args.ratio) if vector is not None else 0.0
+    translator = _translator(args)
     label = args.baseline
     if vector is not None:
         label += f"-{args.vector.name.removesuffix('.safetensors')}-a{alpha:.4g}-{args.positions}"
     path = args.out / "eval" / f"{args.task}-{args.lang}-{args.split}-{label}.json"
+    # the data first: a missing language or an unreachable hub fails before the model loads
+    if args.task == FORCING:
+        load_parallel("flores", args.lang, n=args.n)  # what forcing continues
+        task: Any = args.task
+    else:
+        task = load_task(args.task, args.lang, split=args.split, n=args.n)
     model = _model(args)
     result = evaluate(
         model,
-        args.task,
+        task,
         args.lang,
         vector=vector,
         alpha=alpha,
@@ -228,7 +312,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
         n=args.n,
         split=args.split,
         batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        translator=translator,
         output=path,
+        resume=args.resume,
     )
     table = compare(_eval_runs(args.out / "eval"))
     csv = write_table(table, args.out / "eval.csv")
@@ -244,13 +331,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     evaluator = TaskEvaluator(
         args.task, select_items=args.select_items, n=args.n, positions=args.positions
     )
+    stages: tuple[Stage, ...] = ("select",) if args.no_test else ("select", "test")
+    _check_cells(evaluator, args.langs, args.langs, args, stages)
     model = _model(args)
-    n_layers = len(args.layers) if args.layers else int(model.cfg.n_layers)
-    cells = len(args.langs) * (1 + n_layers * len(args.ratios) + (0 if args.no_test else 2))
-    result = layer_sweep(
+    result = layer_sweep(  # its bar over the cells closes before any error prints
         model,
         args.langs,
-        task=Counted(evaluator, cells, "sweep cells"),
+        task=evaluator,
         layers=args.layers,
         method=args.method,
         ratios=args.ratios,
@@ -267,28 +354,42 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         result.save(args.out / "sweep.json"),
         write_table(result.to_frame(), args.out / "sweep.csv"),
     ]
-    for lang in result.langs:
-        best = result.selected(lang)
-        if best is None:
+    for lang in result.langs:  # the held-out test result first, the selection score after
+        summary = result.summary(lang)
+        if summary is None:
             _say(f"{lang}: every cell failed (see sweep.json meta['failed']); nothing selected")
             continue
-        _say(
-            f"{lang}: best layer {best['layer']}, ratio {best['strength']:g} → "
-            f"{best['score']:.3f} ({best['gain']:+.3f} over basic on {result.selection})"
-        )
+        _say(f"{lang}: {summary.line()}")
+        _say(f"    {summary.verdict}")
     _done(paths + save_figures(figures, args.out / "figures"), started)
 
 
 @_command
 def cmd_lens(args: argparse.Namespace) -> None:
-    """``interp-steer lens``: logit-lens language shares, base and (with a vector) steered."""
+    """``interp-steer lens``: logit-lens language shares, base and (with a vector) steered.
+
+    Each prompt is read at its last token, where the model is about to answer: a
+    ``--prompt`` as given (trailing whitespace dropped), a ``--dataset`` sentence cut
+    before its last word (:func:`~interp_steer.analysis.lens.cloze_prompts`), not after
+    its full stop. With ``--vector`` the steered token table is written too.
+    """
     started = time.perf_counter()
-    prompts = args.prompt or list(load_parallel(args.dataset, args.lang, n=args.n).target)
+    if args.prompt:
+        prompts = [p.rstrip() for p in args.prompt]
+    else:
+        prompts = cloze_prompts(load_parallel(args.dataset, args.lang, n=args.n).target)
     vector = _load_vector(args.vector)
+    if vector is None and (args.alpha is not None or args.ratio is not None):
+        raise ValueError("--alpha/--ratio need --vector")
     alpha = _strength(vector, args.alpha, args.ratio) if vector is not None else 1.0
+    name = args.vector.name.removesuffix(".safetensors") if vector is not None else None
     model = _model(args)
-    result = logit_lens(model, prompts, vector=vector, alpha=alpha, lang=args.lang, k=args.k)
+    result = logit_lens(
+        model, prompts, vector=vector, alpha=alpha, lang=args.lang, k=args.k, vector_name=name
+    )
     figures = {"lens_shares": plot_language_shares(result), "lens_tokens": plot_token_table(result)}
+    if "steered" in result.variants:
+        figures["lens_tokens_steered"] = plot_token_table(result, variant="steered")
     paths = [
         result.save(args.out / "lens.json"),
         write_table(lens_shares_table(result), args.out / "lens.csv"),
@@ -300,6 +401,7 @@ def cmd_lens(args: argparse.Namespace) -> None:
 def cmd_similarity(args: argparse.Namespace) -> None:
     """``interp-steer similarity``: per-layer similarity of each language to English."""
     started = time.perf_counter()
+    _check_parallel(args.dataset, args.langs, args.n)
     model = _model(args)
     result = cross_lingual_similarity(
         model,
@@ -334,12 +436,12 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     evaluator = TaskEvaluator(args.task, n=args.n)
     targets = args.targets or args.langs
-    cells = len(targets) * (len(args.langs) + 1) + (0 if args.no_english else len(args.langs) + 1)
+    _check_cells(evaluator, targets, args.langs, args, ("test",))
     model = _model(args)
-    result = transfer_matrix(
+    result = transfer_matrix(  # its bar closes before an error prints
         model,
         args.langs,
-        task=Counted(evaluator, cells, "transfer cells"),
+        task=evaluator,
         layer=args.layer,
         method=args.method,
         ratio=args.ratio,
@@ -382,5 +484,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
 __all__ = [
     "COMMANDS",
     "CommandError",
+    "cli_words",
     "write_table",
 ]

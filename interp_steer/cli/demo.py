@@ -6,7 +6,9 @@
    retrieval) — where do representations align?
 2. a short **layer sweep** on XCOPA: a mean-difference vector per layer and relative
    strength, fitted on FLORES pairs, selected on XCOPA's validation split, the chosen cell
-   then tested on XCOPA test items beside the unsteered and translate-test baselines;
+   then tested on XCOPA test items beside the unsteered and translate-test baselines; the
+   report's sweep section leads with that **test** result (gain, 95% interval, p-value and
+   one sentence saying what it means), the optimistic selection gain second;
 3. the **logit lens** on prompts of the first sweep language, base vs steered with the
    chosen vector — which language does each layer decode to?
 4. one **steered generation**, base vs steered, to see the vector act.
@@ -29,10 +31,10 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from interp_steer.analysis.cells import CellStore, Counted, TaskEvaluator
+from interp_steer.analysis.cells import CellStore, TaskEvaluator
 from interp_steer.analysis.lens import logit_lens
 from interp_steer.analysis.similarity import cross_lingual_similarity
-from interp_steer.analysis.sweep import layer_sweep
+from interp_steer.analysis.sweep import SweepResult, layer_sweep
 from interp_steer.data.parallel import load_parallel
 from interp_steer.evaluation.harness import evaluate
 from interp_steer.evaluation.results import compare
@@ -42,6 +44,7 @@ from interp_steer.plotting.export import save_figures
 from interp_steer.plotting.lens import plot_language_shares, plot_token_table
 from interp_steer.plotting.report import Report, Section, write_report
 from interp_steer.plotting.similarity import plot_similarity, plot_similarity_matrix
+from interp_steer.plotting.style import language_label
 from interp_steer.plotting.sweep import plot_sweep, plot_sweep_heatmap
 from interp_steer.steering.intervention import steer
 from interp_steer.steering.vectors import SteeringVector
@@ -102,7 +105,7 @@ def run_demo(
     model: Any = None,
     fast: bool = False,
     config: DemoConfig | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Path:
     """Run the demo into ``out`` and return the path of ``out/report.html``.
 
@@ -111,7 +114,9 @@ def run_demo(
         model: A loaded bridge; by default ``config.model`` is loaded.
         fast: Use :data:`FAST` (tiny model, a few items) instead of :data:`FULL`.
         config: Explicit sizes (overrides ``fast``).
-        progress: Print each step and show progress bars.
+        progress: Progress bars; ``None`` follows
+            :func:`~interp_steer.progress.set_progress`. Each step is printed unless
+            ``progress`` is False.
 
     Returns:
         The report's path.
@@ -119,7 +124,7 @@ def run_demo(
     cfg = config or (FAST if fast else FULL)
     root = Path(out)
     started = time.perf_counter()
-    say = print if progress else (lambda *a, **k: None)
+    say = print if progress is not False else (lambda *a, **k: None)  # a log keeps the steps
     if model is None:
         model = load_model(cfg.model)
     name = model_name(model)
@@ -132,9 +137,18 @@ def run_demo(
     step("similarity")
     sim_section = _similarity(model, cfg, root, progress)
     step("layer sweep")
-    sweep, sweep_section = _sweep(model, cfg, root, progress)
+    sweep = _sweep(model, cfg, root, progress)
     step("baselines")
-    eval_section = _baselines(model, cfg, root, sweep, progress)
+    eval_section, tested = _baselines(model, cfg, root, sweep, progress)
+    sweep = _with_test(sweep, tested, cfg)
+    sweep.save(root / "sweep.json")
+    for lang in sweep.langs:
+        summary = sweep.summary(lang)
+        if summary is not None:
+            say(f"  {lang}: {summary.line()}")
+    figs = {"sweep": plot_sweep(sweep)}
+    figs.update({f"sweep_heatmap_{x}": plot_sweep_heatmap(sweep, x) for x in sweep.langs})
+    sweep_section = sweep_report(sweep, cfg, _figures(root, figs))
     step("logit lens")
     lens_section, vector, alpha = _lens(model, cfg, root, sweep)
     step("generation")
@@ -157,7 +171,7 @@ def _figures(root: Path, figures: dict[str, go.Figure]) -> tuple[go.Figure, ...]
     return tuple(figures.values())
 
 
-def _similarity(model: Any, cfg: DemoConfig, root: Path, progress: bool) -> Section:
+def _similarity(model: Any, cfg: DemoConfig, root: Path, progress: bool | None) -> Section:
 
     res = cross_lingual_similarity(
         model,
@@ -190,38 +204,90 @@ def _similarity(model: Any, cfg: DemoConfig, root: Path, progress: bool) -> Sect
     return Section("Which layers align languages with English?", note, figs, (table,))
 
 
-def _sweep(model: Any, cfg: DemoConfig, root: Path, progress: bool) -> tuple[Any, Section]:
-
-    evaluator: Any = TaskEvaluator("xcopa", n=cfg.n_select)
-    if progress:
-        cells = len(cfg.sweep_langs) * (1 + len(cfg.layers) * len(cfg.ratios))
-        evaluator = Counted(evaluator, cells, "sweep cells")
-    res = layer_sweep(
+def _sweep(model: Any, cfg: DemoConfig, root: Path, progress: bool | None) -> SweepResult:
+    """The selection stage only: the test run is :func:`_baselines`' (``n_test`` items)."""
+    return layer_sweep(
         model,
         cfg.sweep_langs,
-        task=evaluator,
+        task=TaskEvaluator("xcopa", n=cfg.n_select),
         layers=cfg.layers,
         ratios=cfg.ratios,
         fit_dataset="flores",
         n_fit=cfg.n_fit,
         test=False,
         run_dir=root / "sweep",
+        progress=progress,
     )
-    res.save(root / "sweep.json")
-    figs = {"sweep": plot_sweep(res)}
-    figs.update({f"sweep_heatmap_{x}": plot_sweep_heatmap(res, x) for x in res.langs})
-    table = pd.DataFrame([{"lang": x, **res.best(x)} for x in res.langs])
+
+
+def _with_test(sweep: SweepResult, tested: dict[str, tuple[Any, Any]], cfg: DemoConfig) -> Any:
+    """``sweep`` with each language's test stage: the steered and basic runs of the baselines."""
+    testing = f"xcopa test split, first {cfg.n_test} items"
+    for lang, (basic, steered) in tested.items():
+        sweep = sweep.with_test(lang, steered, basic, testing=testing)
+    return sweep
+
+
+def sweep_report(
+    sweep: SweepResult, cfg: DemoConfig, figures: tuple[go.Figure, ...] = ()
+) -> Section:
+    """The report's sweep section: the held-out test result first, in words and a table.
+
+    Its lead has one paragraph per language: the sentence of
+    :attr:`~interp_steer.analysis.SweepSummary.verdict` ("steering lowered accuracy here"
+    when it did), then the numbers (the test result, the selection gain last); then
+    :meth:`~interp_steer.analysis.SweepResult.summary_frame` (``test_*`` columns before
+    ``select_*``). The note says how the numbers were made; ``figures`` follow.
+
+    >>> import numpy as np
+    >>> grid = np.full((1, 1, 1), 0.7)
+    >>> res = SweepResult("m", "xcopa accuracy", "mean_diff", ("sw",), (6,), (0.5,), True,
+    ...                   grid * 0 + 4.0, grid, grid - 0.1, grid + 0.1,
+    ...                   np.array([[0.6, 0.5, 0.7]]), np.array([[0.5, 0.4, 0.6]]),
+    ...                   np.array([[0.58, 0.48, 0.68]]), "xcopa val split",
+    ...                   test_gain=np.array([[-0.08, -0.16, -0.01]]), test_p=np.array([0.04]),
+    ...                   test_n=np.array([64]), testing="xcopa test split")
+    >>> section = sweep_report(res, FAST)
+    >>> print(section.lead[0])  # doctest: +NORMALIZE_WHITESPACE
+    Swahili (sw): Steering lowered accuracy here: -0.080 on 64 held-out items (95% CI -0.160
+    to -0.010). In numbers: layer 6, ratio 0.5 (alpha 4): -0.080 (95% CI -0.160 to -0.010,
+    p=0.04) over unsteered on 64 held-out items (xcopa test split); selected on xcopa val
+    split: +0.100.
+    >>> list(section.lead_tables[0].columns[4:8])
+    ['test_gain', 'test_ci_low', 'test_ci_high', 'test_p_value']
+    """
+    lead = []
+    for lang in sweep.langs:
+        summary = sweep.summary(lang)
+        label = language_label(lang)
+        if summary is None:
+            lead.append(f"{label}: every cell failed, so nothing was selected or tested.")
+            continue
+        lead.append(f"{label}: {summary.verdict} In numbers: {summary.line()}.")
     note = (
         f"Mean-difference vectors fitted on {cfg.n_fit} FLORES pairs per layer; each "
         f"(layer, ‖αv‖/‖h‖) scored on {cfg.n_select} XCOPA validation items; the best "
-        "cell per language is chosen there, never on test items."
+        "cell per language is chosen there, never on test items, then run on the first "
+        f"{cfg.n_test} XCOPA test items beside the unsteered model. The table gives that "
+        "test result first (test_gain with its paired-bootstrap 95% interval and McNemar "
+        "p-value); select_gain, the gain of the best of the grid on the items it was chosen "
+        "on, is optimistic by construction."
     )
-    return res, Section("Layer sweep (XCOPA)", note, _figures(root, figs), (table,))
+    return Section(
+        "Layer sweep (XCOPA)",
+        note,
+        tuple(figures),
+        lead=tuple(lead),
+        lead_tables=(sweep.summary_frame(),),
+    )
 
 
-def _baselines(model: Any, cfg: DemoConfig, root: Path, sweep: Any, progress: bool) -> Section:
+def _baselines(
+    model: Any, cfg: DemoConfig, root: Path, sweep: Any, progress: bool | None
+) -> tuple[Section, dict[str, tuple[Any, Any]]]:
 
     runs = []
+    tested: dict[str, tuple[Any, Any]] = {}
     for lang in sweep.langs:
         vector, alpha = _chosen(sweep, root, lang)
         for baseline, vec in (("basic", None), ("translate_test", None), ("basic", vector)):
@@ -239,6 +305,7 @@ def _baselines(model: Any, cfg: DemoConfig, root: Path, sweep: Any, progress: bo
                     output=root / "eval" / f"xcopa-{lang}-{tag}.json",
                 )
             )
+        tested[lang] = (runs[-3], runs[-1])  # basic and steered, on the same items
     table = compare(runs)
     cols = [
         "lang",
@@ -258,7 +325,10 @@ def _baselines(model: Any, cfg: DemoConfig, root: Path, sweep: Any, progress: bo
         "paper's vectors aim for), and the selected vector; gain and McNemar p-value "
         "paired with the basic run."
     )
-    return Section("Test items: basic vs translate-test vs steered", note, (), (table[cols],))
+    return (
+        Section("Test items: basic vs translate-test vs steered", note, (), (table[cols],)),
+        tested,
+    )
 
 
 def _chosen(sweep: Any, root: Path, lang: str) -> tuple[Any, float]:
@@ -319,4 +389,5 @@ __all__ = [
     "FAST",
     "FULL",
     "run_demo",
+    "sweep_report",
 ]

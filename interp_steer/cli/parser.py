@@ -108,11 +108,39 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("--vector", type=Path, help="a saved vector (path with or without .safetensors)")
     add_strength(p)
     add_choice(p, "--positions", POSITION_MODES, "all", "where the vector is added")
-    add_choice(p, "--baseline", list(BASELINE_NAMES), "basic", "prompting baseline")
+    add_choice(
+        p,
+        "--baseline",
+        list(BASELINE_NAMES),
+        "basic",
+        "prompting baseline; translator translates each item with the --translator model",
+    )
+    p.add_argument(
+        "--translator",
+        metavar="MODEL",
+        help="--baseline translator only: a Hugging Face seq2seq translation model, as a "
+        "local folder or a hub id (e.g. facebook/nllb-200-distilled-600M; needs the hub or "
+        "its cache with HF_HUB_OFFLINE=1). Any other translator: Python, evaluate(..., "
+        "baseline='translator', translator=<a str -> str function>)",
+    )
     p.add_argument("--n", type=count, help="evaluate the first N items (default: all)")
     p.add_argument("--split", default="test", help="task split (default: %(default)s)")
     p.add_argument(
         "--batch-size", type=count, default=8, help="items per batch (default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=count,
+        metavar="N",
+        help="tokens generated per answer (math tasks, forcing, self-translations; default: "
+        "256, 32 for forcing); recorded with the result",
+    )
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue the result saved in --out by a run with the same settings "
+        "(--no-resume: start over, overwriting it) (default: resume)",
     )
 
 
@@ -154,15 +182,17 @@ def _add_lens(sub: Any) -> None:
         "lens",
         help="logit lens: which language each layer decodes to",
         description="Project every layer's residual stream through the final "
-        "norm and unembedding, identify the language of the top tokens, base "
-        "vs steered. Writes lens.json/.csv and figures/lens_*.",
+        "norm and unembedding at each prompt's last token (where the model is about to "
+        "answer), identify the language of the top tokens, base vs steered. Writes "
+        "lens.json/.csv and figures/lens_* (lens_tokens_steered with --vector).",
     )
     add_common(p, "lens")
     p.add_argument("--lang", type=language, required=True, help="language of the prompts")
     p.add_argument(
         "--prompt",
         action="append",
-        help="a prompt (repeatable); default: --n sentences of --dataset",
+        help="a prompt, read at its last token (repeatable); default: --n sentences of "
+        "--dataset, each cut before its last word",
     )
     add_choice(p, "--dataset", LOCAL_DATASETS, "flores", "where prompts come from")
     p.add_argument(

@@ -2,9 +2,14 @@
 
 No public copy of these sets exists outside the hub, so they are not in the shared data
 folder. Loading is split in two: :func:`load_hub_rows` fetches raw rows with
-``datasets.load_dataset`` (network or a filled hub cache), and the pure functions
-:func:`parse_xnli`, :func:`parse_mmlu` and :func:`parse_m3exam` turn rows into
-:class:`~interp_steer.data.TaskItem` (testable on small fixtures).
+``datasets.load_dataset`` (network or a filled hub cache), or reads a local copy of them
+(:func:`hub_copy_path`: ``<data dir>/<task>/<config>/<split>.jsonl``, one row a line), and
+the pure functions :func:`parse_xnli`, :func:`parse_mmlu` and :func:`parse_m3exam` turn rows
+into :class:`~interp_steer.data.TaskItem` (testable on small fixtures).
+
+An unreachable hub fails at once, in one line: with ``HF_HUB_OFFLINE=1`` only the hub
+cache is read, and otherwise :func:`hub_reachable` (one connection, :data:`HUB_TIMEOUT_S`)
+is asked before ``datasets`` would retry for half a minute.
 
 Example:
     >>> rows = [{"premise": "Er schläft.", "hypothesis": "Er ist wach.", "label": 2}]
@@ -13,15 +18,28 @@ Example:
     ('xnli-de-test-0', 2, 'Er ist wach.')
 """
 
+import json
+import os
 import re
+import socket
+import threading
+import urllib.request
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import datasets
 
 from interp_steer.data.items import TaskItem
 from interp_steer.data.languages import ENGLISH, get_language
-from interp_steer.data.sources import DATASETS, ENV_VAR, DataUnavailableError
+from interp_steer.data.sources import DATASETS, ENV_VAR, DataUnavailableError, data_dir
+
+HUB_TIMEOUT_S = 1.0
+"""Seconds :func:`hub_reachable` waits for a connection to the hub (or its proxy)."""
+
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+_TRUE = ("1", "ON", "YES", "TRUE")
 
 XNLI_LANGUAGES = (
     "ar",
@@ -245,24 +263,139 @@ def hub_config(name: str, lang: str) -> tuple[str, str]:
     return hub_id, configs[code]
 
 
-def load_hub_rows(hub_id: str, config: str, split: str) -> list[dict[str, Any]]:
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub is switched off (``HF_HUB_OFFLINE=1`` or its aliases).
+
+    Read at each call: ``HF_HUB_OFFLINE``, ``HF_DATASETS_OFFLINE``, ``TRANSFORMERS_OFFLINE``,
+    and ``datasets``' own setting (taken from them when it was imported).
+
+    >>> import os, unittest.mock
+    >>> with unittest.mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
+    ...     hub_offline(), hub_reachable()
+    (True, False)
+    """
+    from_env = any(os.environ.get(v, "").strip().upper() in _TRUE for v in _OFFLINE_VARS)
+    return from_env or bool(getattr(datasets.config, "HF_HUB_OFFLINE", False))
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
+    """Whether a connection to the Hugging Face hub opens within ``timeout`` seconds.
+
+    Asks the hub's host (``HF_ENDPOINT``, default ``https://huggingface.co``) or the HTTPS
+    proxy the environment names, with one connection and no retry, so a machine without
+    network is told so at once (the hub client retries for about 25 s). False when
+    :func:`hub_offline`.
+    """
+    if hub_offline():
+        return False
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
+        url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if url.hostname is None:
+        return False
+    address = (url.hostname, url.port or (443 if url.scheme == "https" else 80))
+    opened: list[bool] = []
+
+    def connect() -> None:  # in a thread: a name lookup is not bound by the socket timeout
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            opened.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(opened)
+
+
+def hub_copy_path(name: str, config: str, split: str) -> Path:
+    """Where a local copy of a hub task's rows is read from, before the hub is asked.
+
+    ``<data dir>/<task>/<config>/<split>.jsonl``, one row (a JSON object with the hub's
+    fields) a line; the data directory is :func:`~interp_steer.data.data_dir`
+    (``INTERP_STEER_DATA``).
+
+    >>> hub_copy_path("xnli", "de", "test").relative_to(data_dir()).as_posix()
+    'xnli/de/test.jsonl'
+    """
+    return data_dir() / name / config / f"{split}.jsonl"
+
+
+def _read_copy(path: Path) -> list[dict[str, Any]]:
+    """The rows of a local copy; a line that is not a JSON object is an error naming it."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            row, problem = None, f"not JSON ({err.msg})"
+        else:
+            problem = "not a JSON object"
+        if not isinstance(row, dict):
+            raise ValueError(f"{path} line {number}: {problem}; expected one row object a line")
+        rows.append(row)
+    return rows
+
+
+def load_hub_rows(
+    hub_id: str, config: str, split: str, *, copy: Path | None = None
+) -> list[dict[str, Any]]:
     """Load raw rows of one hub dataset config and split with ``datasets.load_dataset``.
 
+    Args:
+        hub_id: The dataset's hub id.
+        config: Its config.
+        split: Its split.
+        copy: A local copy of the rows (JSON lines), read instead of the hub when it
+            exists and named in the error when the hub cannot be reached.
+
     Raises:
-        DataUnavailableError: If the hub cannot be reached (and nothing is cached); the
-            message says how to proceed.
+        DataUnavailableError: If the hub cannot be reached and nothing is cached, in one
+            line that says how to proceed. With ``HF_HUB_OFFLINE=1`` only the hub cache is
+            read; otherwise an unreachable hub (:func:`hub_reachable`) fails at once,
+            before the hub client's retries.
     """
+    if copy is not None and copy.is_file():
+        return _read_copy(copy)
+    offline = hub_offline()
+    if not offline and not hub_reachable():
+        _unavailable(hub_id, config, split, copy, "the hub cannot be reached from here")
     try:
         ds = datasets.load_dataset(hub_id, config, split=split)
     except Exception as err:  # the hub client raises many types; report them as one
-        raise DataUnavailableError(
-            f"could not load {hub_id} (config {config!r}, split {split!r}) from the Hugging Face "
-            f"hub: {type(err).__name__}: {err}. This set is not in the shared data folder; it "
-            "needs network access, or a hub cache that already holds it (then set "
-            "HF_DATASETS_OFFLINE=1). The local tasks (mgsm, msvamp, xcopa) work offline from "
-            f"the data directory ({ENV_VAR})."
-        ) from err
+        first = (str(err).strip().splitlines() or [""])[0]
+        reason = f"{type(err).__name__}: {first}"
+        if offline:
+            reason = f"HF_HUB_OFFLINE is set and the hub cache does not hold it ({reason})"
+        _unavailable(hub_id, config, split, copy, reason, err)
     return [dict(row) for row in ds]
+
+
+def _unavailable(
+    hub_id: str,
+    config: str,
+    split: str,
+    copy: Path | None,
+    reason: str,
+    cause: BaseException | None = None,
+) -> NoReturn:
+    """Raise the one-line :class:`DataUnavailableError` of a hub set that cannot be loaded."""
+    cache = "" if hub_offline() else ", or set HF_HUB_OFFLINE=1 if the hub cache holds it"
+    local = (
+        f", or put a copy of its rows (one JSON object a line) at {copy}"
+        if copy is not None
+        else ""
+    )
+    raise DataUnavailableError(
+        f"could not load {hub_id} (config {config!r}, split {split!r}) from the Hugging Face "
+        f"hub: {reason}. This set is not in the shared data folder: it needs network access"
+        f"{cache}{local} (the data directory is set by {ENV_VAR}). The local tasks (mgsm, "
+        "msvamp, xcopa) work offline."
+    ) from cause
 
 
 _PARSERS = {"xnli": parse_xnli, "mmlu": parse_mmlu, "m3exam": parse_m3exam}
@@ -270,6 +403,9 @@ _PARSERS = {"xnli": parse_xnli, "mmlu": parse_mmlu, "m3exam": parse_m3exam}
 
 def load_hub_task(name: str, lang: str, split: str) -> tuple[list[TaskItem], list[TaskItem]]:
     """Load items (and exemplars: M3Exam's dev items for its test split) of a hub task.
+
+    Rows are read from a local copy (:func:`hub_copy_path`) where there is one, else from
+    the hub (:func:`load_hub_rows`).
 
     Example:
         >>> load_hub_task("m3exam", "de", "test")
@@ -279,19 +415,25 @@ def load_hub_task(name: str, lang: str, split: str) -> tuple[list[TaskItem], lis
     """
     code = get_language(lang).code
     hub_id, config = hub_config(name, code)
-    items = list(_PARSERS[name](load_hub_rows(hub_id, config, split), code, split))
+    rows = load_hub_rows(hub_id, config, split, copy=hub_copy_path(name, config, split))
+    items = list(_PARSERS[name](rows, code, split))
     exemplars: list[TaskItem] = []
     if name == "m3exam" and split == "test":
-        exemplars = list(parse_m3exam(load_hub_rows(hub_id, config, "dev"), code, "dev"))
+        dev = load_hub_rows(hub_id, config, "dev", copy=hub_copy_path(name, config, "dev"))
+        exemplars = list(parse_m3exam(dev, code, "dev"))
     return items, exemplars
 
 
 __all__ = [
+    "HUB_TIMEOUT_S",
     "M3EXAM_CONFIGS",
     "MMLU_CONFIGS",
     "XNLI_LABELS",
     "XNLI_LANGUAGES",
     "hub_config",
+    "hub_copy_path",
+    "hub_offline",
+    "hub_reachable",
     "load_hub_rows",
     "load_hub_task",
     "parse_m3exam",

@@ -114,9 +114,11 @@ def load_task(name: str, lang: str, *, split: str = "test", n: int | None = None
       ``english_choices`` from ``data-gmt`` (None / empty for Quechua);
       ``meta["relation"]`` is the file's cause/effect, ``meta["relation_majority"]`` the
       value most languages agree on (they differ for Thai, see the docs).
-    * ``"xnli"``, ``"mmlu"``, ``"m3exam"``: read from the Hugging Face hub; they need network
-      access or a filled hub cache and raise :class:`~interp_steer.data.DataUnavailableError`
-      otherwise.
+    * ``"xnli"``, ``"mmlu"``, ``"m3exam"``: read from a local copy of their rows in the data
+      directory (:func:`~interp_steer.data.hub_tasks.hub_copy_path`) or from the Hugging
+      Face hub; without either (no network, or ``HF_HUB_OFFLINE=1`` and nothing in the hub
+      cache) they raise :class:`~interp_steer.data.DataUnavailableError` at once, in one
+      line.
 
     Args:
         name: One of :data:`TASKS`.
@@ -131,6 +133,7 @@ def load_task(name: str, lang: str, *, split: str = "test", n: int | None = None
         ValueError: On an unknown task, language or split (the message lists valid ones),
             misaligned files, or ``n`` not a positive int.
         FileNotFoundError: If a local dataset folder is missing.
+        DataUnavailableError: A hub task with no local copy and no reachable hub.
 
     Example:
         >>> [len(load_task(t, "sw")) for t in ("mgsm", "msvamp", "xcopa")]

@@ -7,9 +7,12 @@ Example:
     >>> res = SweepResult("m", "acc", "mean_diff", ("de",), (1, 2), (0.1,), True, grid,
     ...                   grid, grid - 0.1, grid + 0.1, np.array([[0.5, 0.4, 0.6]]),
     ...                   np.full((1, 3), np.nan), np.full((1, 3), np.nan), "val split")
-    >>> [t.name for t in plot_sweep(res).data if t.showlegend is not False]
-    ['German (de)', 'German (de) · unsteered']
+    >>> from interp_steer.plotting.style import legend_entries
+    >>> legend_entries(plot_sweep(res))  # one entry per language; dashed = unsteered
+    ['German (de)']
 """
+
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,7 +21,13 @@ from plotly.subplots import make_subplots
 from interp_steer.analysis.sweep import SweepResult
 from interp_steer.analysis.transfer import TransferResult
 from interp_steer.data.languages import family_order, family_spans
-from interp_steer.plotting.style import DIVERGING, language_color, language_label, style_figure
+from interp_steer.plotting.style import (
+    DIVERGING,
+    language_colors,
+    language_label,
+    legend_below,
+    style_figure,
+)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -40,17 +49,42 @@ def _strength_label(result: SweepResult | TransferResult, value: float) -> str:
 # ----------------------------------------------------------------- sweep
 
 
+def _test_line(result: SweepResult, lang: str) -> str:
+    """One subtitle line: ``lang``'s held-out test result (or that there is none)."""
+    summary = result.summary(lang)
+    label = language_label(lang)
+    if summary is None:
+        return f"{label}: every cell failed, nothing selected"
+    cell = f"layer {summary.layer}, {_strength_label(result, summary.strength)}"
+    if not summary.has_test:
+        return f"{label}, {cell}: no held-out test split"
+    if not math.isfinite(summary.test_gain):
+        return f"{label}, {cell}: the held-out test run could not be scored"
+    stats = "no interval"
+    if summary.has_interval:
+        stats = f"95% CI {summary.test_low:+.3f} to {summary.test_high:+.3f}"
+        if math.isfinite(summary.p_value):
+            stats += f", p={summary.p_value:.2g}"
+    items = "" if summary.n_test is None else f" on {summary.n_test} items"
+    return f"{label}, {cell}: test {summary.test_gain:+.3f} ({stats}){items}"
+
+
 def plot_sweep(result: SweepResult) -> go.Figure:
     """One line per language: the selection score by layer (best strength per layer).
 
-    A shaded band is each point's 95% interval, the dashed line of the same colour the
-    language's unsteered baseline, and a star the selected (layer, strength).
+    The held-out **test** result comes first: the subtitle gives each language's test gain
+    over unsteered with its 95% interval and p-value (:meth:`SweepResult.summary`), and a
+    diamond with its 95% interval marks the selected cell's test score at its layer. The
+    lines are **selection** scores (on ``result.selection``), labelled as such: a shaded
+    band is each point's 95% interval, the dashed line of the same colour the language's
+    unsteered selection score, and a star the selected (layer, strength).
     """
     idx, vals = result.best_per_layer()
     fig = go.Figure()
     layers = list(result.layers)
+    colors = language_colors(result.langs)
     for li, lang in enumerate(result.langs):
-        color, label = language_color(lang), language_label(lang)
+        color, label = colors[lang], language_label(lang)
         value, low, high = vals[li, :, 0], vals[li, :, 1], vals[li, :, 2]
         fig.add_trace(go.Scatter(
             x=layers + layers[::-1], y=np.concatenate([high, low[::-1]]), fill="toself",
@@ -65,7 +99,7 @@ def plot_sweep(result: SweepResult) -> go.Figure:
         ))  # fmt: skip
         fig.add_trace(go.Scatter(
             x=[layers[0], layers[-1]], y=[result.baseline[li, 0]] * 2, mode="lines",
-            name=f"{label} · unsteered", legendgroup=lang,
+            name=f"{label} · unsteered", legendgroup=lang, showlegend=False,
             line={"color": color, "dash": "dash", "width": 1.5},
             hovertemplate=f"{label} unsteered: %{{y:.3f}}<extra></extra>",
         ))  # fmt: skip
@@ -77,19 +111,43 @@ def plot_sweep(result: SweepResult) -> go.Figure:
             showlegend=False, name=f"{label} selected",
             marker={"symbol": "star", "size": 15, "color": color,
                     "line": {"color": "black", "width": 1}},
-            hovertemplate=f"{label} selected: layer %{{x}}, "
+            hovertemplate=f"{label} selected (on {result.selection}): layer %{{x}}, "
             f"{_strength_label(result, best['strength'])}: %{{y:.3f}}<extra></extra>",
+        ))  # fmt: skip
+        test, low, high = result.test[li]
+        if not np.isfinite(test):  # no held-out test stage (or it failed)
+            continue
+        fig.add_trace(go.Scatter(
+            x=[best["layer"]], y=[test], mode="markers", legendgroup=lang, showlegend=False,
+            name=f"{label} held-out test",
+            marker={"symbol": "diamond", "size": 11, "color": color,
+                    "line": {"color": "black", "width": 1}},
+            error_y={"type": "data", "symmetric": False, "array": [high - test],
+                     "arrayminus": [test - low], "color": color},
+            customdata=[_test_line(result, lang)],
+            hovertemplate=f"{label} on held-out test items: %{{y:.3f}} (unsteered "
+            f"{result.test_baseline[li, 0]:.3f})<br>%{{customdata}}<extra></extra>",
         ))  # fmt: skip
     fig.update_xaxes(title_text="layer", dtick=1 if len(layers) <= 18 else 2,
                      range=[layers[0] - 0.4, layers[-1] + 0.4])  # fmt: skip
-    fig.update_yaxes(title_text=f"{result.metric} (best strength per layer)")
-    return style_figure(
-        fig,
-        f"Layer sweep · {result.method} · {result.model}"
-        f"<br><sup>scores on {result.selection}; band: 95% interval; dashed: unsteered; "
-        "star: selected</sup>",
-        height=480,
-        width=820,
+    fig.update_yaxes(title_text=f"{result.metric} (selection: best strength per layer)")
+    tested = any(result.has_test(lang) for lang in result.langs)
+    heading = "held-out test" + (f" ({result.testing})" if result.testing else "")
+    if not tested:
+        heading = "no held-out test split: the lines are selection scores, not a result"
+    lines = [heading, *(_test_line(result, lang) for lang in result.langs if tested)]
+    key = f"lines: selection scores on {result.selection}; band: 95% interval; dashed: unsteered"
+    key += "; star: selected" + ("; diamond: its held-out test score" if tested else "")
+    subtitle = "".join(f"<br><sup>{line}</sup>" for line in (*lines, key))
+    extra = 20 * (len(lines) - 1)
+    return legend_below(
+        style_figure(
+            fig,
+            f"Layer sweep · {result.method} · {result.model}{subtitle}",
+            margin={"l": 70, "r": 30, "t": 110 + extra, "b": 60},
+            height=500 + extra,
+            width=820,
+        )
     )
 
 

@@ -57,7 +57,7 @@ def test_failed_cells_are_nan_recorded_and_never_selected(tiny, tmp_path, how):
     assert again.calls == [] and res2.meta["failed"] == failed
     back = SweepResult.load(res.save(tmp_path / "sweep.json"))
     assert np.isnan(back.score[0, :, 1]).all() and back.meta["failed"] == failed
-    assert res.to_frame()["score"].isna().sum() == 2
+    assert res.to_frame()["select_score"].isna().sum() == 2
     _, vals = res.best_per_layer()
     assert np.isfinite(vals).all()  # the best strength of each layer is the finite one
     plot_sweep(res), plot_sweep_heatmap(res, "de")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import socket
 
 import datasets
 import pytest
@@ -298,6 +299,7 @@ def test_hub_task_without_network_raises_one_clear_error(monkeypatch):
         raise ConnectionError("Couldn't reach 'facebook/xnli' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.setattr(hub_tasks, "hub_reachable", lambda: True)  # reachable, then fails
     for name in ("xnli", "mmlu", "m3exam"):
         with pytest.raises(
             DataUnavailableError, match="could not load .* from the Hugging Face hub"
@@ -320,6 +322,7 @@ def test_hub_task_end_to_end_with_the_hub_mocked(monkeypatch):
         return datasets.Dataset.from_list([row] * (3 if split == "test" else 2))
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.setattr(hub_tasks, "hub_reachable", lambda: True)
     ts = load_task("m3exam", "sw", n=2)
     assert calls == [
         ("chiayewken/m3exam", "swahili", "test"),
@@ -328,3 +331,83 @@ def test_hub_task_end_to_end_with_the_hub_mocked(monkeypatch):
     assert len(ts) == 2 and ts.meta["n_available"] == 3 and len(ts.exemplars) == 2
     assert ts.items[0].label == 1 and ts.exemplars[0].id == "m3exam-sw-dev-0"
     assert hub_tasks.load_hub_rows("x/y", "c", "test")[0]["answer_text"] == "2"
+
+
+@pytest.fixture
+def hub_online(monkeypatch):
+    """No offline switch set, whatever the machine's environment says."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+
+
+def _no_hub_client(monkeypatch):
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a) or 1 / 0)
+    return calls
+
+
+def test_an_unreachable_hub_fails_at_once_before_the_hub_client(monkeypatch, hub_online):
+    # the hub client retries for ~25 s on a machine without network: it is never called
+    calls = _no_hub_client(monkeypatch)
+    monkeypatch.setattr(hub_tasks, "hub_reachable", lambda: False)
+    with pytest.raises(DataUnavailableError) as err:
+        load_task("xnli", "de")
+    message = str(err.value)
+    assert calls == [] and "\n" not in message
+    assert "facebook/xnli (config 'de', split 'test')" in message
+    assert "the hub cannot be reached" in message and "set HF_HUB_OFFLINE=1" in message
+    assert str(hub_tasks.hub_copy_path("xnli", "de", "test")) in message
+    assert "INTERP_STEER_DATA" in message
+
+
+def test_offline_mode_reads_only_the_hub_cache(monkeypatch, hub_online):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    asked = []
+    monkeypatch.setattr(hub_tasks.socket, "create_connection", lambda *a, **k: asked.append(a))
+
+    def cache_only(hub_id, config, split):  # what datasets does offline without a cache
+        raise ConnectionError(f"Couldn't reach '{hub_id}' on the Hub (OfflineModeIsEnabled)\nmore")
+
+    monkeypatch.setattr(datasets, "load_dataset", cache_only)
+    assert hub_tasks.hub_offline() and not hub_tasks.hub_reachable()
+    with pytest.raises(DataUnavailableError) as err:
+        load_task("mmlu", "de")
+    message = str(err.value)
+    assert asked == [] and "\n" not in message
+    assert "HF_HUB_OFFLINE is set and the hub cache does not hold it" in message
+    assert "set HF_HUB_OFFLINE=1" not in message  # it is set already
+    assert "mmlu/DE_DE/test.jsonl" in message
+
+
+def test_a_local_copy_of_a_hub_task_in_the_data_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("INTERP_STEER_DATA", str(tmp_path))
+    calls = _no_hub_client(monkeypatch)
+    path = hub_tasks.hub_copy_path("xnli", "de", "validation")
+    assert path == tmp_path / "xnli" / "de" / "validation.jsonl"
+    path.parent.mkdir(parents=True)
+    rows = [{"premise": f"P{i}", "hypothesis": "H", "label": i % 3} for i in range(3)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    ts = load_task("xnli", "German", split="validation", n=2)
+    assert calls == [] and ts.meta["n_available"] == 3
+    assert [(i.id, i.question, i.label) for i in ts] == [
+        ("xnli-de-validation-0", "P0", 0),
+        ("xnli-de-validation-1", "P1", 1),
+    ]
+    path.write_text(json.dumps(rows[0]) + "\n[1, 2]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"validation.jsonl line 2: not a JSON object"):
+        load_task("xnli", "de", split="validation")
+
+
+def test_hub_reachable_opens_one_connection(monkeypatch, hub_online):
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy",
+                "ALL_PROXY"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+        assert hub_tasks.hub_reachable()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")  # closed now
+    assert not hub_tasks.hub_reachable()

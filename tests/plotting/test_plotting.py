@@ -161,6 +161,31 @@ def test_sweep_figures(sweep):
     assert heat.layout.shapes[0].x0 == 3.5  # the selected cell: layer 4, ratio 0.5
 
 
+def test_sweep_figure_leads_with_the_held_out_test_result(sweep):
+    tested = dataclasses.replace(
+        sweep, test=np.array([[0.62, 0.5, 0.74], [np.nan] * 3]),
+        test_baseline=np.array([[0.58, 0.46, 0.7], [np.nan] * 3]),
+        test_gain=np.array([[0.04, -0.05, 0.11], [np.nan] * 3]), test_p=np.array([0.48, np.nan]),
+        test_n=np.array([64, np.nan]), testing="xcopa test split",
+    )  # fmt: skip
+    fig = plot_sweep(tested)
+    diamond = [t for t in fig.data if t.name.endswith("held-out test")]
+    assert len(diamond) == 1 and diamond[0].marker.symbol == "diamond"
+    assert diamond[0].x == (4,) and diamond[0].y == (0.62,)  # at the selected layer of de
+    np.testing.assert_allclose(diamond[0].error_y.array, [0.12])
+    np.testing.assert_allclose(diamond[0].error_y.arrayminus, [0.12])
+    title = fig.layout.title.text
+    assert title.index("held-out test (xcopa test split)") < title.index("lines: selection")
+    assert "German (de), layer 4, ‖αv‖/‖h‖=0.1: test +0.040 (95% CI -0.050 to +0.110, p=0.48) " \
+        "on 64 items" in title  # fmt: skip
+    assert "Swahili (sw), layer 4, ‖αv‖/‖h‖=0.5: the held-out test run could not be scored" in title
+    assert "selection" in fig.layout.yaxis.title.text
+    # without a test stage the figure says so, and draws no test marker
+    title = plot_sweep(sweep).layout.title.text
+    assert "no held-out test split" in title and "selection scores on xcopa val split" in title
+    assert not [t for t in plot_sweep(sweep).data if t.name.endswith("held-out test")]
+
+
 def test_transfer_figure(transfer):
     fig = plot_transfer(transfer)
     gain, damage = fig.data
@@ -181,7 +206,8 @@ def test_transfer_figure(transfer):
 
 
 def test_save_figure_html_offline(sim, tmp_path):
-    out = save_figure(plot_similarity(sim), tmp_path / "figs" / "sim.html", png=False)
+    out = save_figure(plot_similarity(sim), tmp_path / "figs" / "sim.html", png=False,
+                      plotlyjs="inline")  # fmt: skip
     html = out["html"].read_text(encoding="utf-8")
     assert out["html"].name == "sim.html"
     assert "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js is inlined

@@ -23,3 +23,16 @@ def test_report_inlines_plotly_once_and_embeds_every_figure(tmp_path):
     assert "<script src=" not in page, "no script may load from the network"
     assert "a &amp; b" in page and "mean_diff" in page and "0.625" in page
     assert render_report(report).count("<h2>") == 2
+
+
+def test_a_section_leads_with_what_it_found():
+    fig = go.Figure(go.Scatter(x=[0], y=[1]), layout_title_text="the curve")
+    lead = pd.DataFrame({"test_gain": [-0.08], "test_p_value": [0.00002]})
+    section = Section("Sweep", note="how it was made", figures=(fig,),
+                      tables=(pd.DataFrame({"select_gain": [0.094]}),),
+                      lead=("Steering lowered accuracy here.",), lead_tables=(lead,))  # fmt: skip
+    page = render_report(Report("Run", (section,)))
+    order = [page.index(x) for x in ("<h2>Sweep</h2>", "<p class='lead'>Steering lowered",
+             "test_gain", "how it was made", "Plotly.newPlot", "select_gain")]  # fmt: skip
+    assert order == sorted(order)
+    assert "2.0e-05" in page and "0.000</td>" not in page  # a small p-value is not shown as 0
