@@ -49,6 +49,7 @@ from interp_steer.constants import (
     LOCAL_DATASETS,
     METHOD_NAMES,
     POSITION_MODES,
+    TASKS,
 )
 
 _EPILOG = "Outputs go to --out (default runs/<command>); see `interp-steer <command> --help`."
@@ -312,6 +313,30 @@ def _warning_line(command: str) -> Callable[..., None]:
     return show
 
 
+def _check_hub(args: argparse.Namespace) -> str | None:
+    """Why a hub-only task cannot run here (nothing local, hub unreachable), else None.
+
+    Checked before torch is imported, so the answer comes in about a second.
+    """
+    task = getattr(args, "task", None)
+    if task is None or task in LOCAL_DATASETS or task not in TASKS:
+        return None
+    # imported here, only for a hub task: the data stage, without torch (--help stays fast)
+    from interp_steer.data.hub_tasks import check_hub_task
+
+    # the same: its one error type (--help imports neither)
+    from interp_steer.data.sources import DataUnavailableError
+
+    langs = [args.lang] if getattr(args, "lang", None) else []
+    langs += [*(getattr(args, "langs", None) or []), *(getattr(args, "targets", None) or [])]
+    try:
+        for lang in dict.fromkeys(langs):
+            check_hub_task(task, lang)
+    except (DataUnavailableError, ValueError) as err:
+        return str(err)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 bad input).
 
@@ -323,6 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # argparse: --help (0) or a bad argument (2), already printed
         return int(stop.code or 0)
+    failed = _check_hub(args)
+    if failed is not None:
+        print(f"interp-steer {args.command}: error: {failed}", file=sys.stderr)
+        return 2
     # imported here, not at the top: `interp-steer --help` must not wait for torch
     from interp_steer.cli.commands import COMMANDS, CommandError
 

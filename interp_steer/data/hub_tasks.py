@@ -341,6 +341,32 @@ def _read_copy(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def check_hub_task(name: str, lang: str) -> None:
+    """Fail at once, in one line, when a hub task's rows can be neither read nor fetched.
+
+    Passes when a local copy of any split of ``lang`` is in the data directory
+    (:func:`hub_copy_path`), when ``HF_HUB_OFFLINE`` is set (the hub cache is then read, with
+    no network), or when the hub answers (:func:`hub_reachable`, about a second at most).
+    The command line calls it before it imports torch, so a machine without network is
+    told so in a second, not after loading a model.
+
+    Raises:
+        ValueError: ``name`` is not a hub task or has no language ``lang``.
+        DataUnavailableError: Nothing local and the hub cannot be reached.
+
+    >>> import os, unittest.mock
+    >>> with unittest.mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
+    ...     check_hub_task("xnli", "de")  # offline: the cache decides later, no network now
+    """
+    code = get_language(lang).code
+    hub_id, config = hub_config(name, code)
+    copy = hub_copy_path(name, config, "test")
+    if any(copy.parent.glob("*.jsonl")) or hub_offline():
+        return
+    if not hub_reachable():
+        _unavailable(hub_id, config, "any", copy, "the hub cannot be reached from here")
+
+
 def load_hub_rows(
     hub_id: str, config: str, split: str, *, copy: Path | None = None
 ) -> list[dict[str, Any]]:
@@ -430,6 +456,7 @@ __all__ = [
     "MMLU_CONFIGS",
     "XNLI_LABELS",
     "XNLI_LANGUAGES",
+    "check_hub_task",
     "hub_config",
     "hub_copy_path",
     "hub_offline",

@@ -3,8 +3,11 @@ come last and in CLI words, every language's data checked before any work."""
 
 import gc
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 
 import datasets
 import pytest
@@ -195,3 +198,26 @@ def test_an_error_after_a_bar_started_is_the_last_line(monkeypatch, capfd, tmp_p
     # the same folder with another --n: the advice names the flag, not run_dir
     lines = _error_last(capfd, main([str(a) for a in [*args, "--n", "2"]]), "sweep")
     assert "n: 1 → 2" in lines[-1] and lines[-1].endswith("use another --out")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--task", "xnli", "--lang", "de"],
+        ["sweep", "--task", "mmlu", "--langs", "de,fr"],
+    ],
+)
+def test_a_hub_task_without_network_fails_before_torch_is_imported(argv, tmp_path):
+    """In a fresh process: exit 2, one line naming the remedy, and torch never imported."""
+    code = (
+        "import sys\nfrom interp_steer.cli import main\n"
+        f"rc = main({[*argv, '--model', 'tiny', '--out', str(tmp_path / 'out')]!r})\n"
+        "print(rc, 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "INTERP_STEER_DATA": str(tmp_path)}
+    env.pop("HF_HUB_OFFLINE", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be reached" in lines[0] and "INTERP_STEER_DATA" in lines[0]
+    assert not (tmp_path / "out").exists()
