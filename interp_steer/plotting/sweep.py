@@ -23,6 +23,7 @@ from interp_steer.analysis.transfer import TransferResult
 from interp_steer.data.languages import family_order, family_spans
 from interp_steer.plotting.style import (
     DIVERGING,
+    add_family_labels,
     language_colors,
     language_label,
     legend_below,
@@ -263,7 +264,7 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
                      row=1, col=1)  # fmt: skip
     strength = _strength_label(result, result.strength)
     side = max(440, 40 * len(rows) + 240)
-    return style_figure(
+    fig = style_figure(
         fig,
         f"Transfer of steering vectors · {result.metric}"
         f"<br><sup>{result.method} at layer {result.layer}, {strength} · {result.model} · "
@@ -271,6 +272,8 @@ def plot_transfer(result: TransferResult, *, annotate: bool = True) -> go.Figure
         height=side,
         width=max(560, 52 * len(cols) + 420),
     )
+    # the source families, right of the last panel and level with their rows
+    return add_family_labels(fig, rows, "y", xref="x2" if has_damage else "x")
 
 
 __all__ = [

@@ -13,6 +13,7 @@ from interp_steer.analysis import (
     logit_lens,
     similarity_from_activations,
 )
+from interp_steer.data.languages import family_spans
 from interp_steer.plotting import (
     language_color,
     plot_language_shares,
@@ -200,8 +201,10 @@ def test_transfer_figure(transfer):
     # no English damage measured: one panel, no empty "English" column
     alone = plot_transfer(dataclasses.replace(transfer, english_damage=np.full(3, np.nan)))
     assert len(alone.data) == 1 and [a.text for a in alone.layout.annotations] == [
-        "gain over unsteered"
+        "gain over unsteered",
+        *[family for family, _, _ in family_spans(["de", "fr", "sw"])],  # the rows' families
     ]
+    assert [a.text for a in fig.layout.annotations][2:] == ["Germanic", "Romance", "Bantu"]
     assert np.array_equal(np.asarray(alone.data[0].z), z)
 
 
