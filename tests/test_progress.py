@@ -18,6 +18,7 @@ LONG_CALLS = (
     "fit_vector",
     "fit_vectors",
     "layer_sweep",
+    "load_model",
     "logit_lens",
     "transfer_matrix",
 )
@@ -127,3 +128,23 @@ def test_transfer_counts_its_cells(tiny, capsys):
     assert "transfer cells" in err and " 0/6 " in err  # 2 targets × (baseline + 2 sources)
     interp_steer.transfer_matrix(tiny, ["de", "sw"], progress=False, **kw)
     assert "transfer cells" not in capsys.readouterr().err
+
+
+def test_load_model_turns_transformers_bars_off_with_the_setting(monkeypatch, tmp_path):
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers.utils import logging as hf_logging
+
+    seen = []
+
+    def boot(path, **kwargs):
+        seen.append(hf_logging.is_progress_bar_enabled())
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(TransformerBridge, "boot_transformers", staticmethod(boot))
+    before = hf_logging.is_progress_bar_enabled()
+    for progress in (False, True, None):
+        set_progress(False)
+        with pytest.raises(RuntimeError, match="stop here"):
+            interp_steer.load_model(str(tmp_path), progress=progress)
+    assert seen == [False, True, False]  # "Loading weights" follows the library's setting
+    assert hf_logging.is_progress_bar_enabled() == before  # and is restored afterwards

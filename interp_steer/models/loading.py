@@ -21,6 +21,7 @@ import shutil
 import socket
 import tempfile
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,11 @@ from transformers import (
     Gemma3TextConfig,
     PreTrainedTokenizerFast,
 )
+from transformers.utils import logging as hf_logging
 
 from interp_steer.constants import OFFLINE_MODELS
 from interp_steer.models.generation import install_kv_cache_fix
+from interp_steer.progress import progress_enabled
 
 _CONVERTED_VERSION = "1"  # bump when the conversion changes, to rebuild caches
 
@@ -103,6 +106,7 @@ def load_model(
     dtype: torch.dtype | None = None,
     device_map: str | dict[str, str | int] | None = None,
     n_devices: int | None = None,
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> TransformerBridge:
     """Load a model as a TransformerLens ``TransformerBridge``, in eval mode.
@@ -116,6 +120,8 @@ def load_model(
         device_map: Multi-device placement through accelerate (``"auto"``, a dict, ...),
             passed to ``boot_transformers``.
         n_devices: Split the model over this many CUDA devices (through accelerate).
+        progress: Show transformers' "Loading weights" bar; ``None`` follows
+            :func:`~interp_steer.progress.set_progress`.
         **kwargs: Passed on to ``TransformerBridge.boot_transformers`` (e.g. ``n_ctx``).
 
     Returns:
@@ -147,8 +153,20 @@ def load_model(
     else:
         _check_hub_reachable(name)
         path = name
-    model = TransformerBridge.boot_transformers(path, dtype=dtype, **placement, **kwargs)
+    with _transformers_bars(progress_enabled(progress)):
+        model = TransformerBridge.boot_transformers(path, dtype=dtype, **placement, **kwargs)
     return _finish(model, name)
+
+
+@contextlib.contextmanager
+def _transformers_bars(enabled: bool) -> Iterator[None]:
+    """Transformers' own progress bars on or off for a block (the library's one setting)."""
+    was = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
 
 
 def _finish(model: TransformerBridge, name: str) -> TransformerBridge:
