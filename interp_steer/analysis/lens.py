@@ -386,7 +386,7 @@ def logit_lens(
     todo = sorted({s for s in decoded.values() if s not in lang_of})
     with progress_bar(todo, desc="token languages", unit="token", progress=progress) as bar:
         for text in bar:
-            lang_of[text] = token_language(text, min_letters=min_letters)
+            lang_of[text] = token_language(text, lang=code, min_letters=min_letters)
     top_tok = np.asarray([[decoded[t] for t in row] for row in ids.tolist()], dtype=object)
     top_lang = np.vectorize(lang_of.__getitem__, otypes=[object])(top_tok)
 

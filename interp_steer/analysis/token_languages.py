@@ -1,18 +1,23 @@
 """Language labels for logit-lens tokens, and the four buckets they fall into.
 
-A token's language is decided **once per token**, from the token alone, and cached
-(:func:`token_language`): the same token gets the same label in every cell, whatever
-else that cell holds. The rules, in order:
+A token's language is decided **once per token** and cached (:func:`token_language`):
+the same token gets the same label in every cell of a result, whatever else that cell
+holds. The rules, in order:
 
 * tokens without letters (digits, punctuation, whitespace), special tokens
   (``<eos>``, ``<unused3>``) and lone letters of shared scripts (``"W"``) are
   **undetermined** (``"und"``);
 * tokens in a script that one language owns (Thai, Hangul, kana, Han, Bengali, ...) get
   that language from the Unicode-script rule: exact;
-* the remaining tokens (Latin, Cyrillic, Arabic, ...) get seeded ``langdetect``'s label of
-  the token on its own; fewer than ``min_letters`` letters stay undetermined. A lone
-  subword is harder for langdetect than a sentence (``"water"`` comes out Afrikaans), so
-  read the shares as rough; the figures' hover shows every token's code.
+* a word of a shared script (Latin, Cyrillic, ...) that occurs in the shared data's
+  sentences (:func:`lexicon`: FLORES-200 and Tatoeba) of exactly one of English and the
+  prompt language is that language (``" water"``, ``" green"`` are English beside Chinese
+  prompts; ``" Wasser"`` is German beside German ones): langdetect alone cannot tell a
+  single English word from Afrikaans or Danish. A word of both (``" die"``, ``" in"``
+  beside German prompts) is undetermined;
+* the rest (subword pieces, words of neither vocabulary) get seeded
+  ``langdetect``'s label of the token on its own; fewer than ``min_letters`` letters stay
+  undetermined. Read those labels as rough; the figures' hover shows every token's code.
 
 A cell's labels follow from its tokens' labels: its colour in the token table is its
 top-1 token's bucket, and its shares count each top-k token's bucket (once, or by
@@ -30,38 +35,74 @@ import re
 from collections.abc import Sequence
 
 from interp_steer.data.language_id import SCRIPT_LANGUAGE, UND, detect_language, script_of
-from interp_steer.data.languages import ENGLISH, get_language
+from interp_steer.data.languages import ENGLISH, canonical, get_language
+from interp_steer.data.parallel import load_parallel
+from interp_steer.data.sources import DataUnavailableError, available_languages
 
 BUCKETS: tuple[str, ...] = ("english", "prompt", "other", "undetermined")
 """The four language buckets, in plotting order (their shares sum to 1)."""
 
 _SPECIAL = re.compile(r"^<[^<>\s]+>$")
+_WORD = re.compile(r"[^\W\d_]+")
 
 
-def token_language(token: str, *, min_letters: int = 3) -> str:
-    """Return the language code (or ``"und"``) of one decoded token, from the token alone.
+@functools.lru_cache(maxsize=32)
+def lexicon(lang: str) -> frozenset[str]:
+    """The lower-cased words of the shared data's sentences in ``lang`` (empty without it).
 
-    The answer depends on ``token`` and ``min_letters`` only (see the module docstring for
-    the rules), and is cached: a token is labelled once, the same wherever it occurs.
+    FLORES-200 and Tatoeba texts in ``lang``; English is the English side of every
+    Tatoeba language's pairs (everyday sentences: colours, food, family) and of FLORES.
+
+    >>> {"water", "green"} <= lexicon("en"), "wasser" in lexicon("de")
+    (True, True)
+    """
+    code = canonical(lang)
+    texts: list[str] = []
+    for dataset in ("flores", "tatoeba"):
+        try:
+            langs = available_languages(dataset) if code == ENGLISH else (code,)
+        except (DataUnavailableError, OSError):
+            continue
+        for other in langs:
+            try:
+                pairs = load_parallel(dataset, other)
+            except (DataUnavailableError, ValueError, OSError):
+                continue
+            texts += pairs.english if code == ENGLISH else pairs.target
+            if code == ENGLISH and dataset == "flores":
+                break  # every FLORES language has the same English side
+    return frozenset(w for text in texts for w in _WORD.findall(text.lower()))
+
+
+def token_language(token: str, *, lang: str | None = None, min_letters: int = 3) -> str:
+    """Return the language code (or ``"und"``) of one decoded token.
+
+    The answer depends on ``token``, the prompt language ``lang`` and ``min_letters``
+    only (see the module docstring for the rules), and is cached: a token is labelled
+    once, the same wherever it occurs.
 
     Args:
         token: One decoded token (a leading ``"▁"`` or space is ignored).
+        lang: The prompts' language, whose FLORES vocabulary is weighed against English's
+            (None: English's only).
         min_letters: Fewest letters langdetect is asked to label; shorter tokens of a
             shared script are undetermined.
 
     Returns:
         A canonical language code, or ``"und"``.
 
-    >>> token_language(" Wasser"), token_language("ไทย"), token_language("<eos>")
+    >>> token_language(" Wasser", lang="de"), token_language("ไทย"), token_language("<eos>")
     ('de', 'th', 'und')
+    >>> token_language(" water", lang="zh"), token_language(" green", lang="zh")
+    ('en', 'en')
     """
     if isinstance(min_letters, bool) or not isinstance(min_letters, int) or min_letters < 1:
         raise ValueError(f"min_letters must be a positive int, got {min_letters!r}")
-    return _token_language(str(token), min_letters)
+    return _token_language(str(token), None if lang is None else canonical(lang), min_letters)
 
 
 @functools.lru_cache(maxsize=1 << 17)
-def _token_language(token: str, min_letters: int) -> str:
+def _token_language(token: str, lang: str | None, min_letters: int) -> str:
     text = token.replace("\u2581", " ").strip()
     letters = sum(ch.isalpha() for ch in text)
     if not letters or _SPECIAL.match(text):
@@ -71,25 +112,36 @@ def _token_language(token: str, min_letters: int) -> str:
         return SCRIPT_LANGUAGE[script]
     if letters < 2:  # a lone letter ("W", "a") says nothing about a language
         return UND
+    word = text.lower()
+    if _WORD.fullmatch(word):  # a whole word: which of the two vocabularies has it?
+        english = word in lexicon(ENGLISH)
+        prompt = lang not in (None, ENGLISH) and word in lexicon(lang)
+        if english and prompt:  # " die", " in": both languages' word, so neither wins
+            return UND
+        if english != prompt:
+            return ENGLISH if english else str(lang)
     return detect_language(text, min_letters=min_letters)
 
 
-def label_tokens(tokens: Sequence[str], *, min_letters: int = 3) -> list[str]:
+def label_tokens(
+    tokens: Sequence[str], *, lang: str | None = None, min_letters: int = 3
+) -> list[str]:
     """Return :func:`token_language` of each token (e.g. one cell's decoded top-k tokens).
 
     Each token is labelled on its own: a token's label does not depend on its neighbours.
 
     Args:
         tokens: Decoded tokens.
+        lang: The prompts' language (see :func:`token_language`).
         min_letters: See :func:`token_language`.
 
     Returns:
         One canonical code (or ``"und"``) per token.
 
-    >>> label_tokens([" Haus", "ไทย", "42", "<eos>", " Gebäude"])
+    >>> label_tokens([" Haus", "ไทย", "42", "<eos>", " Gebäude"], lang="de")
     ['de', 'th', 'und', 'und', 'de']
     """
-    return [token_language(t, min_letters=min_letters) for t in tokens]
+    return [token_language(t, lang=lang, min_letters=min_letters) for t in tokens]
 
 
 def bucket_of(code: str, lang: str) -> int:
@@ -125,5 +177,6 @@ __all__ = [
     "BUCKETS",
     "bucket_of",
     "label_tokens",
+    "lexicon",
     "token_language",
 ]

@@ -105,6 +105,14 @@ def test_a_token_is_labelled_on_its_own_not_by_its_cell():
 WORDS = (" Kindly", " the", " and", " Hund", " und")
 
 
+def test_english_words_are_english_beside_any_prompt_language():
+    # langdetect alone reads lone English words as Afrikaans, Dutch or Danish
+    words = [" water", " green", " yellow", " brown", " food", " tea", " thousand"]
+    assert label_tokens(words, lang="zh") == ["en"] * len(words)
+    assert label_tokens([" Wasser", " Hund", " water"], lang="de") == ["de", "de", "en"]
+    assert token_language(" die", lang="de") == "und"  # a word of both: neither wins
+
+
 def test_lens_gives_a_token_one_language_in_every_cell(tiny, monkeypatch):
     # a constructed read-out: cell rows alternate between " Kindly the and" and
     # " Kindly Hund und" (the per-cell rule labelled " Kindly" en in one, de in the other)
@@ -121,9 +129,9 @@ def test_lens_gives_a_token_one_language_in_every_cell(tiny, monkeypatch):
     res = logit_lens(tiny, PROMPTS, positions="all", k=3, lang="de")
     kindly = res.langs[res.tokens == " Kindly"]
     assert kindly.size == res.tokens[..., 0].size  # it is every cell's top-1 token
-    assert set(kindly.tolist()) == {token_language(" Kindly")}
+    assert set(kindly.tolist()) == {token_language(" Kindly", lang="de")}
     for text in WORDS:
-        assert set(res.langs[res.tokens == text].tolist()) == {token_language(text)}
+        assert set(res.langs[res.tokens == text].tolist()) == {token_language(text, lang="de")}
     # so its colour (the top-1 bucket) is the same in every cell
     assert len(set(res.buckets()[..., 0].ravel().tolist())) == 1
 
