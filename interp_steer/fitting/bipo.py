@@ -8,16 +8,37 @@ With ``d`` drawn uniformly from {-1, +1} at each step, the loss of a pair is::
 
 so ``+v`` makes the desired response ``r_T`` more likely relative to the other response
 ``r_O``, and ``-v`` the reverse. Log-probabilities are sums over response tokens only
-(prompt and pad positions are masked); the reference terms are computed once, without
-gradients, before training.
+(each response ends with the tokenizer's EOS token, as in the reference trainer); the
+reference terms are computed once, without gradients, before training.
 
-Multilingual mapping (the same for every parallel corpus: MSVAMP, MGSM, Tatoeba, FLORES,
-XCOPA): for pair ``i``, the prompt ``q`` is ``prompt_template.format(text=target[i])``,
-the target-language text followed by a neutral "repeat" instruction; ``r_T`` (desired) is
-``english[i]`` and ``r_O`` is ``target[i]`` itself. For MSVAMP: ``q`` = the German problem
-+ "Repeat the text above:", ``r_T`` = the English problem, ``r_O`` = the German problem.
-Without steering the model prefers to repeat in the prompt's language; the vector learns
-to move target-language prompts towards producing, and so representing, English.
+Two multilingual pairings (``pairing``), the same for every parallel corpus (MSVAMP, MGSM,
+Tatoeba, FLORES, XCOPA):
+
+* ``"copy"`` (default): ``q`` is ``prompt_template.format(text=target[i])``, the
+  target-language text followed by a neutral "repeat" instruction; ``r_T`` (desired) is
+  ``english[i]`` and ``r_O`` is ``target[i]`` itself. For MSVAMP: ``q`` = the German
+  problem + "Repeat the text above:", ``r_T`` = the English problem, ``r_O`` = the German
+  problem. Without steering the model prefers to repeat in the prompt's language.
+* ``"continuation"``: ``q`` is the target-language text itself, ``r_O`` the model's own
+  greedy continuation of it and ``r_T`` its greedy continuation of the English text: the
+  vector learns to make the model respond to a target-language query as it would to the
+  English one. Continuations are generated once, before training
+  (``continuation_tokens`` new tokens at most).
+
+The step (``step="fast"``, exact): the residual after block ``L`` does not depend on
+``v``, so it is computed once per pair without gradients (the same pass gives the
+reference log-probs); prompt, ``r_T`` and ``r_O`` share one sequence ``[q, r_T, r_O]``
+whose attention mask hides ``r_T`` from ``r_O`` and whose positions restart at ``len(q)``
+for ``r_O`` (so the prompt passes through the blocks once); each step runs blocks
+``L+1..`` only, and the token log-probs come from a fused log-softmax on the response
+rows alone. It gives today's reference step's loss and gradient to float32 rounding
+(``step="reference"``: each response its own sequence through the whole model, ``v``
+added by a hook) at about half its cost per step. The trainable path (``h_L + d*v`` and
+blocks ``L+1..``) runs in float32 whatever the model's dtype: the tail blocks are cast to
+float32 during training and cast back after (exactly: bfloat16 and float16 values are
+float32 values), so a ``v`` far below a bfloat16 residual's resolution still changes the
+loss. The fast step is implemented for Gemma-3 models (``tiny``, ``gemma-3-270m``); other
+architectures fall back to the reference step (``metrics["step"]`` says which ran).
 
 Only ``v`` is trained: the parameters' ``requires_grad`` flags are switched off during
 training and restored in a ``finally`` block, gradients are taken with
@@ -25,17 +46,22 @@ training and restored in a ``finally`` block, gradients are taken with
 """
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp_steer.activations.collect import collect_activations
+from interp_steer.constants import check_choice
 from interp_steer.data.parallel import PairedTexts, check_pairs
-from interp_steer.models.batching import left_pad, warn_cut
+from interp_steer.models.batching import generate_texts, left_pad, warn_cut
 from interp_steer.models.generation import keeps_logits
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
 from interp_steer.progress import progress_bar
@@ -45,8 +71,33 @@ from interp_steer.types import Direction, Residual
 DEFAULT_PROMPT_TEMPLATE = "{text}\n\nRepeat the text above:\n"
 """The BiPO prompt around a target-language text; ``{text}`` is replaced by it."""
 
+BipoStep = Literal["fast", "reference"]
+"""How a BiPO step is computed: ``"fast"`` (exact, about twice as fast) or ``"reference"``."""
+_STEPS: tuple[BipoStep, ...] = ("fast", "reference")
+
+LrScale = Literal["resid", "none"]
+"""``"resid"``: the AdamW rate is ``lr * resid_norm``; ``"none"``: it is ``lr`` itself."""
+_LR_SCALES: tuple[LrScale, ...] = ("resid", "none")
+
+Pairing = Literal["copy", "continuation"]
+"""How a parallel pair becomes a BiPO preference pair (see the module docstring)."""
+_PAIRINGS: tuple[Pairing, ...] = ("copy", "continuation")
+
+_DEFAULT_LR: dict[str, float] = {"resid": 1e-4, "none": 5e-4}
+"""The default ``lr`` per ``lr_scale``: ``1e-4`` of the residual norm, or the paper's 5e-4."""
+
+_FAST_ARCHITECTURES = ("Gemma3ForCausalLM",)  # the fast step is tested equal on these
 
 Encoded = list[tuple[Tensor, int]]  # (prompt + response token ids, number of response tokens)
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One preference pair as token ids: prompt (with BOS), chosen ``r_T``, rejected ``r_O``."""
+
+    prompt: Tensor
+    chosen: Tensor
+    rejected: Tensor
 
 
 def bipo_direction(
@@ -55,143 +106,534 @@ def bipo_direction(
     *,
     layer: int,
     beta: float = 0.1,
-    lr: float = 5e-4,
+    lr: float | None = None,
+    lr_scale: LrScale = "resid",
     weight_decay: float = 0.05,
     warmup_steps: int = 100,
     epochs: int = 1,
-    batch_size: int = 4,
+    batch_size: int = 1,
+    max_grad_norm: float | None = None,
     seed: int = 0,
+    pairing: Pairing = "copy",
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    continuation_tokens: int = 48,
+    append_eos: bool = True,
     max_response_tokens: int | None = 128,
+    step: BipoStep = "fast",
     n_eval: int = 16,
     progress: bool | None = None,
 ) -> tuple[Direction, dict[str, Any]]:
     """Train a BiPO steering vector for ``layer`` on a parallel corpus.
 
-    Defaults are the BiPO paper's: ``beta=0.1``, AdamW with ``lr=5e-4`` and weight decay
-    0.05, a cosine schedule with 100 warm-up steps (as transformers'
-    ``get_cosine_schedule_with_warmup``: the rate grows linearly from 0), one epoch.
-    With fewer steps than ``warmup_steps`` the rate never reaches ``lr``;
-    ``metrics["lr_peak_reached"]`` records how far it got.
+    Trained as the paper trains it: ``beta=0.1``, AdamW with weight decay 0.05, a cosine
+    schedule with 100 warm-up steps (as transformers' ``get_cosine_schedule_with_warmup``:
+    the rate grows linearly from 0), batch size 1, one epoch over all pairs, EOS appended
+    to each response. With fewer steps than ``warmup_steps`` the rate never reaches its
+    peak; ``metrics["lr_peak_reached"]`` records how far it got.
+
+    The learning rate is scale-aware by default (``lr_scale="resid"``): AdamW runs at
+    ``lr * resid_norm``, where ``resid_norm`` is the mean per-token residual norm at
+    ``layer`` on the training prompts (BOS excluded; the definition of ``fit_vector``'s
+    ``resid_norm``). Adam moves each coordinate by about its rate per step, so one ``lr``
+    then means the same on every model and layer. Gemma-3-270M's residual norms are in the
+    thousands (≈2.2k per token at layer 4, 5.8k at 8, 13.7k at 12): at the paper's literal
+    ``lr=5e-4`` (``lr_scale="none"``) a 1000-step epoch bounds ``‖v‖ ≤ 6.3``
+    (≤ 1.4e-3·‖h‖ at layer 8) and BiPO learns nothing (Swahili MSVAMP, layer 8:
+    held-out English-KL 1.092 against 1.098 unsteered); at ``lr=1e-4`` scaled (≈0.5 at
+    layer 8) it converged in 100–150 steps to ``‖v‖ ≈ 60`` (1.4% of ‖h‖) and reached
+    English-KL 0.470 ± 0.017 against 0.506 ± 0.014 for mean_diff.
 
     Args:
-        model: The bridge; it is left exactly as it was (no parameter gets a ``.grad``).
+        model: The bridge; it is left exactly as it was (no parameter gets a ``.grad``;
+            blocks cast to float32 for training are cast back).
         corpus: Pairs with ``english`` and ``target`` texts (e.g. a ``ParallelCorpus``).
         layer: The block whose ``hook_resid_post`` gets ``d * v`` at every real position.
         beta: Preference temperature.
-        lr: Peak AdamW learning rate.
+        lr: Peak learning rate, in units of ``resid_norm`` with ``lr_scale="resid"``
+            (default ``1e-4``) or absolute with ``"none"`` (default the paper's ``5e-4``).
+        lr_scale: ``"resid"`` or ``"none"`` (above).
         weight_decay: AdamW decoupled weight decay.
         warmup_steps: Linear warm-up steps before the cosine decay.
         epochs: Passes over the pairs (shuffled with ``seed``).
-        batch_size: Pairs per step (each step runs ``2 * batch_size`` sequences).
+        batch_size: Pairs per step.
+        max_grad_norm: Clip the gradient of ``v`` to this norm before each update
+            (``None``: never).
         seed: Seeds the shuffling and the draws of ``d``; same seed, same vector.
-        prompt_template: Builds ``q`` from a target-language text (``{text}``).
+        pairing: ``"copy"`` or ``"continuation"`` (module docstring).
+        prompt_template: Builds ``q`` from a target-language text (``{text}``); only for
+            ``pairing="copy"``.
+        continuation_tokens: New tokens per greedy continuation (``pairing="continuation"``).
+        append_eos: End each response with the tokenizer's EOS token (before truncation).
         max_response_tokens: Truncate responses to this many tokens (``None``: never).
+        step: ``"fast"`` (exact, module docstring) or ``"reference"``.
         n_eval: Pairs on which the margin ``log pi(r_T) - log pi(r_O)`` is measured with
             and without ``+v`` after training (0 to skip).
-        progress: Show a progress bar; ``None`` follows
+        progress: Show progress bars; ``None`` follows
             :func:`~interp_steer.progress.set_progress`.
 
     Returns:
-        ``(v, metrics)``: ``loss_curve`` (per step), ``steps``, ``final_loss``, ``norm``,
-        ``lr_peak_reached``, ``margin_before``/``margin_after``, the prompt template, and
-        ``n_truncated``: the pairs whose prompt and response together were longer than the
-        model's context and were cut to it (one warning gives the count; see
-        :func:`encode_pairs`).
+        ``(v, metrics)``: ``loss_curve`` and ``grad_norm_curve`` (per step), ``steps``,
+        ``final_loss``, ``norm``, ``lr`` (the ``lr`` used), ``lr_scale``,
+        ``lr_resid_norm`` (the prompts' residual norm), ``lr_effective`` (AdamW's peak
+        rate), ``lr_peak_reached``, ``n_clipped`` (steps whose gradient was clipped),
+        ``step`` (the step that ran), ``pairing``, ``mapping``, ``append_eos``,
+        ``margin_before``/``margin_after``, the prompt template, and ``n_truncated``: the
+        pairs whose prompt and response together were longer than the model's context and
+        were cut to it (one warning gives the count; see :func:`encode_pairs`).
 
     Raises:
         ValueError: an empty corpus, sides of different lengths, a layer out of range,
-            a bad hyper-parameter, or a NaN/inf loss or vector during training (the
-            message names the step, counted from 0, and the last finite loss).
+            a bad hyper-parameter or option, or a NaN/inf loss or vector during training
+            (the message names the step, counted from 0, and the last finite loss).
 
     >>> from interp_steer import load_model
     >>> from types import SimpleNamespace
     >>> model = load_model("tiny")
     >>> pairs = SimpleNamespace(english=("The cat.", "Hello."), target=("Die Katze.", "Hallo."))
-    >>> v, metrics = bipo_direction(model, pairs, layer=1, lr=0.01, warmup_steps=0)
-    >>> v.shape, metrics["steps"], round(metrics["loss_curve"][0], 4)
-    (torch.Size([64]), 1, 0.6931)
+    >>> v, metrics = bipo_direction(model, pairs, layer=1, warmup_steps=0)
+    >>> v.shape, metrics["steps"], round(metrics["loss_curve"][0], 4), metrics["step"]
+    (torch.Size([64]), 2, 0.6931, 'fast')
+    >>> metrics["lr_effective"] == metrics["lr"] * metrics["lr_resid_norm"]
+    True
     """
     english, target = check_pairs(corpus)
     layer = check_layers(model, layer)[0]
+    check_choice("lr_scale", lr_scale, _LR_SCALES)
+    check_choice("pairing", pairing, _PAIRINGS)
+    check_choice("step", step, _STEPS)
+    lr = _DEFAULT_LR[lr_scale] if lr is None else lr
     _check_hyper(beta, lr, weight_decay, warmup_steps, epochs, batch_size, max_response_tokens)
+    if max_grad_norm is not None and not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
+        raise ValueError(
+            f"max_grad_norm must be a positive finite number or None, got {max_grad_norm}"
+        )
     if "{text}" not in prompt_template:
         raise ValueError("prompt_template must contain '{text}'")
-    prompts = [prompt_template.format(text=t) for t in target]
-    seq_t, cut_t = _encode(model, prompts, english, max_response_tokens)
-    seq_o, cut_o = _encode(model, prompts, target, max_response_tokens)
-    n_cut = len(cut_t | cut_o)
-    if n_cut:
-        warn_cut("BiPO", n_cut, len(prompts), int(model.cfg.n_ctx), "prompt+response pairs")
-    n, device = len(english), model.cfg.device or "cpu"
-    steps_per_epoch = math.ceil(n / batch_size)
-    total = steps_per_epoch * epochs
+    if pairing == "continuation" and prompt_template != DEFAULT_PROMPT_TEMPLATE:
+        raise ValueError(
+            "prompt_template is for pairing='copy'; 'continuation' prompts are the texts"
+        )
+    if continuation_tokens < 1:
+        raise ValueError(f"continuation_tokens must be >= 1, got {continuation_tokens}")
+    prompts, chosen, rejected, mapping = _preference_texts(
+        model, english, target, pairing, prompt_template, continuation_tokens, progress
+    )
+    pairs, cut = encode_preference(
+        model, prompts, chosen, rejected, max_response_tokens, append_eos
+    )
+    if cut:
+        warn_cut("BiPO", len(cut), len(pairs), int(model.cfg.n_ctx), "prompt+response pairs")
+    n, device = len(pairs), model.cfg.device or "cpu"
+    step_used: BipoStep = step if step == "reference" or fast_step_supported(model) else "reference"
+    resid_norm = _prompt_resid_norm(model, prompts, layer)
+    lr_effective = lr * resid_norm if lr_scale == "resid" else lr
+    if not (math.isfinite(lr_effective) and lr_effective > 0):
+        raise ValueError(f"the effective learning rate is {lr_effective} (resid_norm {resid_norm})")
+    total = math.ceil(n / batch_size) * epochs
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
     try:
         for p in params:
             p.requires_grad_(False)
-        with torch.inference_mode(False), torch.no_grad():
-            ref_t = _batched_logprobs(model, seq_t, None, layer, batch_size * 2)
-            ref_o = _batched_logprobs(model, seq_o, None, layer, batch_size * 2)
-        v = torch.zeros(int(model.cfg.d_model), device=device, requires_grad=True)
-        opt = torch.optim.AdamW([v], lr=lr, weight_decay=weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, warmup_steps, total))
-        gen = torch.Generator().manual_seed(seed)
-        losses: list[float] = []
-        lr_peak = 0.0
-        bar = progress_bar(total=total, desc=f"BiPO layer {layer}", unit="step", progress=progress)
-        with bar, torch.inference_mode(False), torch.enable_grad():
-            for _ in range(epochs):
-                perm = torch.randperm(n, generator=gen).tolist()
-                for start in range(0, n, batch_size):
-                    rows = perm[start : start + batch_size]
-                    sign = 1.0 if int(torch.randint(0, 2, (1,), generator=gen)) else -1.0
-                    batch = [seq_t[i] for i in rows] + [seq_o[i] for i in rows]
-                    lp = sequence_logprobs(model, batch, v, layer, sign)
-                    lp_t, lp_o = lp[: len(rows)], lp[len(rows) :]
-                    z = sign * beta * ((lp_t - ref_t[rows]) - (lp_o - ref_o[rows]))
-                    loss = -F.logsigmoid(z).mean()
-                    (grad,) = torch.autograd.grad(loss, [v])
-                    if not (torch.isfinite(loss) and torch.isfinite(grad).all()):
-                        _diverged(
-                            len(losses), losses, "loss" if not torch.isfinite(loss) else "gradient"
-                        )
-                    lr_peak = max(lr_peak, opt.param_groups[0]["lr"])
-                    v.grad = grad
-                    opt.step()
-                    v.grad = None
-                    sched.step()
-                    losses.append(float(loss.detach()))
-                    if not bool(torch.isfinite(v).all()):
-                        _diverged(len(losses) - 1, losses, "vector")
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        direction = v.detach().float().cpu()
-        metrics: dict[str, Any] = {
-            "loss_curve": losses,
-            "steps": len(losses),
-            "final_loss": sum(losses[-10:]) / len(losses[-10:]),
-            "norm": float(direction.norm()),
-            "lr_peak_reached": lr_peak,
-            "prompt_template": prompt_template,
-            "mapping": "q=template(target text), r_T=english text, r_O=target text",
-            "n_truncated": n_cut,
-        }
-        if n_eval > 0:
-            k = min(n, n_eval)
-            with torch.inference_mode(False), torch.no_grad():
-                after_t = _batched_logprobs(model, seq_t[:k], v.detach(), layer, batch_size * 2)
-                after_o = _batched_logprobs(model, seq_o[:k], v.detach(), layer, batch_size * 2)
-            metrics.update(
-                n_eval=k,
-                margin_before=float((ref_t[:k] - ref_o[:k]).mean()),
-                margin_after=float((after_t - after_o).mean()),
+        with _engine(model, layer, pairs, step_used, batch_size, progress) as engine:
+            v = torch.zeros(int(model.cfg.d_model), device=device, requires_grad=True)
+            opt = torch.optim.AdamW([v], lr=lr_effective, weight_decay=weight_decay)
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: _cosine(s, warmup_steps, total)
             )
+            gen = torch.Generator().manual_seed(seed)
+            losses: list[float] = []
+            grad_norms: list[float] = []
+            lr_peak, n_clipped = 0.0, 0
+            bar = progress_bar(
+                total=total, desc=f"BiPO layer {layer}", unit="step", progress=progress
+            )
+            with bar, torch.inference_mode(False), torch.enable_grad():
+                for _ in range(epochs):
+                    perm = torch.randperm(n, generator=gen).tolist()
+                    for start in range(0, n, batch_size):
+                        rows = perm[start : start + batch_size]
+                        sign = 1.0 if int(torch.randint(0, 2, (1,), generator=gen)) else -1.0
+                        loss, grad = engine.loss_and_grad(rows, v, sign, beta)
+                        if not (torch.isfinite(loss) and torch.isfinite(grad).all()):
+                            what = "loss" if not torch.isfinite(loss) else "gradient"
+                            _diverged(len(losses), losses, what)
+                        grad_norm = float(grad.norm())
+                        if max_grad_norm is not None and grad_norm > max_grad_norm:
+                            grad = grad * (max_grad_norm / (grad_norm + 1e-6))  # as torch's clip
+                            n_clipped += 1
+                        lr_peak = max(lr_peak, opt.param_groups[0]["lr"])
+                        v.grad = grad
+                        opt.step()
+                        v.grad = None
+                        sched.step()
+                        losses.append(float(loss))
+                        grad_norms.append(grad_norm)
+                        if not bool(torch.isfinite(v).all()):
+                            _diverged(len(losses) - 1, losses, "vector")
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            direction = v.detach().float().cpu()
+            metrics: dict[str, Any] = {
+                "loss_curve": losses,
+                "grad_norm_curve": grad_norms,
+                "steps": len(losses),
+                "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+                "norm": float(direction.norm()),
+                "lr": lr,
+                "lr_scale": lr_scale,
+                "lr_resid_norm": resid_norm,
+                "lr_effective": lr_effective,
+                "lr_peak_reached": lr_peak,
+                "n_clipped": n_clipped,
+                "step": step_used,
+                "pairing": pairing,
+                "prompt_template": prompt_template if pairing == "copy" else None,
+                "mapping": mapping,
+                "append_eos": append_eos,
+                "n_truncated": len(cut),
+            }
+            if n_eval > 0:
+                k = min(n, n_eval)
+                with torch.inference_mode(False), torch.no_grad():
+                    after = engine.logprobs(list(range(k)), v.detach(), 1.0)
+                before = engine.ref[:k]
+                metrics.update(
+                    n_eval=k,
+                    margin_before=float((before[:, 0] - before[:, 1]).mean()),
+                    margin_after=float((after[:, 0] - after[:, 1]).mean()),
+                )
     finally:
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
     return direction, metrics
+
+
+def fast_step_supported(model: TransformerBridge) -> bool:
+    """Whether BiPO's exact fast step runs on ``model`` (else the reference step does).
+
+    >>> from interp_steer import load_model
+    >>> fast_step_supported(load_model("tiny"))
+    True
+    """
+    hf = getattr(getattr(model, "original_model", None), "model", None)
+    config = getattr(hf, "config", None)
+    return (
+        getattr(model.cfg, "architecture", None) in _FAST_ARCHITECTURES
+        and all(hasattr(hf, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb"))
+        and hasattr(model.original_model, "lm_head")
+        and not getattr(config, "use_bidirectional_attention", False)
+    )
+
+
+def _preference_texts(
+    model: TransformerBridge,
+    english: Sequence[str],
+    target: Sequence[str],
+    pairing: Pairing,
+    template: str,
+    continuation_tokens: int,
+    progress: bool | None,
+) -> tuple[list[str], list[str], list[str], str]:
+    """``(prompts, chosen r_T, rejected r_O, a one-line description)`` for ``pairing``."""
+    if pairing == "copy":
+        prompts = [template.format(text=t) for t in target]
+        return (
+            prompts,
+            list(english),
+            list(target),
+            ("q=template(target text), r_T=english text, r_O=target text"),
+        )
+    texts = list(english) + list(target)
+    outs: list[str] = []
+    for i in range(0, len(texts), 8):
+        outs += generate_texts(
+            model, texts[i : i + 8], max_new_tokens=continuation_tokens, progress=progress
+        )
+    chosen, rejected = outs[: len(english)], outs[len(english) :]
+    return (
+        list(target),
+        chosen,
+        rejected,
+        (
+            "q=target text, r_T=greedy continuation of the english text, "
+            "r_O=greedy continuation of the target text"
+        ),
+    )
+
+
+def encode_preference(
+    model: TransformerBridge,
+    prompts: Sequence[str],
+    chosen: Sequence[str],
+    rejected: Sequence[str],
+    max_response_tokens: int | None,
+    append_eos: bool,
+) -> tuple[list[_Pair], set[int]]:
+    """Token ids of each preference pair, and the indices of the pairs cut to the context.
+
+    EOS is appended, then responses are truncated and cut as :func:`encode_pairs` does.
+    """
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    eos = model.tokenizer.eos_token_id if append_eos else None
+    if append_eos and eos is None:
+        raise ValueError("append_eos=True but the tokenizer has no EOS token")
+    out: list[_Pair] = []
+    cut: set[int] = set()
+    for i, (prompt, r_t, r_o) in enumerate(zip(prompts, chosen, rejected, strict=True)):
+        q = model.to_tokens(prompt, move_to_device=False, truncate=False)[0]
+        responses = []
+        for text in (r_t, r_o):
+            r = model.to_tokens(text, prepend_bos=False, move_to_device=False, truncate=False)[0]
+            if eos is not None:
+                r = torch.cat([r, torch.tensor([eos], dtype=r.dtype)])
+            if max_response_tokens is not None:
+                r = r[:max_response_tokens]
+            if len(q) == 0 or len(r) == 0:
+                raise ValueError(f"prompt {prompt!r} or response {text!r} has no tokens")
+            responses.append(r)
+        if n_ctx and len(q) + max(len(r) for r in responses) > n_ctx:
+            cut.add(i)
+            q = q[: n_ctx - 1]
+            responses = [r[: n_ctx - len(q)] for r in responses]
+        out.append(_Pair(q, responses[0], responses[1]))
+    return out, cut
+
+
+def _prompt_resid_norm(model: TransformerBridge, prompts: Sequence[str], layer: int) -> float:
+    """Mean per-token residual norm at ``layer`` on ``prompts``, BOS excluded (as fit_vector's)."""
+    acts = collect_activations(
+        model, list(prompts), layers=[layer], pooling="mean", exclude_bos=True, progress=False
+    )
+    return float(acts.norms[layer].mean())
+
+
+def _dpo_loss(lp: Tensor, ref: Tensor, sign: float, beta: float) -> Tensor:
+    """Per-pair BiPO loss from ``[k, 2]`` log-probs (r_T, r_O) and their references."""
+    z = sign * beta * ((lp[:, 0] - ref[:, 0]) - (lp[:, 1] - ref[:, 1]))
+    return -F.logsigmoid(z)
+
+
+@contextmanager
+def _engine(
+    model: TransformerBridge,
+    layer: int,
+    pairs: list[_Pair],
+    step: BipoStep,
+    batch_size: int,
+    progress: bool | None,
+) -> Iterator["FastStep | ReferenceStep"]:
+    """The step implementation, with its reference log-probs computed (``.ref``)."""
+    if step == "reference":
+        yield ReferenceStep(model, layer, pairs, batch_size)
+        return
+    with float32_tail(model, layer):
+        yield FastStep(model, layer, pairs, progress)
+
+
+class ReferenceStep:
+    """Today's step: each response its own sequence through the whole model, ``v`` by a hook."""
+
+    def __init__(
+        self, model: TransformerBridge, layer: int, pairs: list[_Pair], batch_size: int
+    ) -> None:
+        self.model, self.layer, self.batch_size = model, layer, batch_size
+        self.seq_t = [(torch.cat([p.prompt, p.chosen]), len(p.chosen)) for p in pairs]
+        self.seq_o = [(torch.cat([p.prompt, p.rejected]), len(p.rejected)) for p in pairs]
+        with torch.inference_mode(False), torch.no_grad():
+            self.ref = self._batched(list(range(len(pairs))), None, 1.0)
+
+    def _batched(self, rows: list[int], v: Tensor | None, sign: float) -> Tensor:
+        k = 2 * self.batch_size
+        ref_t = _batched_logprobs(self.model, [self.seq_t[i] for i in rows], v, self.layer, k, sign)
+        ref_o = _batched_logprobs(self.model, [self.seq_o[i] for i in rows], v, self.layer, k, sign)
+        return torch.stack([ref_t, ref_o], 1)
+
+    def logprobs(self, rows: list[int], v: Tensor | None, sign: float) -> Tensor:
+        """``[len(rows), 2]`` summed log-probs of (r_T, r_O) under ``sign * v``."""
+        batch = [self.seq_t[i] for i in rows] + [self.seq_o[i] for i in rows]
+        lp = sequence_logprobs(self.model, batch, v, self.layer, sign)
+        return torch.stack([lp[: len(rows)], lp[len(rows) :]], 1)
+
+    def loss_and_grad(
+        self, rows: list[int], v: Tensor, sign: float, beta: float
+    ) -> tuple[Tensor, Tensor]:
+        """The batch's mean loss (detached) and its gradient with respect to ``v``."""
+        loss = _dpo_loss(self.logprobs(rows, v, sign), self.ref[rows], sign, beta).mean()
+        (grad,) = torch.autograd.grad(loss, [v])
+        return loss.detach(), grad
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    """One pair in the shared layout ``[q, r_T, r_O]``, with its residual after block L."""
+
+    resid: Tensor  # [1, seq, d_model], the model's dtype, no grad
+    positions: Tensor  # [1, seq]
+    masks: dict[str, Tensor]  # layer type -> [1, 1, seq, seq] bool (True: may attend)
+    rows: Tensor  # the rows whose next token is a response token: r_T's, then r_O's
+    targets: Tensor  # those tokens
+    n_chosen: int
+
+
+class FastStep:
+    """The exact fast step (module docstring); the model's tail must be float32 already."""
+
+    def __init__(
+        self, model: TransformerBridge, layer: int, pairs: list[_Pair], progress: bool | None
+    ) -> None:
+        self.model, self.layer = model, layer
+        hf: Any = model.original_model.model  # the wrapped HF model (Gemma-3)
+        self.hf, config = hf, hf.config
+        n_layers = int(model.cfg.n_layers)
+        self.types = list(getattr(config, "layer_types", None) or ["full_attention"] * n_layers)
+        self.window = getattr(config, "sliding_window", None)
+        head: Any = model.original_model.lm_head
+        self.weight = head.weight.detach().float()
+        bias = getattr(head, "bias", None)
+        self.bias = None if bias is None else bias.detach().float()
+        self.softcap = getattr(config, "final_logit_softcapping", None)
+        self.device = model.cfg.device or "cpu"
+        self.prefixes: list[_Prefix] = []
+        refs = []
+        bar = progress_bar(
+            total=len(pairs), desc="BiPO reference pass", unit="pair", progress=progress
+        )
+        with bar, torch.inference_mode(False), torch.no_grad():
+            for pair in pairs:
+                self.prefixes.append(self._prefix(pair))
+                refs.append(self._logprobs(self.prefixes[-1], None, 1.0))
+                bar.update(1)
+        self.ref = torch.stack(refs)
+
+    def _prefix(self, pair: _Pair) -> _Prefix:
+        n_q, n_t, n_o = len(pair.prompt), len(pair.chosen), len(pair.rejected)
+        ids = torch.cat([pair.prompt, pair.chosen, pair.rejected]).to(self.device)[None]
+        pos = torch.cat([torch.arange(n_q + n_t), torch.arange(n_q, n_q + n_o)]).to(self.device)
+        seq = len(pos)
+        allowed = torch.ones(seq, seq, dtype=torch.bool, device=self.device).tril()
+        allowed[n_q + n_t :, n_q : n_q + n_t] = False  # r_O does not see r_T
+        masks = {}
+        for kind in set(self.types):
+            mask = allowed
+            if kind == "sliding_attention" and self.window:  # by position, as HF's window
+                mask = allowed & ((pos[:, None] - pos[None, :]) < self.window)
+            masks[kind] = mask[None, None]
+        rows = torch.cat(
+            [
+                torch.arange(n_q - 1, n_q - 1 + n_t),
+                torch.tensor([n_q - 1]),
+                torch.arange(n_q + n_t, n_q + n_t + n_o - 1),
+            ]
+        ).to(self.device)
+        targets = torch.cat([pair.chosen, pair.rejected]).to(self.device)
+        resid = self._blocks(self.hf.embed_tokens(ids), pos[None], masks, 0, self.layer + 1)
+        return _Prefix(resid.detach(), pos[None], masks, rows, targets, n_t)
+
+    def _blocks(
+        self, h: Tensor, pos: Tensor, masks: dict[str, Tensor], start: int, stop: int
+    ) -> Tensor:
+        kinds = set(self.types[start:stop])
+        rotary = {kind: self.hf.rotary_emb(h, pos, kind) for kind in kinds}
+        for i in range(start, stop):
+            kind = self.types[i]
+            h = self.hf.layers[i](
+                h, attention_mask=masks[kind], position_embeddings=rotary[kind], position_ids=pos
+            )
+            if isinstance(h, tuple):
+                h = h[0]
+        return h
+
+    def _logprobs(self, pre: _Prefix, v: Tensor | None, sign: float) -> Tensor:
+        h = pre.resid.float()
+        if v is not None:
+            h = h + sign * v.float()
+        h = self._blocks(h, pre.positions, pre.masks, self.layer + 1, len(self.types))
+        x = self.hf.norm(h[0, pre.rows])
+        lp = _TokenLogprob.apply(x, self.weight, self.bias, pre.targets, self.softcap)
+        return torch.stack([lp[: pre.n_chosen].sum(), lp[pre.n_chosen :].sum()])
+
+    def logprobs(self, rows: list[int], v: Tensor | None, sign: float) -> Tensor:
+        """``[len(rows), 2]`` summed log-probs of (r_T, r_O) under ``sign * v``."""
+        return torch.stack([self._logprobs(self.prefixes[i], v, sign) for i in rows])
+
+    def loss_and_grad(
+        self, rows: list[int], v: Tensor, sign: float, beta: float
+    ) -> tuple[Tensor, Tensor]:
+        """The batch's mean loss (detached) and its gradient with respect to ``v``.
+
+        One pair at a time (each pair's graph is freed before the next is built).
+        """
+        total = torch.zeros((), device=v.device)
+        grad = torch.zeros_like(v)
+        for i in rows:
+            lp = self._logprobs(self.prefixes[i], v, sign)[None]
+            loss = _dpo_loss(lp, self.ref[[i]], sign, beta).sum() / len(rows)
+            (g,) = torch.autograd.grad(loss, [v])
+            total, grad = total + loss.detach(), grad + g
+        return total, grad
+
+
+class _TokenLogprob(torch.autograd.Function):
+    """``log softmax(x @ W.T + b)[target]`` per row, fused: backward ``g·(onehot − p)·W``.
+
+    Only ``x`` gets a gradient. The exponentials are formed in place in the logits buffer
+    and reused by the backward (which runs once), so no graph of ``log_softmax`` is kept.
+    With ``softcap`` the logits are ``softcap * tanh(logits / softcap)`` first.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: FunctionCtx,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        targets: Tensor,
+        softcap: float | None,
+    ) -> Tensor:
+        logits = x @ weight.T
+        if bias is not None:
+            logits += bias
+        squash = None
+        if softcap is not None:
+            squash = torch.tanh(logits / softcap)
+            logits = squash * softcap
+        target_logits = logits.gather(-1, targets[:, None])[:, 0]
+        top = logits.max(dim=-1).values
+        exps = logits.sub_(top[:, None]).exp_()  # in place: the logits are not needed again
+        total = exps.sum(dim=-1)
+        ctx.save_for_backward(exps, total, weight, targets, *([] if squash is None else [squash]))
+        return target_logits - top - total.log()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        exps, total, weight, targets, *squash = ctx.saved_tensors
+        grad = exps.mul_((-grad_out / total)[:, None])  # -g·p, in place: backward runs once
+        grad[torch.arange(len(targets), device=grad.device), targets] += grad_out
+        if squash:  # the softcap's tanh
+            grad.mul_(1 - squash[0] * squash[0])
+        return grad @ weight, None, None, None, None
+
+
+@contextmanager
+def float32_tail(model: TransformerBridge, layer: int) -> Iterator[None]:
+    """Blocks ``layer+1..`` and the final norm in float32 inside the block, cast back after."""
+    hf: Any = model.original_model.model
+    modules = [*list(hf.layers)[layer + 1 :], hf.norm]
+    dtypes = []
+    for module in modules:
+        floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
+        dtypes.append(floats[0] if floats else torch.float32)
+    try:
+        for module, dtype in zip(modules, dtypes, strict=True):
+            if dtype != torch.float32:
+                module.float()
+        yield
+    finally:
+        for module, dtype in zip(modules, dtypes, strict=True):
+            if dtype != torch.float32:
+                module.to(dtype)
 
 
 def response_logprobs(

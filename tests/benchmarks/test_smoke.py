@@ -24,6 +24,7 @@ STEPS = {
         r"^3\. fits on 8 pairs x 4 layers",
         r"fit_vectors\('mse', 2 pairs, 4 layers, cached\)",
         r"^4\. BiPO, 1 epoch on 2 pairs",
+        r"^5\. BiPO step, batch 1, 2 pairs",  # fast vs reference step
     ],
     "bench_evaluation": [
         r"^1\. generation 2x2 tokens",
