@@ -9,13 +9,13 @@ holds. The rules, in order:
   **undetermined** (``"und"``);
 * tokens in a script that one language owns (Thai, Hangul, kana, Han, Bengali, ...) get
   that language from the Unicode-script rule: exact;
-* a word of a shared script (Latin, Cyrillic, ...) that occurs in the shared data's
-  sentences (:func:`lexicon`: FLORES-200 and Tatoeba) of exactly one of English and the
-  prompt language is that language (``" water"``, ``" green"`` are English beside Chinese
-  prompts; ``" Wasser"`` is German beside German ones): langdetect alone cannot tell a
-  single English word from Afrikaans or Danish. A word of both (``" die"``, ``" in"``
-  beside German prompts) is undetermined;
-* the rest (subword pieces, words of neither vocabulary) get seeded
+* a whole word of a shared script (Latin, Cyrillic, ...) is English or the prompt
+  language when it is at least :data:`MIN_RATIO` times more frequent in that language's
+  sentences of the shared data (:func:`word_frequencies`: FLORES-200 and Tatoeba) than in
+  the other's (``" water"``, ``" the"`` are English beside Chinese prompts; ``" Wasser"``,
+  ``" die"`` German beside German ones): langdetect alone cannot tell a single English word
+  from Afrikaans or Danish. A word common in both (``" in"``) is undetermined;
+* the rest (subword pieces, words in neither's sentences) get seeded
   ``langdetect``'s label of the token on its own; fewer than ``min_letters`` letters stay
   undetermined. Read those labels as rough; the figures' hover shows every token's code.
 
@@ -32,7 +32,9 @@ Example:
 
 import functools
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from interp_steer.data.language_id import SCRIPT_LANGUAGE, UND, detect_language, script_of
 from interp_steer.data.languages import ENGLISH, canonical, get_language
@@ -46,15 +48,22 @@ _SPECIAL = re.compile(r"^<[^<>\s]+>$")
 _WORD = re.compile(r"[^\W\d_]+")
 
 
+MIN_RATIO = 10.0
+"""How many times more frequent a word must be in one language's sentences than in the
+other's for :func:`token_language` to call it that language's."""
+
+
 @functools.lru_cache(maxsize=32)
-def lexicon(lang: str) -> frozenset[str]:
-    """The lower-cased words of the shared data's sentences in ``lang`` (empty without it).
+def word_frequencies(lang: str) -> Mapping[str, float]:
+    """Relative frequency of each lower-cased word in the shared data's sentences in ``lang``.
 
     FLORES-200 and Tatoeba texts in ``lang``; English is the English side of every
     Tatoeba language's pairs (everyday sentences: colours, food, family) and of FLORES.
+    Empty without the data.
 
-    >>> {"water", "green"} <= lexicon("en"), "wasser" in lexicon("de")
-    (True, True)
+    >>> en, de = word_frequencies("en"), word_frequencies("de")
+    >>> en["the"] > 0.03, en["green"] > 0, de["wasser"] > 0
+    (True, True, True)
     """
     code = canonical(lang)
     texts: list[str] = []
@@ -71,7 +80,9 @@ def lexicon(lang: str) -> frozenset[str]:
             texts += pairs.english if code == ENGLISH else pairs.target
             if code == ENGLISH and dataset == "flores":
                 break  # every FLORES language has the same English side
-    return frozenset(w for text in texts for w in _WORD.findall(text.lower()))
+    counts = Counter(w for text in texts for w in _WORD.findall(text.lower()))
+    total = sum(counts.values()) or 1
+    return MappingProxyType({w: n / total for w, n in counts.items()})
 
 
 def token_language(token: str, *, lang: str | None = None, min_letters: int = 3) -> str:
@@ -83,7 +94,7 @@ def token_language(token: str, *, lang: str | None = None, min_letters: int = 3)
 
     Args:
         token: One decoded token (a leading ``"▁"`` or space is ignored).
-        lang: The prompts' language, whose FLORES vocabulary is weighed against English's
+        lang: The prompts' language, whose word frequencies are weighed against English's
             (None: English's only).
         min_letters: Fewest letters langdetect is asked to label; shorter tokens of a
             shared script are undetermined.
@@ -113,13 +124,15 @@ def _token_language(token: str, lang: str | None, min_letters: int) -> str:
     if letters < 2:  # a lone letter ("W", "a") says nothing about a language
         return UND
     word = text.lower()
-    if _WORD.fullmatch(word):  # a whole word: which of the two vocabularies has it?
-        english = word in lexicon(ENGLISH)
-        prompt = lang not in (None, ENGLISH) and word in lexicon(lang)
-        if english and prompt:  # " die", " in": both languages' word, so neither wins
+    if _WORD.fullmatch(word):  # a whole word: which language's sentences use it?
+        english = word_frequencies(ENGLISH).get(word, 0.0)
+        prompt = word_frequencies(lang).get(word, 0.0) if lang not in (None, ENGLISH) else 0.0
+        if english > MIN_RATIO * prompt:
+            return ENGLISH
+        if prompt > MIN_RATIO * english:
+            return str(lang)
+        if english and prompt:  # " in", " also": common in both, so neither wins
             return UND
-        if english != prompt:
-            return ENGLISH if english else str(lang)
     return detect_language(text, min_letters=min_letters)
 
 
@@ -177,6 +190,7 @@ __all__ = [
     "BUCKETS",
     "bucket_of",
     "label_tokens",
-    "lexicon",
+    "MIN_RATIO",
+    "word_frequencies",
     "token_language",
 ]

@@ -109,8 +109,9 @@ def test_english_words_are_english_beside_any_prompt_language():
     # langdetect alone reads lone English words as Afrikaans, Dutch or Danish
     words = [" water", " green", " yellow", " brown", " food", " tea", " thousand"]
     assert label_tokens(words, lang="zh") == ["en"] * len(words)
-    assert label_tokens([" Wasser", " Hund", " water"], lang="de") == ["de", "de", "en"]
-    assert token_language(" die", lang="de") == "und"  # a word of both: neither wins
+    assert label_tokens([" Wasser", " die", " water"], lang="de") == ["de", "de", "en"]
+    assert token_language(" the", lang="zh") == "en"  # though Chinese sentences quote it
+    assert token_language(" in", lang="de") == "und"  # common in both: neither wins
 
 
 def test_lens_gives_a_token_one_language_in_every_cell(tiny, monkeypatch):
