@@ -363,9 +363,20 @@ def _damage_cell(
     key = f"english-damage-{src}"
     done = store.get(key)
     if done is None:
+        # a task evaluator names its task: tasks without English data (XCOPA) are then
+        # measured through their English versions
+        name = task if isinstance(task, str) else getattr(evaluator, "task", None)
         try:
-            delta = _english_damage(english, evaluator, task, model, vector, alpha, stage, n,
-                                    positions)  # fmt: skip
+            if callable(english):
+                delta = float(english(model, vector, alpha))
+            elif isinstance(name, str):
+                delta = float(english_damage(
+                    model, name, vector, alpha=alpha, n=getattr(evaluator, "n", n),
+                    positions=getattr(evaluator, "positions", positions), progress=False,
+                ).delta)  # fmt: skip
+            else:
+                steered = evaluator(model, ENGLISH, vector, alpha, stage).value
+                delta = float(steered - evaluator(model, ENGLISH, None, 0.0, stage).value)
             if not math.isfinite(delta):
                 raise NonFiniteError(f"the English damage is {delta} (alpha={alpha:g})")
             done = store.put(key, {"delta": delta, "alpha": alpha})
@@ -377,33 +388,6 @@ def _damage_cell(
     if "failed" in done:
         failed[key] = str(done["failed"])
     return math.nan if done["delta"] is None else float(done["delta"])  # a failed one is NaN
-
-
-def _english_damage(
-    english: bool | Damage,
-    evaluator: Callable[..., Score],
-    task: Any,
-    model: TransformerBridge,
-    vector: SteeringVector,
-    alpha: float,
-    stage: Stage,
-    n: int | None,
-    positions: Positions,
-) -> float:
-    if callable(english):
-        return float(english(model, vector, alpha))
-    # a task evaluator names its task: tasks
-    # without English data (XCOPA) are then measured through their English versions
-    name = task if isinstance(task, str) else getattr(evaluator, "task", None)
-    if isinstance(name, str):
-        result = english_damage(model, name, vector, alpha=alpha,
-                                n=getattr(evaluator, "n", n),
-                                positions=getattr(evaluator, "positions", positions),
-                                progress=False)  # type: ignore[arg-type]  # fmt: skip
-        return float(result.delta)
-    steered = evaluator(model, ENGLISH, vector, alpha, stage)
-    plain = evaluator(model, ENGLISH, None, 0.0, stage)
-    return float(steered.value - plain.value)
 
 
 __all__ = [

@@ -7,29 +7,11 @@ import tracemalloc
 
 import pytest
 import torch
+from cli_run import TINY, one_error, run
 
-from interp_steer.cli import main
 from interp_steer.cli.options import MAX_LAYERS, ints
 from interp_steer.evaluation import EvalResult
 from interp_steer.steering import SteeringVector
-
-TINY = ["--model", "tiny"]
-
-
-def run(capsys, *argv):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error(code, err):
-    """The one error line of a run that must have failed with exit code 2."""
-    assert code == 2, err
-    assert "Traceback" not in err
-    errors = [line for line in err.splitlines() if ": error: " in line]
-    assert len(errors) == 1, err
-    return errors[0]
 
 
 def test_a_huge_layer_range_fails_at_once_without_expanding_it(capsys, tmp_path):

@@ -5,23 +5,15 @@ import re
 
 import numpy as np
 import pytest
+from cli_run import TINY, run
 
 from interp_steer.analysis import LogitLensResult, SimilarityResult, SweepResult, TransferResult
-from interp_steer.cli import build_parser, main
+from interp_steer.cli import build_parser
 from interp_steer.cli import options as cli_options
 from interp_steer.constants import METHOD_NAMES
 from interp_steer.evaluation import EvalResult
 from interp_steer.fitting import REGISTRY
 from interp_steer.steering import SteeringVector
-
-TINY = ["--model", "tiny"]
-
-
-def run(capsys, *argv):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_built_in_methods_are_the_cli_choices():

@@ -1,17 +1,11 @@
 """The command line never reuses a run folder under other settings (issue 16, defect 1)."""
 
-from interp_steer.analysis import SimilarityResult
-from interp_steer.cli import main
+from cli_run import TINY, run
 
-TINY = ["--model", "tiny"]
+from interp_steer.analysis import SimilarityResult
+
 SWEEP = ["sweep", *TINY, "--langs", "sw", "--task", "xcopa", "--layers", "1-2", "--ratios",
          "0.5", "--n-fit", "4", "--no-test"]  # fmt: skip
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def errors(err):

@@ -2,19 +2,11 @@
 
 import pytest
 import torch
+from cli_run import TINY, run
 
 from interp_steer.analysis import LogitLensResult
-from interp_steer.cli import main
 from interp_steer.data import load_parallel
 from interp_steer.steering import SteeringVector
-
-TINY = ["--model", "tiny"]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_dataset_sentences_are_read_before_their_last_word(capsys, tmp_path, monkeypatch):

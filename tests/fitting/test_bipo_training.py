@@ -32,12 +32,7 @@ PAIRS = SimpleNamespace(english=ENGLISH, target=GERMAN, source_lang="de", name="
 PROMPTS = [DEFAULT_PROMPT_TEMPLATE.format(text=t) for t in GERMAN]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture
