@@ -46,6 +46,7 @@ training and restored in a ``finally`` block, gradients are taken with
 """
 
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -402,9 +403,11 @@ def encode_preference(
 
 def _prompt_resid_norm(model: TransformerBridge, prompts: Sequence[str], layer: int) -> float:
     """Mean per-token residual norm at ``layer`` on ``prompts``, BOS excluded (as fit_vector's)."""
-    acts = collect_activations(
-        model, list(prompts), layers=[layer], pooling="mean", exclude_bos=True, progress=False
-    )
+    with warnings.catch_warnings():  # a prompt cut to the context is BiPO's own warning
+        warnings.filterwarnings("ignore", message="activations: .* exceed the model's context")
+        acts = collect_activations(
+            model, list(prompts), layers=[layer], pooling="mean", exclude_bos=True, progress=False
+        )
     return float(acts.norms[layer].mean())
 
 
