@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup browser demo test lint typecheck docs pytest fast bench results clean
+.PHONY: setup browser demo test lint typecheck docs pytest fast bench results notebook notebooks-outputs clean
 
 setup: $(VENV)/.installed browser
 
@@ -38,8 +38,8 @@ demo: setup
 test: setup lint typecheck docs pytest
 
 lint: setup
-	$(BIN)/ruff check interp_steer repro tests benchmarks
-	$(BIN)/ruff format --check interp_steer repro tests benchmarks
+	$(BIN)/ruff check interp_steer repro tests benchmarks notebooks
+	$(BIN)/ruff format --check interp_steer repro tests benchmarks notebooks
 
 typecheck: setup
 	$(BIN)/mypy interp_steer repro
@@ -69,6 +69,16 @@ bench: setup
 # The paper's study on gemma-3-270m (resumable; hours on 2 cores, see study.json): docs/results.md + figures/
 results: setup
 	$(BIN)/python -m repro --out runs/results --page docs/results.md --figures figures
+
+# JupyterLab on the teaching notebooks, with a kernel named after this venv.
+notebook: setup
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[notebooks]'
+	$(BIN)/python -m ipykernel install --user --name interp-steer --display-name "interp_steer (.venv)"
+	$(BIN)/jupyter lab notebooks
+
+# Re-run the notebooks on gemma-3-270m and keep their outputs (what GitHub shows; ~30 min).
+notebooks-outputs: setup
+	$(BIN)/python notebooks/execute.py
 
 clean:
 	rm -rf $(VENV) build

@@ -18,6 +18,7 @@ EXPECTED = [
     "05_reproduce_paper.ipynb",
 ]
 PLOTLY = "application/vnd.plotly.v1+json"
+WIDGET = "application/vnd.jupyter.widget-view+json"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in kernel tracebacks
 
 
@@ -26,11 +27,27 @@ def test_the_five_notebooks_are_there():
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
-def test_committed_without_outputs(name):
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+def test_committed_with_outputs_of_a_real_model_run(name):
+    """GitHub shows what a reader gets without running: notebooks/execute.py on gemma-3-270m."""
+    path = NOTEBOOKS / name
+    nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and "INTERP_STEER_FAST" in code[0].source, "the first code cell is the FAST switch"
-    assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs"
+    run = nb.metadata.get("interp_steer", {})
+    assert run.get("model") == "gemma-3-270m" and run.get("fast") is False, (
+        f"{name}: run `python notebooks/execute.py` to commit it with real-model outputs"
+    )
+    counts = [c.execution_count for c in code]
+    assert None not in counts and counts == sorted(counts), f"{name}: not run top to bottom"
+    outputs = [out for c in code for out in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"], f"{name}: a cell failed"
+    kinds = {kind for out in outputs for kind in out.get("data", {})}
+    assert WIDGET not in kinds, f"{name}: progress widgets saved (run with progress off)"
+    for cell in code:
+        if cell.source.rstrip().endswith("\nfig"):
+            shown = {kind for out in cell.outputs for kind in out.get("data", {})}
+            assert "image/png" in shown, f"{name}: no PNG (what GitHub shows) for\n{cell.source}"
+    assert path.stat().st_size < 3_000_000, f"{name}: {path.stat().st_size} bytes"
 
 
 @pytest.mark.slow
