@@ -12,6 +12,7 @@ from interp_steer.analysis.cells import (
     model_settings,
     vector_settings,
 )
+from interp_steer.analysis.hyper import HyperSelection, select_hyper
 from interp_steer.analysis.lens import (
     LogitLensResult,
     cloze_prompts,
@@ -31,6 +32,7 @@ __all__ = [
     "CellStore",
     "EnglishKL",
     "Evaluator",
+    "HyperSelection",
     "LogitLensResult",
     "Score",
     "SimilarityResult",
@@ -50,6 +52,7 @@ __all__ = [
     "model_settings",
     "paired_gain",
     "project_to_vocab",
+    "select_hyper",
     "similarity_from_activations",
     "transfer_matrix",
     "vector_settings",
