@@ -24,6 +24,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import numpy as np
 import pandas as pd
 
 PathLike = str | os.PathLike[str]
@@ -297,6 +298,18 @@ def locks_run(param: str, *, file: bool = False) -> Callable[[Callable[_P, _T]],
     return decorate
 
 
+def nan_as_null(values: Any) -> Any:
+    """A float array as nested lists for JSON, NaN written as ``None`` (``null``).
+
+    >>> nan_as_null(np.array([[1.0, np.nan]]))
+    [[1.0, None]]
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    out = arr.astype(object)
+    out[np.isnan(arr)] = None
+    return out.tolist()
+
+
 def write_result(
     path: str | os.PathLike[str], payload: Mapping[str, Any], frame: pd.DataFrame
 ) -> Path:
@@ -564,6 +577,7 @@ __all__ = [
     "check_inside",
     "check_settings",
     "locks_run",
+    "nan_as_null",
     "package_version",
     "plain_settings",
     "read_result",

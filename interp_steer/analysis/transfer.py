@@ -48,7 +48,7 @@ from interp_steer.models.loading import model_name
 from interp_steer.progress import progress_bar
 from interp_steer.steering.intervention import NonFiniteError
 from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
-from interp_steer.storage import SavedResult, locks_run
+from interp_steer.storage import SavedResult, locks_run, nan_as_null
 
 FORMAT = "interp_steer.TransferResult"
 DEFAULT_RATIO = 0.25
@@ -147,9 +147,7 @@ class TransferResult(SavedResult):
             out[name] = getattr(self, name)
         out["sources"], out["targets"] = list(self.sources), list(self.targets)
         for name in ("alphas", "score", "low", "high", "baseline", "english_damage"):
-            arr = np.asarray(getattr(self, name), dtype=object)
-            arr[np.isnan(getattr(self, name))] = None
-            out[name] = arr.tolist()
+            out[name] = nan_as_null(getattr(self, name))
         out["meta"] = dict(self.meta)
         return out
 
