@@ -74,7 +74,7 @@ results: setup
 notebook: setup
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[notebooks]'
 	$(BIN)/python -m ipykernel install --user --name interp-steer --display-name "interp_steer (.venv)"
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Re-run the notebooks on gemma-3-270m and keep their outputs (what GitHub shows; ~30 min).
 notebooks-outputs: setup
