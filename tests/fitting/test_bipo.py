@@ -30,12 +30,7 @@ PAIRS = SimpleNamespace(
 FAST = {"lr": 0.05, "warmup_steps": 0, "batch_size": 3}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny ops contend on threads
 
 
 def margin(model, vector=None):

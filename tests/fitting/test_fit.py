@@ -32,12 +32,7 @@ def corpus(english=ENGLISH, target=GERMAN, **extra):
     return SimpleNamespace(english=english, target=target, **{**fields, **extra})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny ops contend on threads
 
 
 def planted(n=200, d=32, seed=0, spread=1.0):
