@@ -44,7 +44,7 @@ from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.data.parallel import load_parallel
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
-from interp_steer.storage import SavedResult, require_settings
+from interp_steer.storage import SavedResult, nan_as_null, require_settings
 
 FORMAT = "interp_steer.SimilarityResult"
 
@@ -149,7 +149,7 @@ class SimilarityResult(SavedResult):
             "layers": list(self.layers),
             "n": self.n,
             "multi_parallel": self.multi_parallel,
-            "values": {m: _nan_to_none(v) for m, v in self.values.items()},
+            "values": {m: nan_as_null(v) for m, v in self.values.items()},
             "meta": dict(self.meta),
         }
 
@@ -169,12 +169,6 @@ class SimilarityResult(SavedResult):
             multi_parallel=bool(data["multi_parallel"]),
             meta=dict(data["meta"]),
         )
-
-
-def _nan_to_none(arr: np.ndarray) -> Any:
-    out = np.asarray(arr, dtype=object)
-    out[np.isnan(arr)] = None
-    return out.tolist()
 
 
 LayerActs = Mapping[int, Tensor] | Activations

@@ -77,7 +77,7 @@ from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
 from interp_steer.progress import progress_bar
 from interp_steer.steering.vectors import alpha_for_ratio
-from interp_steer.storage import SavedResult, locks_run
+from interp_steer.storage import SavedResult, locks_run, nan_as_null
 
 FORMAT = "interp_steer.SweepResult"
 
@@ -584,7 +584,7 @@ class SweepResult(SavedResult):
         for name in ("langs", "layers", "strengths"):
             out[name] = list(getattr(self, name))
         for name in _ARRAYS:
-            out[name] = _nan_to_none(getattr(self, name))
+            out[name] = nan_as_null(getattr(self, name))
         out["meta"] = dict(self.meta)
         return out
 
@@ -615,12 +615,6 @@ _TEST_COLUMNS = ("test_gain", "test_ci_low", "test_ci_high", "test_p_value", "te
                  "test_steered", "test_unsteered")  # fmt: skip
 _SUMMARY_COLUMNS = ["lang", "layer", "strength", "alpha", *_TEST_COLUMNS, "select_gain",
                     "select_score", "select_unsteered"]  # fmt: skip
-
-
-def _nan_to_none(arr: np.ndarray) -> Any:
-    out = np.asarray(arr, dtype=object)
-    out[np.isnan(arr)] = None
-    return out.tolist()
 
 
 @locks_run("run_dir")  # one run at a time writes a run folder
