@@ -1,11 +1,14 @@
 # The two commands of the README's quick start:
 #   make demo   set everything up, then run the main job on the default model
 #   make test   set everything up, then lint, type-check, build the docs and run every test
+# CI also runs `make test-tl39`: the tests on TransformerLens 3.9 (both model classes).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+VENV39 ?= .venv-tl39
+BIN39  := $(VENV39)/bin
 
-.PHONY: setup browser demo test lint typecheck docs pytest fast bench results notebook notebooks-outputs clean
+.PHONY: setup browser demo test test-tl39 lint typecheck docs pytest fast bench results notebook notebooks-outputs clean
 
 setup: $(VENV)/.installed browser
 
@@ -53,6 +56,24 @@ pytest: setup
 fast: setup
 	$(BIN)/python -m pytest -q -m "not real"
 
+# TransformerLens 3.9 ships HookedTransformer beside the bridge (SAELens needs TL < 4): a
+# second, smaller venv (torch first, as above). The fast tests (the HookedTransformer cases
+# of tests/models/test_hooked.py included), then the real-model tests of steering,
+# fitting, evaluation and the lens, and the bridge-vs-HookedTransformer check on gemma-3-270m.
+REAL39 = tests/models/test_hooked.py tests/steering/test_intervention.py \
+  tests/fitting/test_fit.py tests/evaluation/test_harness.py tests/analysis/test_lens.py
+
+$(VENV39)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV39)
+	$(BIN39)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN39)/pip install --quiet --disable-pip-version-check transformer-lens==3.9.0
+	$(BIN39)/pip install --quiet --disable-pip-version-check -e '.[models,dev]'
+	touch $@
+
+test-tl39: $(VENV39)/.installed
+	$(BIN39)/python -m pytest -q -m "not real"
+	$(BIN39)/python -m pytest -q -m real $(REAL39)
+
 # The peers pin transformers<5 and numpy<2, so they go in --no-deps (see bench_peers.py).
 # Every script's --smoke run (tiny model, seconds; the peers' parts included, as they are
 # installed now) goes first, so a broken step fails before the long runs, not after them.
@@ -81,4 +102,4 @@ notebooks-outputs: setup
 	$(BIN)/python notebooks/execute.py
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) $(VENV39) build

@@ -12,6 +12,9 @@ Prints ratios measured in one run (targets in brackets):
 5. BiPO's exact fast step against the reference step at batch 1, interleaved pair by
    pair on the same ``--bipo-n`` pairs: seconds per step (old / new)      [>= 2x]
    and per pair including the reference pass                             [>= 1.8x]
+6. the SFT baseline (a LoRA fine-tune, ``fit_lora``'s defaults) at batch 1 on the same
+   pairs: seconds per step (one epoch's time taken from two epochs', so the model copy
+   and peft setup cancel) against the fast and the reference BiPO step of 5.
 
 Usage (a smoke run on a shared 2-core CPU, where one thread avoids contention stalls;
 the defaults are meant for a GPU)::
@@ -32,6 +35,7 @@ from interp_steer.data import load_parallel
 from interp_steer.fitting import (
     alignment_metrics,
     bipo_direction,
+    fit_lora,
     fit_vectors,
     mean_diff_direction,
     mse_direction,
@@ -86,7 +90,7 @@ def fine_tuning_step(model, batch, layer):
             p.requires_grad_(flag)
 
 
-def bipo_steps(model, pairs, layer: int) -> None:
+def bipo_steps(model, pairs, layer: int) -> tuple[float, float]:
     """Step 5: the fast and the reference BiPO step at batch 1, interleaved per pair."""
     prompts = [DEFAULT_PROMPT_TEMPLATE.format(text=t) for t in pairs.target]
     encoded, _ = encode_preference(model, prompts, pairs.english, pairs.target, 128, True)
@@ -122,6 +126,22 @@ def bipo_steps(model, pairs, layer: int) -> None:
         f"   per pair with the reference pass: reference {old_pair:.3f} s, fast {new_pair:.3f} s "
         f"-> {old_pair / new_pair:.2f}x [target >= 1.8x]; last pair: loss rel. diff "
         f"{rel:.1e}, gradient cosine {cos:.6f}"
+    )
+    return t_new / n, t_old / n
+
+
+def sft_step(model, pairs, fast: float, reference: float) -> None:
+    """Step 6: one SFT (LoRA) step at batch 1 on the same pairs, against a BiPO step."""
+    opts = {"batch_size": 1, "n_eval": 0, "warmup_steps": 0, "progress": False}
+    adapter, t_one = timed(fit_lora, model, pairs, epochs=1, **opts)
+    _, t_two = timed(fit_lora, model, pairs, epochs=2, **opts)
+    n = len(pairs)
+    t_step = max(t_two - t_one, 1e-9) / n  # the copy, peft and encoding cancel
+    modules = "/".join(m.removesuffix("_proj") for m in adapter.target_modules)
+    print(
+        f"6. SFT (LoRA r={adapter.rank}, {modules}), batch 1, {n} pairs: {t_step:.3f} s/step "
+        f"(fit_lora: 1 epoch {t_one:.1f} s, 2 epochs {t_two:.1f} s) -> SFT step / BiPO step = "
+        f"{t_step / fast:.2f} (fast), {t_step / reference:.2f} (reference)"
     )
 
 
@@ -236,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         f"pass; {t_step:.2f} s/step); full fine-tuning step on the same {len(batch)} "
         f"sequences: {t_ft:.2f} s -> BiPO step / fine-tuning step = {t_step / t_ft:.2f}"
     )
-    bipo_steps(model, bipo_pairs, layer)
+    fast, reference = bipo_steps(model, bipo_pairs, layer)
+    sft_step(model, bipo_pairs, fast, reference)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations.pooled import Activations
+from interp_steer.models.backend import Model, own_parameters
 from interp_steer.models.loading import model_name
 from interp_steer.storage import atomic_write
 
@@ -37,7 +36,7 @@ _SAMPLES = 256
 _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def model_fingerprint(model: TransformerBridge) -> str:
+def model_fingerprint(model: Model) -> str:
     """A cheap fingerprint of the weights: a hash of a sample of every parameter.
 
     Each parameter contributes its name, shape, dtype, a checksum of every value (the
@@ -50,10 +49,9 @@ def model_fingerprint(model: TransformerBridge) -> str:
     >>> len(model_fingerprint(load_model("tiny")))
     16
     """
-    hf: Any = model.original_model
     digest = hashlib.sha256(f"vocab {len(model.tokenizer)}".encode())
     with torch.no_grad():
-        for name, param in hf.named_parameters():
+        for name, param in own_parameters(model):
             flat = param.detach().reshape(-1)
             step = max(1, flat.numel() // _SAMPLES)
             sample = flat[::step][:_SAMPLES].float().cpu().numpy().tobytes()
@@ -65,7 +63,7 @@ def model_fingerprint(model: TransformerBridge) -> str:
 
 
 def cache_key(
-    model: TransformerBridge,
+    model: Model,
     texts: list[str],
     layers: tuple[int, ...],
     pooling: str,

@@ -3,10 +3,9 @@
 :func:`collect_activations` runs the model once per batch, reads
 ``blocks.{layer}.hook_resid_post`` for every requested layer, pools each text's tokens
 (pad positions never count) and moves the result to the CPU in float32 as it goes. The
-forward stops right after the deepest requested layer: through the bridge's
-``stop_at_layer`` (which counts blocks *run*, so ``stop_at_layer=L + 1`` ends after block
-``L``), or, for the last block, by raising the bridge's own ``StopAtLayerException`` from
-the hook, so the unembedding (262k columns on Gemma-3) is never computed.
+forward stops right after the deepest requested layer
+(:func:`~interp_steer.models.backend.run_to_layer`, on a bridge or a HookedTransformer),
+so the unembedding (262k columns on Gemma-3) is never computed.
 
 Results can be cached on disk (safetensors, written atomically), keyed by a hash of the
 model (name, dtype, a fingerprint of its weights and tokenizer), the texts, the layers, the
@@ -21,12 +20,11 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformer_lens.model_bridge import TransformerBridge
-from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from interp_steer.activations.cache import cache_key, read_cache, write_cache
 from interp_steer.activations.pooled import POOLINGS, Activations, Pooling
 from interp_steer.constants import check_choice
+from interp_steer.models.backend import Model, run_to_layer
 from interp_steer.models.batching import context_tokens, left_pad
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
 from interp_steer.models.loading import model_name
@@ -35,7 +33,7 @@ from interp_steer.types import Residual
 
 
 def collect_activations(
-    model: TransformerBridge,
+    model: Model,
     texts: Sequence[str],
     *,
     layers: int | Sequence[int],
@@ -55,7 +53,7 @@ def collect_activations(
     never cuts (see :func:`~interp_steer.models.batching.context_tokens`).
 
     Args:
-        model: The bridge; it is not modified.
+        model: The model (bridge or HookedTransformer); it is not modified.
         texts: The texts (a sequence of strings, not one string).
         layers: One layer or several; each in ``0..n_layers - 1``.
         pooling: ``"last"`` (last real token), ``"mean"`` (mean over real tokens) or
@@ -113,7 +111,7 @@ def collect_activations(
 
 
 def _collect(
-    model: TransformerBridge,
+    model: Model,
     tokens: list[Tensor],
     layers: tuple[int, ...],
     pooling: str,
@@ -125,7 +123,7 @@ def _collect(
         raise ValueError("a text tokenised to zero tokens; give the model a BOS token or text")
     bos_id = model.tokenizer.bos_token_id
     order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))  # longest first
-    top, n_layers = layers[-1], int(model.cfg.n_layers)
+    top = layers[-1]
     pooled: dict[int, list[Tensor | None]] = {layer: [None] * len(tokens) for layer in layers}
     norms: dict[int, Tensor] = {layer: torch.zeros(len(tokens)) for layer in layers}
     state: dict[str, Any] = {}
@@ -143,14 +141,11 @@ def _collect(
                 out = r[state["keep"]].cpu().split(state["counts"])
             for i, row in enumerate(rows.tolist()):
                 pooled[layer][row] = out[i]
-            if layer == top and top == n_layers - 1:
-                raise StopAtLayerException(resid)  # skip ln_final and the unembedding
             return resid
 
         return hook
 
     hooks = [(HOOK_TEMPLATE.format(layer=layer), make_hook(layer)) for layer in layers]
-    stop = top + 1 if top + 1 < n_layers else None
     bar = progress_bar(total=len(tokens), desc="activations", unit="text", progress=progress)
     with bar, torch.inference_mode(), model.hooks(fwd_hooks=hooks):
         for start in range(0, len(order), batch_size):
@@ -165,7 +160,7 @@ def _collect(
             weights = keep.float() / counts.clamp_min(1)
             state.update(rows=torch.tensor(rows), keep=keep, weights=weights)
             state["counts"] = counts[:, 0].tolist()
-            model.forward(ids, attention_mask=mask.long(), stop_at_layer=stop)
+            run_to_layer(model, ids, mask, top)
             bar.update(len(rows))
 
     parts = {layer: [t for t in pooled[layer] if t is not None] for layer in layers}

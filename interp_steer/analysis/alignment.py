@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.analysis.cells import Score, Stage
 from interp_steer.constants import POSITION_MODES, Positions, check_choice
 from interp_steer.data.parallel import CorpusLike, ParallelCorpus, load_parallel
+from interp_steer.models.backend import Model
 from interp_steer.models.batching import left_pad, tail_logits, token_ids
 from interp_steer.progress import progress_bar
 from interp_steer.steering.intervention import steer
@@ -38,7 +38,7 @@ from interp_steer.steering.vectors import SteeringVector
 
 
 def _last_logprobs(
-    model: TransformerBridge, texts: list[str], batch_size: int, desc: str, progress: bool | None
+    model: Model, texts: list[str], batch_size: int, desc: str, progress: bool | None
 ) -> torch.Tensor:
     """Next-token log-probabilities after the last token of each text, ``[n, d_vocab]``."""
     out = []
@@ -63,7 +63,7 @@ def _check(pairs: ParallelCorpus, template: str, batch_size: int) -> None:
 
 
 def english_logprobs(
-    model: TransformerBridge,
+    model: Model,
     pairs: CorpusLike,
     *,
     template: str = "{text}",
@@ -89,7 +89,7 @@ def english_logprobs(
 
 
 def english_kl(
-    model: TransformerBridge,
+    model: Model,
     pairs: CorpusLike,
     *,
     vector: SteeringVector | None = None,
@@ -106,7 +106,7 @@ def english_kl(
     unsteered when it is None: the baseline gap).
 
     Args:
-        model: The bridge (its tokenizer pads on the left).
+        model: The model, a bridge or a HookedTransformer (its tokenizer pads on the left).
         pairs: Parallel pairs, in any form :meth:`ParallelCorpus.coerce` reads;
             ``english[i]`` is the reference for ``target[i]``.
         vector: Steering vector for the target side, or None.
@@ -217,7 +217,7 @@ class EnglishKL:
 
     def __call__(
         self,
-        model: TransformerBridge,
+        model: Model,
         lang: str,
         vector: SteeringVector | None,
         alpha: float,

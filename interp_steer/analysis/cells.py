@@ -29,8 +29,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from transformer_lens.model_bridge import TransformerBridge
-
 from interp_steer.activations.cache import model_fingerprint
 from interp_steer.constants import POSITION_MODES, Positions, check_choice
 from interp_steer.data.items import TaskSet
@@ -39,6 +37,8 @@ from interp_steer.data.tasks import load_task
 from interp_steer.evaluation.harness import evaluate
 from interp_steer.evaluation.prompts import get_baseline
 from interp_steer.fitting.fit import check_hyper, fit_vectors, resolve_method
+from interp_steer.models.adapters import active_adapters
+from interp_steer.models.backend import BASIS_FLAGS, Model, weight_basis
 from interp_steer.models.loading import model_name
 from interp_steer.steering.intervention import NonFiniteError
 from interp_steer.steering.vectors import SteeringVector
@@ -78,7 +78,7 @@ class Score:
             object.__setattr__(self, "correct", tuple(bool(x) for x in self.correct))
 
 
-Evaluator = Callable[[TransformerBridge, str, SteeringVector | None, float, Stage], Score]
+Evaluator = Callable[[Model, str, SteeringVector | None, float, Stage], Score]
 """``(model, lang, vector or None, alpha, stage) -> Score``, stage ``"select"`` or ``"test"``.
 
 Optional attributes: ``name`` (the metric's name), ``selection`` / ``testing`` (what each
@@ -188,7 +188,7 @@ class TaskEvaluator:
 
     def __call__(
         self,
-        model: TransformerBridge,
+        model: Model,
         lang: str,
         vector: SteeringVector | None,
         alpha: float,
@@ -310,7 +310,7 @@ def evaluate_cell(
     store: CellStore,
     key: str,
     evaluator: Callable[..., Score],
-    model: TransformerBridge,
+    model: Model,
     lang: str,
     vector: SteeringVector | None,
     alpha: float,
@@ -332,7 +332,7 @@ def evaluate_cell(
         store: The run's cells.
         key: The cell's key.
         evaluator: ``(model, lang, vector, alpha, stage) -> Score``.
-        model: The bridge.
+        model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x).
         lang: The language evaluated.
         vector: The vector, or None for a baseline.
         alpha: Its strength.
@@ -378,22 +378,31 @@ def evaluate_cell(
     return cell
 
 
-def model_settings(model: TransformerBridge) -> dict[str, Any]:
+def model_settings(model: Model) -> dict[str, Any]:
     """The model and scoring code a run's cells come from, as its ``config.json`` records.
 
     Name, dtype, :func:`~interp_steer.activations.model_fingerprint` of the weights, and
-    the version of ``interp_steer`` (the scoring code). The device is not recorded.
+    the version of ``interp_steer`` (the scoring code); ``adapters`` too while one is
+    applied (:func:`~interp_steer.models.active_adapters`), and ``weight_basis`` (model
+    class and TransformerLens's weight processing, :func:`~interp_steer.models.weight_basis`)
+    for any model but an unprocessed bridge. The device is not recorded.
 
     >>> from interp_steer import load_model
     >>> sorted(model_settings(load_model("tiny")))
     ['dtype', 'interp_steer', 'model', 'weights']
     """
-    return {
+    settings: dict[str, Any] = {
         "model": model_name(model),
         "dtype": str(model.cfg.dtype),
         "weights": model_fingerprint(model),
         "interp_steer": package_version(),
     }
+    if active_adapters(model):  # only then: run folders made without one still resume
+        settings["adapters"] = list(active_adapters(model))
+    basis = weight_basis(model)
+    if basis["model_class"] != "TransformerBridge" or any(basis[k] for k in BASIS_FLAGS):
+        settings["weight_basis"] = {k: basis[k] for k in ("model_class", *BASIS_FLAGS)}
+    return settings
 
 
 def evaluator_settings(evaluator: Callable[..., Any]) -> dict[str, Any]:
@@ -508,9 +517,7 @@ def check_fitted(
     return vector
 
 
-def _fit_expected(
-    model: TransformerBridge, lang: str, layer: int, fit: Mapping[str, Any]
-) -> dict[str, Any]:
+def _fit_expected(model: Model, lang: str, layer: int, fit: Mapping[str, Any]) -> dict[str, Any]:
     """What :func:`check_fitted` asks of a saved vector of a sweep or transfer folder."""
     hyper = dict(fit["hyper"])
     expected = {
@@ -599,7 +606,7 @@ def check_run(
 
 
 def fitted_vectors(
-    model: TransformerBridge,
+    model: Model,
     lang: str,
     layers: Sequence[int],
     store: CellStore,

@@ -35,7 +35,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.analysis.token_languages import (
     BUCKETS,
@@ -47,6 +46,7 @@ from interp_steer.analysis.vocab_projection import ReadOut, readout_residuals, t
 from interp_steer.constants import Positions
 from interp_steer.data.language_id import UND, detect_language
 from interp_steer.data.languages import canonical
+from interp_steer.models.backend import Model
 from interp_steer.models.batching import context_tokens
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
@@ -276,7 +276,7 @@ class LogitLensResult(SavedResult):
 
 
 def logit_lens(
-    model: TransformerBridge,
+    model: Model,
     prompts: str | Sequence[str],
     *,
     vector: SteeringVector | None = None,
@@ -297,7 +297,7 @@ def logit_lens(
     warning and ``meta["n_truncated"]`` give the count.
 
     Args:
-        model: The bridge; it is not modified.
+        model: The model (bridge or HookedTransformer); it is not modified.
         prompts: One prompt or several, all in the same language.
         vector: If given, a second variant ``"steered"`` is run inside
             ``steer(model, vector, alpha=alpha, positions=steer_positions)``.

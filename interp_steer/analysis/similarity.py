@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations.collect import collect_activations
 from interp_steer.activations.pooled import Activations, Pooling
@@ -42,6 +41,7 @@ from interp_steer.analysis.cells import model_settings
 from interp_steer.analysis.similarity_metrics import METRICS, prepare, prepared_metrics
 from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.data.parallel import load_parallel
+from interp_steer.models.backend import Model
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
 from interp_steer.storage import SavedResult, nan_as_null, require_settings
@@ -278,7 +278,7 @@ def _as_table(acts: LayerActs) -> dict[int, Tensor]:
 
 
 def cross_lingual_similarity(
-    model: TransformerBridge,
+    model: Model,
     langs: Sequence[str],
     *,
     dataset: str = "flores",
@@ -299,7 +299,7 @@ def cross_lingual_similarity(
     dataset, languages, ``n``, layers, pooling, the code's version).
 
     Args:
-        model: The bridge.
+        model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x).
         langs: Non-English languages, any spelling (English is always added, first).
         dataset: A parallel dataset: ``"flores"`` (multi-parallel) or ``"tatoeba"`` ...
         n: Sentences per language.

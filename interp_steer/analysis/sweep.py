@@ -56,7 +56,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.analysis.cells import (
     Evaluator,
@@ -73,6 +72,7 @@ from interp_steer.constants import DEFAULT_RATIOS, Positions
 from interp_steer.data.languages import canonical
 from interp_steer.evaluation.results import EvalResult
 from interp_steer.evaluation.statistics import mcnemar_exact, paired_bootstrap
+from interp_steer.models.backend import Model
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
 from interp_steer.progress import progress_bar
@@ -619,7 +619,7 @@ _SUMMARY_COLUMNS = ["lang", "layer", "strength", "alpha", *_TEST_COLUMNS, "selec
 
 @locks_run("run_dir")  # one run at a time writes a run folder
 def layer_sweep(
-    model: TransformerBridge,
+    model: Model,
     langs: Sequence[str],
     *,
     task: str | Evaluator,
@@ -643,7 +643,7 @@ def layer_sweep(
     """Fit a vector per layer and evaluate every (layer, strength); pick the best.
 
     Args:
-        model: The bridge.
+        model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x).
         langs: Languages to sweep (any spelling).
         task: A task name (evaluated by :class:`TaskEvaluator` with ``select_split`` /
             ``select_items``, ``n``, ``positions`` and ``baseline``) or any

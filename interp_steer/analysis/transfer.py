@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.analysis.cells import (
     CellStore,
@@ -43,6 +42,7 @@ from interp_steer.analysis.cells import (
 from interp_steer.constants import Positions
 from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.evaluation.harness import english_damage
+from interp_steer.models.backend import Model
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
 from interp_steer.progress import progress_bar
@@ -54,7 +54,7 @@ FORMAT = "interp_steer.TransferResult"
 DEFAULT_RATIO = 0.25
 """Default strength: ``‖alpha v‖ / ‖h‖ = 0.25``."""
 
-Damage = Callable[[TransformerBridge, SteeringVector, float], float]
+Damage = Callable[[Model, SteeringVector, float], float]
 """``(model, vector, alpha) -> steered minus unsteered English accuracy``."""
 
 
@@ -177,7 +177,7 @@ class TransferResult(SavedResult):
 
 @locks_run("run_dir")  # one run at a time writes a run folder
 def transfer_matrix(
-    model: TransformerBridge,
+    model: Model,
     langs: Sequence[str],
     *,
     task: str | Callable[..., Score],
@@ -207,7 +207,7 @@ def transfer_matrix(
     on the test stage.
 
     Args:
-        model: The bridge.
+        model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x).
         langs: Source languages: a vector is fitted on each (any spelling).
         task: A task name (see :class:`~interp_steer.analysis.TaskEvaluator`) or an evaluator
             ``(model, lang, vector, alpha, stage) -> Score``.
@@ -349,7 +349,7 @@ def _damage_cell(
     english: bool | Damage,
     evaluator: Callable[..., Score],
     task: str | Callable[..., Score],
-    model: TransformerBridge,
+    model: Model,
     vector: SteeringVector,
     alpha: float,
     stage: Stage,

@@ -20,9 +20,13 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
-from transformer_lens.model_bridge import TransformerBridge
-from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
+from interp_steer.models.backend import (
+    Model,
+    final_logits,
+    own_parameters,
+    run_to_layer,
+)
 from interp_steer.models.batching import left_pad
 from interp_steer.types import AnyResidual, Residual, VocabLogits
 
@@ -30,11 +34,11 @@ ReadOut = Literal["last", "all"]
 """Read-out positions: each prompt's last token, or every token."""
 
 
-def project_to_vocab(model: TransformerBridge, resid: AnyResidual) -> VocabLogits:
+def project_to_vocab(model: Model, resid: AnyResidual) -> VocabLogits:
     """Read a residual stream out as logits: final norm, unembedding, soft-capping.
 
     Args:
-        model: The bridge.
+        model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x).
         resid: Residual-stream activations ``[..., d_model]`` (any leading shape).
 
     Returns:
@@ -48,16 +52,13 @@ def project_to_vocab(model: TransformerBridge, resid: AnyResidual) -> VocabLogit
     True
     """
     shape = resid.shape
-    param = next(model.original_model.parameters())
+    param = next(own_parameters(model))[1]
     x = resid.reshape(1, -1, shape[-1]).to(device=param.device, dtype=param.dtype)
-    logits = model.unembed(model.ln_final(x)).float()
-    cap = getattr(model.original_model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
+    logits = final_logits(model, x)
     return logits.reshape(*shape[:-1], logits.shape[-1])
 
 
-def top_tokens(model: TransformerBridge, rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
+def top_tokens(model: Model, rows: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Top-``k`` probabilities and token ids of residual ``rows [n, d_model]``.
 
     The rows are projected with :func:`project_to_vocab` in chunks of about 256 MB of
@@ -83,7 +84,7 @@ def top_tokens(model: TransformerBridge, rows: Tensor, k: int) -> tuple[Tensor, 
 
 
 def readout_residuals(
-    model: TransformerBridge,
+    model: Model,
     tokens: list[Tensor],
     layers: tuple[int, ...],
     positions: ReadOut,
@@ -96,7 +97,7 @@ def readout_residuals(
     the highest layer in ``layers``.
 
     Args:
-        model: The bridge.
+        model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x).
         tokens: One 1-D token-id tensor per prompt (left-padded into batches here), none
             longer than the model's context (cut them with
             :func:`~interp_steer.models.batching.context_tokens`).
@@ -123,7 +124,7 @@ def readout_residuals(
         )
     out: dict[int, list[Tensor]] = {layer: [] for layer in layers}
     state: dict[str, Tensor] = {}
-    top, n_layers = layers[-1], int(model.cfg.n_layers)
+    top = layers[-1]
 
     def make_hook(layer: int) -> Any:
         def hook(resid: Residual, hook: Any) -> Residual:
@@ -132,19 +133,16 @@ def readout_residuals(
                 out[layer].append(r[:, -1].float().cpu())
             else:
                 out[layer].append(r[state["keep"]].float().cpu())  # row-major: item order
-            if layer == top and top == n_layers - 1:
-                raise StopAtLayerException(resid)  # the lens projects by itself
             return resid
 
         return hook
 
     hooks = [(f"blocks.{layer}.hook_resid_post", make_hook(layer)) for layer in layers]
-    stop = top + 1 if top + 1 < n_layers else None
     with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
         for start in range(0, len(tokens), batch_size):
             ids, mask = left_pad(model, [t.tolist() for t in tokens[start : start + batch_size]])
             state["keep"] = mask
-            model.forward(ids, attention_mask=mask.long(), stop_at_layer=stop)
+            run_to_layer(model, ids, mask, top)  # the lens projects by itself
     return {layer: torch.cat(parts) for layer, parts in out.items()}
 
 

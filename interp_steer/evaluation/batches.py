@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from transformer_lens.model_bridge import TransformerBridge
-
 from interp_steer.constants import FORCING, MATH_TASKS, Positions
 from interp_steer.data.items import TaskItem
 from interp_steer.data.language_id import detect_language
@@ -37,6 +35,7 @@ from interp_steer.evaluation.translation import (
     translation_texts,
     with_translation,
 )
+from interp_steer.models.backend import Model
 from interp_steer.models.batching import cut_at_stop, generate_texts, score_continuations, token_ids
 from interp_steer.steering.intervention import NonFiniteError, steer
 from interp_steer.steering.vectors import SteeringVector
@@ -58,7 +57,7 @@ class EvalRun:
     """The fixed settings of one evaluation, resolved by :func:`~interp_steer.evaluate`.
 
     Attributes:
-        model: The bridge.
+        model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x).
         task: Task name, or ``"forcing"`` (batches of ``(id, text)`` pairs).
         lang: Canonical code of the items' language.
         baseline: Prompting baseline name.
@@ -73,7 +72,7 @@ class EvalRun:
         progress: A bar per generated batch (``None``: the library setting).
     """
 
-    model: TransformerBridge
+    model: Model
     task: str
     lang: str
     baseline: str

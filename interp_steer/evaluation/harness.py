@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.constants import (
     FORCING,
@@ -52,6 +51,8 @@ from interp_steer.evaluation.prompts import get_baseline
 from interp_steer.evaluation.results import EvalResult, EvaluationError, compare, paired_test
 from interp_steer.evaluation.statistics import PairedTest
 from interp_steer.evaluation.translation import load_translator
+from interp_steer.models.adapters import active_adapters
+from interp_steer.models.backend import Model
 from interp_steer.models.loading import model_name
 from interp_steer.progress import progress_bar
 from interp_steer.steering.intervention import check_vector
@@ -190,7 +191,7 @@ def _warn_overlap(vector: SteeringVector, units: Sequence[Any], name: str, code:
 
 @locks_run("output", file=True)  # one run at a time writes an output file
 def evaluate(
-    model: TransformerBridge,
+    model: Model,
     task: str | TaskSet,
     lang: str | None = None,
     *,
@@ -214,7 +215,7 @@ def evaluate(
     """Evaluate ``model`` on one task and language, steered or not, under a baseline.
 
     Args:
-        model: The bridge (its tokenizer pads on the left).
+        model: The model, a bridge or a HookedTransformer (its tokenizer pads on the left).
         task: ``"mgsm"``, ``"msvamp"``, ``"xcopa"``, ``"xnli"``, ``"mmlu"``, ``"m3exam"``,
             ``"forcing"``, or a loaded :class:`~interp_steer.data.TaskSet`.
         lang: The prompts' language, any spelling (optional with a TaskSet).
@@ -316,6 +317,8 @@ def evaluate(
         "translator": None if translator is None else getattr(translator, "__name__", "callable"),
         "source": source if isinstance(source, str) else "texts",
     }
+    if active_adapters(model):  # only then: files saved without an adapter keep their settings
+        settings["adapters"] = list(active_adapters(model))
     summary = None if vector is None else vector_summary(vector)
     empty = EvalResult(name, code, model_name(model), baseline, (), settings, summary)
     saved = _saved(empty, output) if output is not None and resume else None
@@ -410,7 +413,7 @@ class EnglishDamage:
 
 
 def english_damage(
-    model: TransformerBridge,
+    model: Model,
     task: str | TaskSet,
     vector: SteeringVector,
     *,
@@ -428,7 +431,7 @@ def english_damage(
     (default: the vector's source language) through ``translate_test``.
 
     Args:
-        model: The bridge.
+        model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x).
         task: A task name or a TaskSet (English, or with English versions of its items).
         vector: The (non-English) steering vector.
         alpha: Steering strength.

@@ -1,4 +1,4 @@
-"""Fitting steering vectors from parallel texts: mean difference, PCA, MSE and BiPO."""
+"""Fitting steering vectors from parallel texts: mean difference, PCA, MSE, BiPO; SFT (LoRA)."""
 
 from interp_steer.fitting.bipo import (
     BipoStep,
@@ -6,6 +6,7 @@ from interp_steer.fitting.bipo import (
     Pairing,
     bipo_direction,
     fast_step_supported,
+    preference_texts,
 )
 from interp_steer.fitting.directions import (
     alignment_metrics,
@@ -21,21 +22,27 @@ from interp_steer.fitting.fit import (
     fit_vectors,
     register_method,
 )
+from interp_steer.fitting.sft import DEFAULT_TARGET_MODULES, Schedule, fit_lora, sft_loss
 
 __all__ = [
     "BipoStep",
+    "DEFAULT_TARGET_MODULES",
     "LrScale",
     "METHODS",
     "Pairing",
     "REGISTRY",
     "Method",
+    "Schedule",
     "alignment_metrics",
     "bipo_direction",
     "fast_step_supported",
+    "fit_lora",
     "fit_vector",
     "fit_vectors",
     "mean_diff_direction",
     "mse_direction",
     "pca_direction",
+    "preference_texts",
     "register_method",
+    "sft_loss",
 ]

@@ -57,11 +57,11 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations.collect import collect_activations
 from interp_steer.constants import check_choice
 from interp_steer.data.parallel import PairedTexts, check_pairs
+from interp_steer.models.backend import Model, hf_model
 from interp_steer.models.batching import generate_texts, left_pad, warn_cut
 from interp_steer.models.generation import keeps_logits
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
@@ -102,7 +102,7 @@ class _Pair:
 
 
 def bipo_direction(
-    model: TransformerBridge,
+    model: Model,
     corpus: PairedTexts,
     *,
     layer: int,
@@ -216,7 +216,7 @@ def bipo_direction(
         )
     if continuation_tokens < 1:
         raise ValueError(f"continuation_tokens must be >= 1, got {continuation_tokens}")
-    prompts, chosen, rejected, mapping = _preference_texts(
+    prompts, chosen, rejected, mapping = preference_texts(
         model, english, target, pairing, prompt_template, continuation_tokens, progress
     )
     pairs, cut = encode_preference(
@@ -310,33 +310,46 @@ def bipo_direction(
     return direction, metrics
 
 
-def fast_step_supported(model: TransformerBridge) -> bool:
+def fast_step_supported(model: Model) -> bool:
     """Whether BiPO's exact fast step runs on ``model`` (else the reference step does).
 
     >>> from interp_steer import load_model
     >>> fast_step_supported(load_model("tiny"))
     True
     """
-    hf = getattr(getattr(model, "original_model", None), "model", None)
+    wrapped = hf_model(model)  # None for a HookedTransformer: the reference step runs
+    hf = getattr(wrapped, "model", None)
     config = getattr(hf, "config", None)
     return (
         getattr(model.cfg, "architecture", None) in _FAST_ARCHITECTURES
         and all(hasattr(hf, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb"))
-        and hasattr(model.original_model, "lm_head")
+        and hasattr(wrapped, "lm_head")
         and not getattr(config, "use_bidirectional_attention", False)
     )
 
 
-def _preference_texts(
-    model: TransformerBridge,
+def preference_texts(
+    model: Model,
     english: Sequence[str],
     target: Sequence[str],
     pairing: Pairing,
-    template: str,
-    continuation_tokens: int,
-    progress: bool | None,
+    template: str = DEFAULT_PROMPT_TEMPLATE,
+    continuation_tokens: int = 48,
+    progress: bool | None = None,
 ) -> tuple[list[str], list[str], list[str], str]:
-    """``(prompts, chosen r_T, rejected r_O, a one-line description)`` for ``pairing``."""
+    """The texts of BiPO's preference pairs: ``(prompts q, chosen r_T, rejected r_O, mapping)``.
+
+    ``pairing="copy"``: ``q = template.format(text=target[i])``, ``r_T = english[i]``,
+    ``r_O = target[i]``; ``"continuation"``: ``q = target[i]`` and the model's greedy
+    continuations (``continuation_tokens`` new tokens) of the English and the target text
+    (module docstring). ``mapping`` is a one-line description of the pairing. The SFT
+    baseline (:func:`~interp_steer.fitting.fit_lora`) trains on ``(q, r_T)`` of the same pairs.
+
+    >>> from interp_steer import load_model
+    >>> q, chosen, rejected, _ = preference_texts(load_model("tiny"), ["Hi."], ["Hallo."], "copy")
+    >>> chosen, rejected, q[0].startswith("Hallo.") and "Repeat the text above" in q[0]
+    (['Hi.'], ['Hallo.'], True)
+    """
     if pairing == "copy":
         prompts = [template.format(text=t) for t in target]
         return (
@@ -364,7 +377,7 @@ def _preference_texts(
 
 
 def encode_preference(
-    model: TransformerBridge,
+    model: Model,
     prompts: Sequence[str],
     chosen: Sequence[str],
     rejected: Sequence[str],
@@ -401,7 +414,7 @@ def encode_preference(
     return out, cut
 
 
-def _prompt_resid_norm(model: TransformerBridge, prompts: Sequence[str], layer: int) -> float:
+def _prompt_resid_norm(model: Model, prompts: Sequence[str], layer: int) -> float:
     """Mean per-token residual norm at ``layer`` on ``prompts``, BOS excluded (as fit_vector's)."""
     with warnings.catch_warnings():  # a prompt cut to the context is BiPO's own warning
         warnings.filterwarnings("ignore", message="activations: .* exceed the model's context")
@@ -419,7 +432,7 @@ def _dpo_loss(lp: Tensor, ref: Tensor, sign: float, beta: float) -> Tensor:
 
 @contextmanager
 def _engine(
-    model: TransformerBridge,
+    model: Model,
     layer: int,
     pairs: list[_Pair],
     step: BipoStep,
@@ -437,9 +450,7 @@ def _engine(
 class ReferenceStep:
     """Today's step: each response its own sequence through the whole model, ``v`` by a hook."""
 
-    def __init__(
-        self, model: TransformerBridge, layer: int, pairs: list[_Pair], batch_size: int
-    ) -> None:
+    def __init__(self, model: Model, layer: int, pairs: list[_Pair], batch_size: int) -> None:
         self.model, self.layer, self.batch_size = model, layer, batch_size
         self.seq_t = [(torch.cat([p.prompt, p.chosen]), len(p.chosen)) for p in pairs]
         self.seq_o = [(torch.cat([p.prompt, p.rejected]), len(p.rejected)) for p in pairs]
@@ -482,9 +493,7 @@ class _Prefix:
 class FastStep:
     """The exact fast step (module docstring); the model's tail must be float32 already."""
 
-    def __init__(
-        self, model: TransformerBridge, layer: int, pairs: list[_Pair], progress: bool | None
-    ) -> None:
+    def __init__(self, model: Model, layer: int, pairs: list[_Pair], progress: bool | None) -> None:
         self.model, self.layer = model, layer
         hf: Any = model.original_model.model  # the wrapped HF model (Gemma-3)
         self.hf, config = hf, hf.config
@@ -620,7 +629,7 @@ class _TokenLogprob(torch.autograd.Function):
 
 
 @contextmanager
-def float32_tail(model: TransformerBridge, layer: int) -> Iterator[None]:
+def float32_tail(model: Model, layer: int) -> Iterator[None]:
     """Blocks ``layer+1..`` and the final norm in float32 inside the block, cast back after."""
     hf: Any = model.original_model.model
     modules = [*list(hf.layers)[layer + 1 :], hf.norm]
@@ -640,7 +649,7 @@ def float32_tail(model: TransformerBridge, layer: int) -> Iterator[None]:
 
 
 def response_logprobs(
-    model: TransformerBridge,
+    model: Model,
     prompts: Sequence[str],
     responses: Sequence[str],
     *,
@@ -675,7 +684,7 @@ def response_logprobs(
 
 
 def encode_pairs(
-    model: TransformerBridge,
+    model: Model,
     prompts: Sequence[str],
     responses: Sequence[str],
     max_response_tokens: int | None = None,
@@ -697,7 +706,7 @@ def encode_pairs(
 
 
 def _encode(
-    model: TransformerBridge,
+    model: Model,
     prompts: Sequence[str],
     responses: Sequence[str],
     max_response_tokens: int | None,
@@ -722,7 +731,7 @@ def _encode(
 
 
 def sequence_logprobs(
-    model: TransformerBridge,
+    model: Model,
     batch: Encoded,
     direction: Direction | None,
     layer: int,
@@ -755,7 +764,7 @@ def sequence_logprobs(
 
 
 def _batched_logprobs(
-    model: TransformerBridge,
+    model: Model,
     seqs: Encoded,
     direction: Tensor | None,
     layer: int,

@@ -16,7 +16,10 @@ many of the ``2 * n_pairs`` texts were longer than the model's context of ``n_ct
 and were cut to it), ``pooling``, and ``metrics``: the vector's norm,
 the mean per-token residual norm at its layer on the fitting texts and their ratio, the
 in-sample alignment before/after (mean cosine and MSE between ``h_tgt (+ v)`` and
-``h_en``), the cosine with the mean difference, and the method's own metrics.
+``h_en``), the cosine with the mean difference, and the method's own metrics; and
+``weight_basis``: the model's class, the TransformerLens version and its weight
+processing (:func:`~interp_steer.models.weight_basis`), which
+:func:`~interp_steer.steering.steer` checks against the model it steers.
 """
 
 import inspect
@@ -27,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.activations.collect import collect_activations
 from interp_steer.activations.pooled import Pooling
@@ -40,6 +42,7 @@ from interp_steer.fitting.directions import (
     mse_direction,
     pca_direction,
 )
+from interp_steer.models.backend import Model, weight_basis
 from interp_steer.models.batching import context_tokens
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
@@ -128,7 +131,7 @@ def resolve_method(method: str | Method | Callable[..., Any]) -> Method:
 
 
 def fit_vector(
-    model: TransformerBridge,
+    model: Model,
     corpus: CorpusLike,
     *,
     layer: int,
@@ -144,7 +147,8 @@ def fit_vector(
     """Fit one steering vector for ``layer`` that moves the target texts towards English.
 
     Args:
-        model: The bridge; it is not modified.
+        model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x); it is
+            not modified.
         corpus: English texts and their translations, in any form
             :meth:`~interp_steer.data.ParallelCorpus.coerce` reads: a ``ParallelCorpus``,
             ``(english, target)`` pairs, two lists, a dict, a DataFrame, a ``Dataset``.
@@ -201,7 +205,7 @@ def fit_vector(
 
 
 def fit_vectors(
-    model: TransformerBridge,
+    model: Model,
     corpus: CorpusLike,
     *,
     layers: int | Sequence[int],
@@ -258,6 +262,7 @@ def fit_vectors(
         "n_ctx": getattr(model.cfg, "n_ctx", None),
         "n_truncated": context_tokens(model, english + target)[1],  # collection warned
     }
+    basis = weight_basis(model)
     vectors: dict[int, SteeringVector] = {}
     for layer in layer_tuple:
         h_en, h_tgt = en_acts[layer], tgt_acts[layer]
@@ -286,6 +291,7 @@ def fit_vectors(
             "exclude_bos": exclude_bos,
             "data": data,
             "metrics": metrics,
+            "weight_basis": basis,
         }
         vectors[layer] = SteeringVector(
             direction,

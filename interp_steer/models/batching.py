@@ -17,13 +17,13 @@ import warnings
 from collections.abc import Sequence
 
 import torch
-from transformer_lens.model_bridge import TransformerBridge
 
+from interp_steer.models.backend import Model
 from interp_steer.models.generation import greedy_generate, keeps_logits
 from interp_steer.types import Mask, Tokens
 
 
-def token_ids(model: TransformerBridge, text: str, *, bos: bool) -> list[int]:
+def token_ids(model: Model, text: str, *, bos: bool) -> list[int]:
     """Token ids of one text: with the model's BOS (as ``to_tokens``) or bare (continuations).
 
     Example:
@@ -38,7 +38,7 @@ def token_ids(model: TransformerBridge, text: str, *, bos: bool) -> list[int]:
 
 
 def context_tokens(
-    model: TransformerBridge, texts: Sequence[str], *, warn: str | None = None
+    model: Model, texts: Sequence[str], *, warn: str | None = None
 ) -> tuple[list[torch.Tensor], int]:
     """Token ids of each text (with BOS, as ``to_tokens``), cut to the model's context.
 
@@ -91,7 +91,7 @@ def warn_cut(
     )
 
 
-def pad_id(model: TransformerBridge) -> int:
+def pad_id(model: Model) -> int:
     """The id left padding uses: the tokenizer's pad token, else its EOS, else 0.
 
     Padded positions are masked out, so the id changes no result; it only has to exist.
@@ -107,7 +107,7 @@ def pad_id(model: TransformerBridge) -> int:
     return 0
 
 
-def left_pad(model: TransformerBridge, rows: Sequence[Sequence[int]]) -> tuple[Tokens, Mask]:
+def left_pad(model: Model, rows: Sequence[Sequence[int]]) -> tuple[Tokens, Mask]:
     """Left-pad token rows into ``(ids, attention_mask)`` tensors on the model's device.
 
     The one padding helper of the package (generation, scoring, activations, BiPO, the
@@ -130,7 +130,7 @@ def left_pad(model: TransformerBridge, rows: Sequence[Sequence[int]]) -> tuple[T
     return ids.to(device), mask.to(device)
 
 
-def tail_logits(model: TransformerBridge, ids: Tokens, mask: Mask, keep: int) -> torch.Tensor:
+def tail_logits(model: Model, ids: Tokens, mask: Mask, keep: int) -> torch.Tensor:
     """Logits of the last ``keep`` positions, ``[batch, keep, d_vocab]``, in one forward.
 
     Only those positions are unembedded where the model takes ``logits_to_keep``.
@@ -158,7 +158,7 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
 
 
 def generate_texts(
-    model: TransformerBridge,
+    model: Model,
     prompts: Sequence[str],
     *,
     max_new_tokens: int,
@@ -186,7 +186,7 @@ def generate_texts(
 
 
 def score_continuations(
-    model: TransformerBridge, contexts: Sequence[str], continuations: Sequence[Sequence[str]]
+    model: Model, contexts: Sequence[str], continuations: Sequence[Sequence[str]]
 ) -> list[list[tuple[float, int, int]]]:
     """Log-likelihood of each continuation after its context, all in ONE batched forward.
 

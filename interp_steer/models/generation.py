@@ -38,9 +38,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import torch
-from transformer_lens.model_bridge import TransformerBridge
 from transformer_lens.model_bridge.generalized_components import AttentionBridge
 
+from interp_steer.models.backend import Model, cached_step, hf_model
 from interp_steer.progress import progress_bar
 from interp_steer.types import Mask, Tokens
 
@@ -71,19 +71,19 @@ def _cache_by_new_name(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     return None
 
 
-def _attention_bridges(model: TransformerBridge) -> list[torch.nn.Module]:
+def _attention_bridges(model: Model) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, AttentionBridge)]
 
 
-def _hf_model(model: TransformerBridge) -> torch.nn.Module | None:
+def _hf_model(model: Model) -> torch.nn.Module | None:
     """The wrapped HF model when its forward takes ``cache`` (transformers >= 5), else None."""
-    hf = getattr(model, "original_model", None)
-    if not isinstance(hf, torch.nn.Module):
+    hf = hf_model(model)
+    if hf is None:
         return None
     return hf if cache_argument(model) == "cache" else None
 
 
-def install_kv_cache_fix(model: TransformerBridge) -> int:
+def install_kv_cache_fix(model: Model) -> int:
     """Permanently fix KV-cached generation on ``model``; idempotent.
 
     Returns:
@@ -107,7 +107,7 @@ def install_kv_cache_fix(model: TransformerBridge) -> int:
     return added
 
 
-def remove_kv_cache_fix(model: TransformerBridge) -> int:
+def remove_kv_cache_fix(model: Model) -> int:
     """Remove the permanent fix of :func:`install_kv_cache_fix`.
 
     Returns:
@@ -120,7 +120,7 @@ def remove_kv_cache_fix(model: TransformerBridge) -> int:
             handle.remove()
             delattr(module, _MARK)
             removed += 1
-    hf = getattr(model, "original_model", None)
+    hf = hf_model(model)
     handle = getattr(hf, _MARK, None)
     if handle is not None:
         handle.remove()
@@ -129,7 +129,7 @@ def remove_kv_cache_fix(model: TransformerBridge) -> int:
 
 
 @contextmanager
-def kv_cache_fix(model: TransformerBridge) -> Iterator[TransformerBridge]:
+def kv_cache_fix(model: Model) -> Iterator[Model]:
     """Fix KV-cached generation while the ``with`` block runs; nothing is left afterwards.
 
     Modules that already carry the permanent fix are left as they are.
@@ -159,7 +159,7 @@ def kv_cache_fix(model: TransformerBridge) -> Iterator[TransformerBridge]:
 
 
 @contextmanager
-def generating(model: TransformerBridge, key: object | None = None) -> Iterator[object]:
+def generating(model: Model, key: object | None = None) -> Iterator[object]:
     """Mark the forward calls on ``model`` inside the block as the steps of ONE generation.
 
     The first forward call of a generation reads its prompt; every later one is a decoding
@@ -199,7 +199,7 @@ def generating(model: TransformerBridge, key: object | None = None) -> Iterator[
         _GENERATION.reset(token)
 
 
-def current_generation(model: TransformerBridge) -> object | None:
+def current_generation(model: Model) -> object | None:
     """The key of the :func:`generating` block under way on ``model``, or None outside one.
 
     >>> from interp_steer import load_model
@@ -210,7 +210,7 @@ def current_generation(model: TransformerBridge) -> object | None:
     return mark[1] if mark is not None and mark[0] is model else None
 
 
-def _marked(model: TransformerBridge, method: Callable[..., Any]) -> Callable[..., Any]:
+def _marked(model: Model, method: Callable[..., Any]) -> Callable[..., Any]:
     """``method`` run inside :func:`generating` (a streaming one: each step, not between)."""
     if inspect.isgeneratorfunction(method):
 
@@ -240,7 +240,7 @@ def _marked(model: TransformerBridge, method: Callable[..., Any]) -> Callable[..
 
 
 @contextmanager
-def marked_generation(model: TransformerBridge) -> Iterator[TransformerBridge]:
+def marked_generation(model: Model) -> Iterator[Model]:
     """Run the model's own generation methods inside :func:`generating` during the block.
 
     They are the bridge's ``generate``, ``generate_stream`` and ``hf_generate`` and the
@@ -262,8 +262,9 @@ def marked_generation(model: TransformerBridge) -> Iterator[TransformerBridge]:
     record = vars(model).get(_MARKED)
     if record is None:
         owners: list[tuple[Any, str]] = [(model, n) for n in _GENERATORS if hasattr(model, n)]
-        if callable(getattr(model.original_model, "generate", None)):
-            owners.append((model.original_model, "generate"))
+        hf = hf_model(model)
+        if callable(getattr(hf, "generate", None)):
+            owners.append((hf, "generate"))
         restore = []
         for owner, name in owners:
             restore.append((owner, name, vars(owner).get(name)))
@@ -283,7 +284,7 @@ def marked_generation(model: TransformerBridge) -> Iterator[TransformerBridge]:
             vars(model).pop(_MARKED, None)
 
 
-def eos_ids(model: TransformerBridge) -> list[int]:
+def eos_ids(model: Model) -> list[int]:
     """The token ids that end generation: ``cfg.eos_token_id``, else the tokenizer's EOS.
 
     Example:
@@ -299,21 +300,24 @@ def eos_ids(model: TransformerBridge) -> list[int]:
     return [int(eos)] if isinstance(eos, int) else [int(e) for e in eos]
 
 
-def keeps_logits(model: TransformerBridge) -> bool:
+def keeps_logits(model: Model) -> bool:
     """Whether the wrapped model's forward takes ``logits_to_keep`` (unembed only the tail).
 
     >>> from interp_steer import load_model
     >>> keeps_logits(load_model("tiny"))
     True
     """
+    hf = hf_model(model)
+    if hf is None:  # a HookedTransformer unembeds every position
+        return False
     try:
-        params = inspect.signature(model.original_model.forward).parameters
+        params = inspect.signature(hf.forward).parameters
     except (TypeError, ValueError):
         return False
     return "logits_to_keep" in params
 
 
-def cache_argument(model: TransformerBridge) -> str:
+def cache_argument(model: Model) -> str:
     """The HF forward's name for the KV cache: ``cache`` (transformers ≥ 5) or the old one.
 
     Passing ``past_key_values`` where the forward takes ``cache`` still works but warns
@@ -323,12 +327,15 @@ def cache_argument(model: TransformerBridge) -> str:
     >>> cache_argument(load_model("tiny"))
     'cache'
     """
-    params = inspect.signature(model.original_model.forward).parameters
+    hf = hf_model(model)
+    if hf is None:  # a HookedTransformer keeps its own cache (``past_kv_cache``)
+        return "past_kv_cache"
+    params = inspect.signature(hf.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 
 def greedy_generate(
-    model: TransformerBridge,
+    model: Model,
     ids: Tokens,
     mask: Mask,
     *,
@@ -337,7 +344,7 @@ def greedy_generate(
     use_cache: bool = True,
     progress: bool | None = None,
 ) -> list[list[int]]:
-    """Greedy continuations of a left-padded batch, through the bridge so hooks fire.
+    """Greedy continuations of a left-padded batch, through the model so hooks fire.
 
     A row ends at an EOS token (not returned) or once its decoded continuation holds a
     stop string (the tokens up to there are returned; cut the text with
@@ -382,14 +389,7 @@ def greedy_generate(
     with bar, torch.no_grad(), kv_cache_fix(model), generating(model):
         for _ in range(max_new_tokens):
             if use_cache:
-                logits, cache = model(
-                    step,
-                    attention_mask=attention,
-                    use_cache=True,
-                    **{cache_name: cache},
-                    return_type="logits_and_cache",
-                    **extra,
-                )
+                logits, cache = cached_step(model, step, attention, cache, cache_name, extra)
             else:
                 logits = model(seq, attention_mask=attention, **extra)
             nxt = logits[:, -1].argmax(dim=-1)

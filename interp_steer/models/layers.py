@@ -7,12 +7,12 @@ Example:
 
 from collections.abc import Sequence
 
-from transformer_lens.model_bridge import TransformerBridge
+from interp_steer.models.backend import Model
 
 HOOK_TEMPLATE = "blocks.{layer}.hook_resid_post"
 
 
-def check_layers(model: TransformerBridge, layers: int | Sequence[int]) -> tuple[int, ...]:
+def check_layers(model: Model, layers: int | Sequence[int]) -> tuple[int, ...]:
     """Return ``layers`` as a sorted tuple of unique ints, or raise ``ValueError``.
 
     A ``range`` is checked by its ends before it is expanded, so ``range(10**9)`` fails

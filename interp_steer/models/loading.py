@@ -1,4 +1,4 @@
-"""Loading models as TransformerLens bridges, offline first.
+"""Loading models as TransformerLens bridges (or HookedTransformers), offline first.
 
 Three offline aliases need no network:
 
@@ -12,18 +12,24 @@ Three offline aliases need no network:
 
 Anything else is handed to ``TransformerBridge.boot_transformers``: a local checkpoint
 folder, or a Hugging Face hub name when the hub can be reached.
+
+``kind="hooked"`` loads the same weights as a ``HookedTransformer`` instead (TransformerLens
+3.x only), unprocessed by default, so its residual stream is the bridge's and vectors
+transfer between the two (see ``docs/hooked_transformer.md``).
 """
 
 import contextlib
 import importlib.util
+import io
 import os
 import shutil
 import socket
 import tempfile
 import urllib.parse
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from huggingface_hub import constants, try_to_load_from_cache
@@ -39,10 +45,27 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from interp_steer.constants import OFFLINE_MODELS
+from interp_steer.models.backend import HookedTransformer, Model, is_hooked
 from interp_steer.models.generation import install_kv_cache_fix
 from interp_steer.progress import progress_enabled
 
+try:  # TransformerLens 3.x: HookedTransformer's own config and Gemma weight conversion
+    from transformer_lens import HookedTransformerConfig
+    from transformer_lens.pretrained.weight_conversions.gemma import convert_gemma_weights
+except ImportError:  # pragma: no cover - TransformerLens 4.x has no HookedTransformer
+    HookedTransformerConfig = None
+    convert_gemma_weights = None
+
 _CONVERTED_VERSION = "1"  # bump when the conversion changes, to rebuild caches
+
+ModelKind = Literal["bridge", "hooked"]
+"""Which TransformerLens class :func:`load_model` returns."""
+MODEL_KINDS: tuple[str, ...] = ("bridge", "hooked")
+
+_HOOKED_NAMES = {"gemma-3-270m": "google/gemma-3-270m"}
+"""TransformerLens's official name for an offline alias (its HookedTransformer configs are
+looked up by name)."""
+_PROCESSING = ("fold_ln", "center_writing_weights", "center_unembed", "fold_value_biases")
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -90,7 +113,7 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "interp_steer"
 
 
-def model_name(model: TransformerBridge) -> str:
+def model_name(model: Model) -> str:
     """Return the name a model was loaded under (the alias for offline models).
 
     >>> model_name(load_model("tiny"))
@@ -102,18 +125,25 @@ def model_name(model: TransformerBridge) -> str:
 def load_model(
     name: str = "gemma-3-270m",
     *,
+    kind: ModelKind = "bridge",
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     device_map: str | dict[str, str | int] | None = None,
     n_devices: int | None = None,
     progress: bool | None = None,
     **kwargs: Any,
-) -> TransformerBridge:
-    """Load a model as a TransformerLens ``TransformerBridge``, in eval mode.
+) -> Model:
+    """Load a model as a TransformerLens bridge (or HookedTransformer), in eval mode.
 
     Args:
         name: An offline alias (see ``OFFLINE_MODELS``), a local checkpoint folder, or a
             Hugging Face hub id such as ``"meta-llama/Llama-2-7b-hf"``.
+        kind: ``"bridge"`` (default), or ``"hooked"`` for a ``HookedTransformer`` with the
+            same weights (TransformerLens 3.x only), built through
+            ``HookedTransformer.from_pretrained_no_processing`` so that its residual
+            stream, and the vectors fitted on it, are the bridge's. Pass ``fold_ln=True``,
+            ``center_writing_weights=True`` or ``center_unembed=True`` for
+            TransformerLens's weight processing (vectors record it).
         device: Where to put the model; ``None`` picks CUDA when available, else the CPU.
             Mutually exclusive with ``device_map``.
         dtype: Parameter dtype; ``None`` means float32 on the CPU and bfloat16 on CUDA.
@@ -122,18 +152,24 @@ def load_model(
         n_devices: Split the model over this many CUDA devices (through accelerate).
         progress: Show transformers' "Loading weights" bar; ``None`` follows
             :func:`~interp_steer.progress.set_progress`.
-        **kwargs: Passed on to ``TransformerBridge.boot_transformers`` (e.g. ``n_ctx``).
+        **kwargs: Passed on to ``TransformerBridge.boot_transformers`` (e.g. ``n_ctx``), or
+            to ``HookedTransformer.from_pretrained_no_processing`` for ``kind="hooked"``.
 
     Returns:
-        The bridge. Its tokenizer pads on the left, as batched steering expects.
+        The model. Its tokenizer pads on the left, as batched steering expects.
 
     Raises:
-        ValueError: ``name`` is neither an alias, a local folder, nor reachable on the hub.
+        ValueError: ``name`` is neither an alias, a local folder, nor reachable on the hub;
+            or ``kind="hooked"`` on TransformerLens 4.x, which has no HookedTransformer.
 
     >>> model = load_model("tiny")
     >>> model.cfg.n_layers, model.cfg.d_model
     (4, 64)
     """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}")
+    if kind == "hooked":
+        return _load_hooked(name, device=device, dtype=dtype, progress=progress, **kwargs)
     if name == "tiny":
         return _load_tiny(device=device, dtype=dtype)
     if device_map is not None or n_devices is not None:
@@ -146,16 +182,122 @@ def load_model(
         placement = {"device": dev}
     if dtype is None:
         dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    if name in ("gemma-3-270m", "smollm2-135m"):
-        path = str(converted_checkpoint(name))
-    elif Path(name).expanduser().is_dir():
-        path = str(Path(name).expanduser())
-    else:
-        _check_hub_reachable(name)
-        path = name
+    path = _checkpoint(name)
     with _transformers_bars(progress_enabled(progress)):
         model = TransformerBridge.boot_transformers(path, dtype=dtype, **placement, **kwargs)
     return _finish(model, name)
+
+
+def _checkpoint(name: str) -> str:
+    """The folder or hub id to load ``name`` from (converting an offline alias once)."""
+    if name in ("gemma-3-270m", "smollm2-135m"):
+        return str(converted_checkpoint(name))
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    _check_hub_reachable(name)
+    return name
+
+
+def _load_hooked(
+    name: str,
+    *,
+    device: str | torch.device | None,
+    dtype: torch.dtype | None,
+    progress: bool | None,
+    **kwargs: Any,
+) -> Model:
+    """``name`` as an unprocessed (unless asked) HookedTransformer with the bridge's weights."""
+    if HookedTransformer is None:
+        raise ValueError(
+            "kind='hooked' needs TransformerLens 3.x (HookedTransformer); TransformerLens "
+            "4.x has only TransformerBridge: pip install 'transformer-lens>=3.9,<4'"
+        )
+    dev = resolve_device(device)
+    if dtype is None:
+        dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    if name == "tiny":
+        with tempfile.TemporaryDirectory(prefix="interp_steer_tiny_") as tmp:
+            hf, tokenizer = _tiny_hf(dev, Path(tmp))  # the tokenizer is reloaded from tmp
+            return _finish(_hooked_gemma3(hf.to(dtype), tokenizer, dev, dtype, **kwargs), name)
+    path = _checkpoint(name)
+    with _transformers_bars(progress_enabled(progress)):
+        hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    with _quiet_hooked():
+        model = HookedTransformer.from_pretrained_no_processing(
+            _HOOKED_NAMES.get(name, path),
+            hf_model=hf,
+            tokenizer=tokenizer,
+            device=dev,
+            dtype=dtype,
+            default_padding_side="left",
+            **kwargs,
+        )
+    return _finish(model, name)
+
+
+@contextlib.contextmanager
+def _quiet_hooked() -> Iterator[None]:
+    """Silence HookedTransformer's deprecation warning and ``from_pretrained``'s printed line.
+
+    ``kind="hooked"`` asks for the class on purpose.
+    """
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.filterwarnings("ignore", "HookedTransformer.* deprecated", DeprecationWarning)
+        yield
+
+
+def _hooked_gemma3(
+    hf: Any, tokenizer: Any, device: torch.device, dtype: torch.dtype, **kwargs: Any
+) -> Model:
+    """A HookedTransformer of a Gemma-3 text model in memory.
+
+    The config is TransformerLens's own for gemma-3-270m, read off the HF config instead
+    of its table of names; TransformerLens converts the weights.
+    """
+    unknown = set(kwargs) - set(_PROCESSING)
+    if unknown:
+        raise ValueError(f"unknown options for the tiny HookedTransformer: {sorted(unknown)}")
+    c = hf.config
+    rope = c.rope_parameters
+    cfg = HookedTransformerConfig(
+        d_model=c.hidden_size,
+        d_head=c.head_dim,
+        n_heads=c.num_attention_heads,
+        d_mlp=c.intermediate_size,
+        n_layers=c.num_hidden_layers,
+        n_ctx=c.max_position_embeddings,
+        eps=c.rms_norm_eps,
+        d_vocab=c.vocab_size,
+        act_fn=c.hidden_activation,
+        initializer_range=c.initializer_range,
+        normalization_type="RMS",
+        rotary_base=rope["full_attention"]["rope_theta"],
+        rotary_base_local=rope["sliding_attention"]["rope_theta"],
+        rotary_dim=c.head_dim,
+        positional_embedding_type="rotary",
+        use_attn_scale=True,
+        attn_scale=float(c.query_pre_attn_scalar) ** 0.5,
+        n_key_value_heads=c.num_key_value_heads,
+        gated_mlp=True,
+        final_rms=True,
+        use_normalization_before_and_after=True,
+        use_qk_norm=True,
+        window_size=c.sliding_window,
+        use_local_attn=True,
+        attn_types=["local" if t == "sliding_attention" else "global" for t in c.layer_types],
+        original_architecture="Gemma3ForCausalLM",
+        tokenizer_name=None,
+        device=str(device),
+        dtype=dtype,
+        default_prepend_bos=True,
+        init_weights=False,
+    )
+    with _quiet_hooked():
+        model = HookedTransformer(cfg, tokenizer=tokenizer, default_padding_side="left")
+    flags = {key: bool(kwargs.get(key, False)) for key in _PROCESSING}
+    model.load_and_process_state_dict(convert_gemma_weights(hf, cfg), **flags)
+    return model
 
 
 @contextlib.contextmanager
@@ -169,13 +311,13 @@ def _transformers_bars(enabled: bool) -> Iterator[None]:
         (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
 
 
-def _finish(model: TransformerBridge, name: str) -> TransformerBridge:
-
+def _finish(model: Model, name: str) -> Model:
     model.eval()
     # TransformerLens 4.3's attention ignores transformers 5's `cache=` argument, so cached
     # generation would attend to nothing but the newest token; and its `generate` passes
     # `past_key_values=`, a FutureWarning per step (see interp_steer.models.generation)
-    install_kv_cache_fix(model)
+    if not is_hooked(model):
+        install_kv_cache_fix(model)
     model.cfg.model_name = name
     if model.tokenizer is not None:
         model.tokenizer.padding_side = "left"
@@ -300,8 +442,20 @@ def tiny_tokenizer() -> Any:
 
 
 def _load_tiny(
-    *, device: str | torch.device | None, dtype: torch.dtype | None, seed: int = 0
+    *, device: str | torch.device | None, dtype: torch.dtype | None
 ) -> TransformerBridge:
+    with tempfile.TemporaryDirectory(prefix="interp_steer_tiny_") as tmp:
+        hf_model, tokenizer = _tiny_hf(resolve_device(device), Path(tmp))
+        model = TransformerBridge.boot_transformers(
+            tmp, hf_model=hf_model, tokenizer=tokenizer, device=resolve_device(device)
+        )
+    if dtype is not None:
+        model = model.to(dtype)
+    return _finish(model, "tiny")
+
+
+def _tiny_hf(device: torch.device, folder: Path, seed: int = 0) -> tuple[Any, Any]:
+    """The tiny random Gemma-3 (on ``device``) and its tokenizer, their files in ``folder``."""
     config = Gemma3TextConfig(
         vocab_size=260,
         hidden_size=64,
@@ -323,20 +477,15 @@ def _load_tiny(
         torch.manual_seed(seed)
         hf_model = Gemma3ForCausalLM(config).eval()
     # boot_transformers records the device of an hf_model it is handed without moving it
-    hf_model = hf_model.to(resolve_device(device))
-    with tempfile.TemporaryDirectory(prefix="interp_steer_tiny_") as tmp:
-        config.save_pretrained(tmp)
-        tiny_tokenizer().save_pretrained(tmp)
-        tokenizer = AutoTokenizer.from_pretrained(tmp)
-        model = TransformerBridge.boot_transformers(
-            tmp, hf_model=hf_model, tokenizer=tokenizer, device=resolve_device(device)
-        )
-    if dtype is not None:
-        model = model.to(dtype)
-    return _finish(model, "tiny")
+    hf_model = hf_model.to(device)
+    config.save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return hf_model, AutoTokenizer.from_pretrained(folder)
 
 
 __all__ = [
+    "MODEL_KINDS",
+    "ModelKind",
     "load_model",
     "model_name",
     "resolve_device",

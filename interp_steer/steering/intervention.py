@@ -1,6 +1,6 @@
 """The intervention: add steering vectors to the residual stream inside a context manager.
 
-``steer`` is built on the bridge's own ``hooks()`` context, so TransformerLens removes the
+``steer`` is built on the model's own ``hooks()`` context, so TransformerLens removes the
 hooks in its ``finally`` block: nothing is left on the model after the ``with`` block,
 also when the block raises. The model's weights are never modified.
 
@@ -28,19 +28,33 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.constants import POSITION_MODES, Positions, check_choice
+from interp_steer.models.backend import Model, basis_mismatch, model_dtype, watch_calls
 from interp_steer.models.generation import current_generation, marked_generation
 from interp_steer.models.loading import model_name
 from interp_steer.steering.vectors import SteeringVector, check_hook
-from interp_steer.types import Direction, Mask, Residual, Tokens
+from interp_steer.types import Direction, Mask, Residual
 
 _OUTPUT = "output"  # the model's logits, for _Health
 
 
-def check_vector(model: TransformerBridge, vector: SteeringVector) -> None:
-    """Raise ``ValueError`` if ``vector`` cannot be applied to ``model``; warn on a name mismatch.
+class BasisWarning(UserWarning):
+    """A vector is applied to a model whose weights were processed differently.
+
+    >>> issubclass(BasisWarning, UserWarning)
+    True
+    """
+
+
+def check_vector(model: Model, vector: SteeringVector) -> None:
+    """Raise ``ValueError`` if ``vector`` cannot be applied to ``model``; warn on a mismatch.
+
+    A warning says when the vector was fitted on another model (by name) or in another
+    weight basis: its ``meta["weight_basis"]`` records TransformerLens's weight processing
+    (``fold_ln``, ``center_writing_weights``, ``center_unembed``) and the model's differs
+    (see :func:`~interp_steer.models.weight_basis`). Vectors without that record are
+    applied without the check.
 
     >>> from interp_steer import load_model
     >>> check_vector(load_model("tiny"), SteeringVector(torch.zeros(3), layer=0))
@@ -72,6 +86,18 @@ def check_vector(model: TransformerBridge, vector: SteeringVector) -> None:
     if vector.model_name and name != "unknown" and vector.model_name != name:
         warnings.warn(
             f"vector was fitted on {vector.model_name!r} but is applied to {name!r}",
+            stacklevel=3,
+        )
+    recorded = vector.meta.get("weight_basis")
+    differs = basis_mismatch(recorded, model) if isinstance(recorded, dict) else None
+    if differs:
+        warnings.warn(
+            f"vector was fitted in another weight basis than the model's: {differs}. "
+            "TransformerLens's weight processing changes what the residual stream holds "
+            "(centred writing weights remove its mean) or how it is read, so the vector's "
+            "norm and alpha may not carry over; fit and steer on models loaded alike "
+            "(HookedTransformer.from_pretrained_no_processing, or load_model(kind='hooked'))",
+            BasisWarning,
             stacklevel=3,
         )
 
@@ -125,20 +151,25 @@ class _PositionTracker:
     mask: torch.Tensor | None = None  # [batch, pos] for the current call
 
     def on_call(
-        self, ids: Tokens | None, attention: torch.Tensor | None, past: int, run: object | None
+        self,
+        shape: tuple[int, int] | None,
+        device: torch.device | None,
+        attention: torch.Tensor | None,
+        past: int,
+        run: object | None,
     ) -> None:
-        if ids is None:  # inputs_embeds: no token ids, treat the call as a fresh prompt
+        if shape is None:  # inputs_embeds: no token ids, treat the call as a fresh prompt
             self.mask = None
             return
-        batch, length = ids.shape
+        batch, length = shape
         if past == 0 and (run is None or run is not self.run):
             self.prompt_len, self.run = length, run
         real = (
-            attention[:, -length:].bool()
+            attention[:, -length:].bool().to(device)
             if attention is not None and attention.ndim == 2
-            else torch.ones(batch, length, dtype=torch.bool, device=ids.device)
+            else torch.ones(batch, length, dtype=torch.bool, device=device)
         )
-        self.mask = self._select(real, past + torch.arange(length, device=ids.device))
+        self.mask = self._select(real, past + torch.arange(length, device=device))
 
     def _select(self, real: Mask, abs_pos: torch.Tensor) -> Mask:
         in_prompt = (abs_pos < self.prompt_len).unsqueeze(0)
@@ -153,20 +184,6 @@ class _PositionTracker:
         idx = torch.arange(real.shape[1], device=real.device).expand_as(real)
         last = torch.where(prompt_real, idx, -1).max(dim=1, keepdim=True).values
         return (idx == last) & prompt_real
-
-
-def _call_info(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, int]:
-    ids = kwargs.get("input_ids", args[0] if args else None)
-    if ids is not None and (not isinstance(ids, torch.Tensor) or ids.is_floating_point()):
-        ids = None
-    attention = kwargs.get("attention_mask")
-    past = 0
-    cache = kwargs.get("past_key_values", kwargs.get("cache"))  # transformers 5 says `cache`
-    if cache is not None and hasattr(cache, "get_seq_length"):
-        past = int(cache.get_seq_length())
-    elif isinstance(attention, torch.Tensor) and ids is not None and attention.ndim == 2:
-        past = max(int(attention.shape[1]) - int(ids.shape[1]), 0)
-    return ids, attention, past
 
 
 class _Health:
@@ -187,13 +204,6 @@ class _Health:
                 self.flags.clear()
                 return what
         return None
-
-
-def _model_dtype(model: TransformerBridge) -> torch.dtype:
-    dtype = getattr(model.cfg, "dtype", None)
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    return next(model.original_model.parameters()).dtype
 
 
 def _terms(
@@ -223,16 +233,17 @@ def _terms(
 
 @contextmanager
 def steer(
-    model: TransformerBridge,
+    model: Model,
     vectors: SteeringVector | Sequence[SteeringVector],
     *,
     alpha: float = 1.0,
     positions: Positions = "all",
-) -> Iterator[TransformerBridge]:
+) -> Iterator[Model]:
     """Add ``alpha * vector`` to the residual stream while the ``with`` block runs.
 
     Args:
-        model: The bridge to steer; it is not modified.
+        model: The model to steer (a ``TransformerBridge``, or a ``HookedTransformer`` on
+            TransformerLens 3.x); it is not modified.
         vectors: One vector, or several (e.g. at several layers; vectors sharing a hook
             point are summed).
         alpha: Strength. ``0`` leaves the model exactly as it is.
@@ -275,7 +286,7 @@ def steer(
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha):
         raise ValueError(f"alpha must be a finite number, got {alpha!r}")
 
-    dtype = _model_dtype(model)
+    dtype = model_dtype(model)
     terms = _terms(vector_list, alpha, dtype)
     tracker = _PositionTracker(positions)
     health = _Health()
@@ -314,12 +325,11 @@ def steer(
         if bad is not None:
             raise NonFiniteError(problems[bad])
 
-    def pre_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def on_call(shape: Any, device: Any, attention: Any, past: int) -> None:
         check()  # what the previous call left
-        tracker.on_call(*_call_info(args, kwargs), current_generation(model))
+        tracker.on_call(shape, device, attention, past, current_generation(model))
 
-    def post_hook(module: Any, args: Any, kwargs: Any, output: Any) -> None:
-        logits = getattr(output, "logits", output)
+    def on_output(logits: Any) -> None:
         if isinstance(logits, torch.Tensor) and logits.is_floating_point() and logits.ndim == 3:
             # the last position only: what generation reads next; a full [batch, pos, vocab]
             # scan would cost a pass over ~1 GB per forward on Gemma-3's 262k vocabulary
@@ -330,9 +340,7 @@ def steer(
     handles = []
     try:
         with marked_generation(model):
-            original = model.original_model
-            handles.append(original.register_forward_pre_hook(pre_hook, with_kwargs=True))
-            handles.append(original.register_forward_hook(post_hook, with_kwargs=True))
+            handles = watch_calls(model, on_call, on_output)
             with model.hooks(fwd_hooks=fwd_hooks):
                 yield model
         check()
@@ -342,6 +350,7 @@ def steer(
 
 
 __all__ = [
+    "BasisWarning",
     "NonFiniteError",
     "steer",
 ]

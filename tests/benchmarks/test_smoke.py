@@ -25,6 +25,7 @@ STEPS = {
         r"fit_vectors\('mse', 2 pairs, 4 layers, cached\)",
         r"^4\. BiPO, 1 epoch on 2 pairs",
         r"^5\. BiPO step, batch 1, 2 pairs",  # fast vs reference step
+        r"^6\. SFT \(LoRA r=8, q/k/v/o\), batch 1, 2 pairs: .* SFT step / BiPO step",
     ],
     "bench_evaluation": [
         r"^1\. generation 2x2 tokens",
