@@ -25,6 +25,7 @@ from interp_steer.analysis.similarity import (
     similarity_from_activations,
 )
 from interp_steer.analysis.sweep import SweepResult, SweepSummary, layer_sweep, paired_gain
+from interp_steer.analysis.trajectory import Lens, TrajectoryResult, language_trajectory
 from interp_steer.analysis.transfer import TransferResult, transfer_matrix
 from interp_steer.analysis.vocab_projection import project_to_vocab
 
@@ -33,6 +34,7 @@ __all__ = [
     "EnglishKL",
     "Evaluator",
     "HyperSelection",
+    "Lens",
     "LogitLensResult",
     "Score",
     "SimilarityResult",
@@ -40,12 +42,14 @@ __all__ = [
     "SweepResult",
     "SweepSummary",
     "TaskEvaluator",
+    "TrajectoryResult",
     "TransferResult",
     "check_fitted",
     "cloze_prompts",
     "cross_lingual_similarity",
     "english_kl",
     "evaluator_settings",
+    "language_trajectory",
     "layer_sweep",
     "lens_shares_table",
     "logit_lens",

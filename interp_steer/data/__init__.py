@@ -1,6 +1,13 @@
 """Languages, datasets, parallel corpora and task items, read from the local data folder."""
 
 from interp_steer.constants import CHOICE_TASKS, MATH_TASKS, TASKS
+from interp_steer.data.concepts import (
+    ConceptPrompts,
+    ConceptSet,
+    answer_token_ids,
+    load_concepts,
+    translation_prompts,
+)
 from interp_steer.data.items import TaskItem, TaskSet
 from interp_steer.data.language_id import detect_language, detect_languages, language_shares
 from interp_steer.data.languages import (
@@ -24,6 +31,8 @@ from interp_steer.data.tasks import load_task
 
 __all__ = [
     "CHOICE_TASKS",
+    "ConceptPrompts",
+    "ConceptSet",
     "CorpusLike",
     "DATASETS",
     "DataUnavailableError",
@@ -37,6 +46,7 @@ __all__ = [
     "TASKS",
     "TaskItem",
     "TaskSet",
+    "answer_token_ids",
     "available_languages",
     "canonical",
     "data_dir",
@@ -46,6 +56,8 @@ __all__ = [
     "family_order",
     "get_language",
     "language_shares",
+    "load_concepts",
     "load_parallel",
     "load_task",
+    "translation_prompts",
 ]

@@ -21,6 +21,7 @@ from interp_steer.plotting.style import (
     style_figure,
 )
 from interp_steer.plotting.sweep import plot_sweep, plot_sweep_heatmap, plot_transfer
+from interp_steer.plotting.trajectory import plot_language_trajectory
 
 __all__ = [
     "Report",
@@ -31,6 +32,7 @@ __all__ = [
     "language_colors",
     "legend_below",
     "plot_language_shares",
+    "plot_language_trajectory",
     "plot_similarity",
     "plot_similarity_matrix",
     "plot_sweep",
