@@ -1,18 +1,22 @@
 """The study's sizes and the rows of its tables.
 
 :class:`StudyConfig` holds every size of a run (:data:`STUDY` is ``make results``,
-:data:`QUICK` a smoke run on the tiny model). A table row is a :class:`Row`: a baseline or a
-fitting method, and for the methods in :data:`SCALED` the same method's direction at the
-selected relative strength, saved under the name ``<method>_scaled``.
+:data:`QUICK` a smoke run on the tiny model). A table row is a :class:`Row`: a baseline, a
+fitting method's steering vector, or the LoRA fine-tune ``sft`` (the paper's §7 SFT
+comparison), trained on the same pairs.
 """
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 __all__ = [
+    "ADAPTER_ROWS",
     "AS_TRAINED",
     "BASELINE_ROWS",
+    "BIPO_NOTE",
+    "HYPER",
     "QUICK",
-    "SCALED",
+    "SFT_NOTE",
     "STUDY",
     "Row",
     "StudyConfig",
@@ -23,61 +27,84 @@ __all__ = [
 BASELINE_ROWS = ("basic", "translate_test", "self_translate", "xlt", "k_shot")
 """Baseline rows of the main table, in order (the steering methods follow)."""
 
-SCALED = ("bipo",)
-"""Trained methods whose direction is also run at the selected relative strength (row
-``<method>_scaled``): at a CPU budget BiPO's vector stays far too short to act at α = 1."""
+ADAPTER_ROWS = ("sft",)
+"""Rows that fine-tune the model (a LoRA adapter) instead of adding a steering vector."""
 
 AS_TRAINED = ("mse", "bipo")
 """Methods whose vectors the paper applies as trained (α = 1), not at a selected strength."""
 
+HYPER: dict[str, dict[str, Any]] = {
+    "mse": {"solver": "adamw"},
+    "bipo": {"lr_scale": "resid", "warmup_steps": 100, "epochs": 1, "batch_size": 1},
+}
+"""Hyper-parameters the study passes (and checks on saved vectors) per method: ``mse`` is
+the paper's AdamW training; ``bipo`` is trained as the paper trains it (batch 1, 100
+warm-up steps, one epoch over every fitting pair) with the scale-aware learning rate, its
+``lr`` selected on held-out pairs (:func:`repro.generation.bipo_lr`)."""
+
+BIPO_NOTE = (
+    "`bipo` is BiPO trained as the paper trains it (β 0.1, AdamW with weight decay 0.05, "
+    "cosine schedule with 100 warm-up steps, batch 1, one epoch, EOS after each response), "
+    "with the scale-aware learning rate (1e-4 × the layer's mean residual norm: at the "
+    "paper's literal 5e-4 a vector on this model stays ≈1e-5 of ‖h‖ and changes nothing)"
+)
+"""How the pages describe the ``bipo`` row (the caller adds the pairs)."""
+
+SFT_NOTE = (
+    "`sft` is a LoRA fine-tune (the paper's §7 SFT comparison, scaled to this model; "
+    '`interp_steer.fitting.fit_lora`\'s defaults) on the "repeat in English" pairs BiPO '
+    "prefers, applied by merging the adapter into the weights while the row runs"
+)
+"""How the pages describe the ``sft`` row."""
+
+RowKind = Literal["baseline", "vector", "adapter"]
+
 
 @dataclass(frozen=True)
 class Row:
-    """A row of the study's tables: a baseline (``basic``, ...) or a fitting method.
+    """A row of the study's tables: a baseline, a fitting method, or an adapter (``sft``).
 
     Attributes:
-        method: The baseline or fitting method.
-        scaled: The method's direction at the selected relative strength rather than its
-            vector as trained (only for methods, never for a baseline).
+        method: The baseline, fitting method or adapter row's name.
 
-    >>> Row("bipo", scaled=True).name, Row("bipo").name, Row("basic").baseline
-    ('bipo_scaled', 'bipo', True)
+    >>> Row("bipo").kind, Row("basic").kind, Row("sft").kind
+    ('vector', 'baseline', 'adapter')
     """
 
     method: str
-    scaled: bool = False
-
-    def __post_init__(self) -> None:
-        if self.scaled and self.baseline:
-            raise ValueError(f"a baseline row cannot be scaled: {self.method!r}")
 
     @property
     def name(self) -> str:
-        """The row's name in tables and file names (``<method>_scaled`` when scaled)."""
-        return f"{self.method}_scaled" if self.scaled else self.method
+        """The row's name in tables and file names."""
+        return self.method
+
+    @property
+    def kind(self) -> RowKind:
+        """``"baseline"`` (no vector), ``"vector"`` (steered) or ``"adapter"`` (fine-tuned)."""
+        if self.method in BASELINE_ROWS:
+            return "baseline"
+        return "adapter" if self.method in ADAPTER_ROWS else "vector"
 
     @property
     def baseline(self) -> bool:
-        """Whether the row is a baseline (no vector) rather than a steered run."""
-        return self.method in BASELINE_ROWS
+        """Whether the row is a baseline (no vector, no adapter)."""
+        return self.kind == "baseline"
 
 
 def steered_rows(methods: tuple[str, ...]) -> tuple[Row, ...]:
-    """The steered rows of the main table: each method, then its scaled row if in SCALED.
+    """The steered rows of the main table, one per method (``sft`` included), in order.
 
-    >>> steered_rows(("pca", "bipo"))[1:]
-    (Row(method='bipo', scaled=False), Row(method='bipo', scaled=True))
+    >>> steered_rows(("pca", "bipo", "sft"))[2].kind
+    'adapter'
     """
-    return tuple(
-        r for m in methods for r in ((Row(m), Row(m, scaled=True)) if m in SCALED else (Row(m),))
-    )
+    return tuple(Row(m) for m in methods)
 
 
 def method_rows(methods: tuple[str, ...]) -> tuple[str, ...]:
-    """The names of :func:`steered_rows`: each method, then ``<method>_scaled`` if any.
+    """The names of :func:`steered_rows`.
 
     >>> method_rows(("mean_diff", "bipo"))
-    ('mean_diff', 'bipo', 'bipo_scaled')
+    ('mean_diff', 'bipo')
     """
     return tuple(r.name for r in steered_rows(methods))
 
@@ -91,23 +118,21 @@ class StudyConfig:
         langs: XCOPA languages of the study (vectors, table, transfer).
         layers: Layers of the sweep.
         ratios: Relative strengths ``‖alpha v‖ / ‖h‖`` of the sweep.
-        n_fit: FLORES pairs per vector.
+        n_fit: FLORES pairs per vector (and per LoRA fine-tune).
         n_select: XCOPA validation items per sweep cell.
         n_test: XCOPA test items per table cell.
         n_transfer: XCOPA test items per transfer cell.
         n_similarity: FLORES sentences per language for the similarity analysis.
         similarity_langs: Languages of the similarity analysis (all FLORES ones by default).
         n_lens: Prompts of the logit lens.
-        methods: Fitting methods compared.
-        bipo_n_fit: FLORES pairs of a BiPO vector (one step of 4 pairs takes ≈10–30 s on
-            2 CPU cores, so BiPO gets fewer pairs than the other methods).
-        bipo_warmup_steps: BiPO's warm-up steps (the paper's 100 exceed the steps here).
+        methods: Fitting methods compared (``sft``: the LoRA fine-tune on the same pairs).
         control_model: English-centric control model (similarity and XCOPA baselines),
             or None.
         gen_langs: MSVAMP languages of the generation part
             (:mod:`repro.generation`).
         gen_ratios: Relative strengths of the generation sweep (its metric is cheap).
-        n_gen_fit: MSVAMP ``train`` pairs per vector (the next ``n_gen_select`` select).
+        n_gen_fit: MSVAMP ``train`` pairs per vector and fine-tune (the next
+            ``n_gen_select`` select).
         n_gen_select: Held-out MSVAMP ``train`` pairs for selection and transfer.
         n_gen_test: MSVAMP ``eval`` / MGSM items per generation cell.
         n_forcing: FLORES sentences per language-forcing cell.
@@ -115,13 +140,19 @@ class StudyConfig:
         gen_methods: Fitting methods of the generation part's generation tasks.
         gen_kl_methods: Fitting methods compared by EnglishKL on MSVAMP ``eval`` pairs
             (forward passes only: cheap enough for every method).
+        n_gen_kl: MSVAMP ``eval`` pairs of that comparison (per language; 128 resolve a
+            difference of ≈0.03 nats between two methods on the same pairs).
+        bipo_lr_lang: The language BiPO's learning rate is selected on (held-out MSVAMP
+            ``train`` pairs, EnglishKL); every BiPO vector of the study uses the choice.
+        bipo_lrs: The learning rates tried (in units of the residual norm).
+        n_bipo_lr_fit: MSVAMP ``train`` pairs each candidate is trained on.
     """
 
     model: str = "gemma-3-270m"
     langs: tuple[str, ...] = ("it", "zh", "sw")
     layers: tuple[int, ...] = (4, 8, 12)
     ratios: tuple[float, ...] = (0.25, 0.5)
-    n_fit: int = 128
+    n_fit: int = 400
     n_select: int = 40
     n_test: int = 500
     n_transfer: int = 60
@@ -131,9 +162,7 @@ class StudyConfig:
         "qu", "ru", "sw", "ta", "te", "th", "tr", "vi", "zh",
     )  # fmt: skip
     n_lens: int = 8
-    methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo")
-    bipo_n_fit: int = 64
-    bipo_warmup_steps: int = 4
+    methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo", "sft")
     control_model: str | None = "smollm2-135m"
     gen_langs: tuple[str, ...] = ("bn", "de", "es", "fr", "ja", "ru", "sw", "th", "zh")
     gen_ratios: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
@@ -142,8 +171,12 @@ class StudyConfig:
     n_gen_test: int = 16
     n_forcing: int = 16
     gen_tokens: int = 96
-    gen_methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo")
-    gen_kl_methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo")
+    gen_methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo", "sft")
+    gen_kl_methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo", "sft")
+    n_gen_kl: int = 128
+    bipo_lr_lang: str = "sw"
+    bipo_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4)
+    n_bipo_lr_fit: int = 128
 
 
 STUDY = StudyConfig()
@@ -151,7 +184,6 @@ STUDY = StudyConfig()
 
 QUICK = StudyConfig(
     model="tiny",
-    methods=("mean_diff", "pca", "mse", "bipo"),
     langs=("it", "sw"),
     layers=(1, 2),
     ratios=(0.5,),
@@ -162,8 +194,6 @@ QUICK = StudyConfig(
     n_similarity=4,
     similarity_langs=("de", "sw"),
     n_lens=2,
-    bipo_n_fit=4,
-    bipo_warmup_steps=0,
     control_model="tiny",
     gen_langs=("de",),
     gen_ratios=(0.5,),
@@ -172,5 +202,9 @@ QUICK = StudyConfig(
     n_gen_test=2,
     n_forcing=2,
     gen_tokens=8,
+    n_gen_kl=4,
+    bipo_lr_lang="de",
+    bipo_lrs=(1e-4, 1e-3),
+    n_bipo_lr_fit=4,
 )
 """A smoke run on the tiny model (seconds)."""

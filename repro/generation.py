@@ -1,61 +1,64 @@
 """The study's generation part: MSVAMP-fitted vectors for the nine MSVAMP languages.
 
-As the paper does, each language's vectors are fitted on MSVAMP pairs (the ``"train"``
-half, items 500–999) and tested on MSVAMP (the ``"eval"`` half, items 0–499), on MGSM and on
-language forcing. The layer and strength are selected on held-out ``train`` pairs that no
-vector was fitted on. The selection metric is :class:`~interp_steer.analysis.EnglishKL`
-(how close the steered prompt's next-token prediction comes to the English prompt's), not
-accuracy: a 270M base model solves almost no math problem in any language, so accuracy
-cannot rank the cells. The transfer matrix of the nine vectors uses the same metric on
-``eval`` pairs, and so does the comparison of every fitting method (``gen_kl``). Called by
-:func:`repro.run.run_study`; files land in the study's run folder
-(``gen_sweep*``, ``gen_vectors/``, ``gen_eval/``, ``gen_transfer*``, ``gen_kl.json``).
+As the paper does, each language's vectors (and its LoRA fine-tune, ``sft``) are fitted on
+MSVAMP pairs (the ``"train"`` half, items 500–999) and tested on MSVAMP (the ``"eval"``
+half, items 0–499), on MGSM and on language forcing. The layer and strength are selected on
+held-out ``train`` pairs that no vector was fitted on. The selection metric is
+:class:`~interp_steer.analysis.EnglishKL` (how close the steered prompt's next-token
+prediction comes to the English prompt's), not accuracy: a 270M base model solves almost no
+math problem in any language, so accuracy cannot rank the cells. The transfer matrix of the
+nine vectors uses the same metric on ``eval`` pairs, and so does the comparison of every
+fitting method (``gen_kl``: one KL per pair, so methods are compared pair by pair). Called
+by :func:`repro.run.run_study`; files land in the study's run folder (``gen_sweep*``,
+``gen_vectors/``, ``gen_adapters/``, ``gen_eval/``, ``gen_transfer*``, ``gen_kl.json``).
 """
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from interp_steer.analysis import (
     EnglishKL,
-    evaluator_settings,
+    english_kl,
     layer_sweep,
     model_settings,
+    select_hyper,
     transfer_matrix,
 )
-from interp_steer.data import available_languages, load_parallel
+from interp_steer.data import ParallelCorpus, available_languages, load_parallel
 from interp_steer.evaluation import evaluate
-from interp_steer.steering import SteeringVector
 from interp_steer.storage import SettingsError, atomic_write_json, require_settings
-from repro.config import BASELINE_ROWS, Row, StudyConfig, steered_rows
-from repro.vectors import fit_saved, gen_selected, shared_cell, strength
+from repro.config import BASELINE_ROWS, HYPER, Row, StudyConfig, steered_rows
+from repro.vectors import Steering, bipo_lr, gen_selected, shared_cell, steering
 
 __all__ = [
     "GEN_ORDER",
     "MATH_TEMPLATE",
+    "bipo_lr_stage",
+    "bipo_pairing_stage",
+    "gen_adapters",
     "gen_kl",
     "gen_rows",
     "gen_sweep",
     "gen_table",
     "gen_transfer",
+    "gen_vectors",
     "kl_evaluator",
+    "kl_pairs",
 ]
 
 MATH_TEMPLATE = "Question: {text}\nAnswer: The answer is"
 """The KL metric's prompt: the next token is the model's answer (a number), so the KL
 compares what the model would answer to the native and to the English question."""
 
-GEN_ORDER = (
-    *(Row(r) for r in ("basic", "translate_test", "mean_diff", "pca", "mse", "self_translate",
-                       "xlt", "k_shot")),
-    Row("bipo", scaled=True),
-    Row("bipo"),
+GEN_ORDER = tuple(
+    Row(r)
+    for r in ("basic", "translate_test", "mean_diff", "bipo", "sft", "pca", "mse",
+              "self_translate", "xlt", "k_shot")
 )  # fmt: skip
 """The order :func:`gen_table` runs its rows in, every language and task of a row before the
-next row: cheap, informative rows first (BiPO's direction at the selected strength before
-its vector as trained, which is too short to act), so an interrupted run leaves whole rows,
-not a patchwork (the page lists rows in the main table's order)."""
+next row: the informative rows first, so an interrupted run leaves whole rows, not a
+patchwork (the page lists rows in the main table's order)."""
 
 
 def kl_evaluator(cfg: StudyConfig, *, test: bool = False) -> EnglishKL:
@@ -86,40 +89,102 @@ def gen_sweep(model: Any, cfg: StudyConfig, root: Path) -> None:
     ).save(root / "gen_sweep.json")
 
 
-def _vector(model: Any, cfg: StudyConfig, root: Path, lang: str, method: str) -> SteeringVector:
-    """``method``'s vector for ``lang`` on MSVAMP train pairs at the selected layer (saved).
+def bipo_lr_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """BiPO's learning rate: each of ``cfg.bipo_lrs`` trained, one chosen on held-out pairs.
 
-    BiPO gets the first ``cfg.bipo_n_fit`` of the pairs (its steps are the slow part).
+    Each candidate is trained (as :data:`~repro.config.HYPER` says) on the first
+    ``cfg.n_bipo_lr_fit`` MSVAMP ``train`` pairs of ``cfg.bipo_lr_lang`` at the language's
+    selected layer, applied as trained (α = 1) and scored by EnglishKL on the held-out
+    ``train`` pairs the sweep selects on; ``eval`` pairs give each a test score that plays
+    no part in the choice. Saved as ``gen_bipo_lr.json``
+    (:class:`~interp_steer.analysis.HyperSelection`; resumable in ``gen_bipo_lr/``).
     """
-    n_fit = cfg.bipo_n_fit if method == "bipo" else cfg.n_gen_fit
-    return fit_saved(
-        model,
-        cfg,
-        root / "gen_vectors" / f"{lang}-{method}",
-        load_parallel("msvamp", lang, split="train", n=n_fit),
+    lang = cfg.bipo_lr_lang
+    select_hyper(
+        model, lang,
+        task=kl_evaluator(cfg, test=True),
         layer=gen_selected(root, lang)["layer"],
-        method=method,
-    )
+        grid={"lr": cfg.bipo_lrs},
+        method="bipo",
+        fit_dataset="msvamp",
+        fit_split="train",
+        n_fit=cfg.n_bipo_lr_fit,
+        run_dir=root / "gen_bipo_lr",
+        progress=True,
+        **HYPER["bipo"],
+    ).save(root / "gen_bipo_lr.json")  # fmt: skip
+
+
+def bipo_pairing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """BiPO's two pairings compared on held-out pairs, at the chosen learning rate.
+
+    ``"copy"`` (translate vs copy the prompt's text; every BiPO vector of the study) and
+    ``"continuation"`` (the model's own continuations of the English vs the native text),
+    each trained like a :func:`bipo_lr_stage` candidate at :func:`~repro.vectors.bipo_lr`;
+    saved as ``gen_bipo_pairing.json`` (resumable in ``gen_bipo_pairing/``). Reported, not
+    used: the study's vectors keep the ``"copy"`` pairing.
+    """
+    lang = cfg.bipo_lr_lang
+    select_hyper(
+        model, lang,
+        task=kl_evaluator(cfg, test=True),
+        layer=gen_selected(root, lang)["layer"],
+        grid={"pairing": ("copy", "continuation")},
+        method="bipo",
+        fit_dataset="msvamp",
+        fit_split="train",
+        n_fit=cfg.n_bipo_lr_fit,
+        run_dir=root / "gen_bipo_pairing",
+        progress=True,
+        lr=bipo_lr(root),
+        **HYPER["bipo"],
+    ).save(root / "gen_bipo_pairing.json")  # fmt: skip
+
+
+def _fit_pairs(cfg: StudyConfig, lang: str) -> ParallelCorpus:
+    """The MSVAMP ``train`` pairs every vector and fine-tune of ``lang`` is fitted on."""
+    return load_parallel("msvamp", lang, split="train", n=cfg.n_gen_fit)
+
+
+def _steering(model: Any, cfg: StudyConfig, root: Path, lang: str, row: Row) -> Steering:
+    """What a steered row of ``lang`` runs with (fitted and saved on first use)."""
+    return steering(
+        model, root, "gen", lang, row,
+        corpus=_fit_pairs(cfg, lang),
+        layer=gen_selected(root, lang)["layer"],
+        ratio=gen_selected(root, lang)["strength"],
+    )  # fmt: skip
+
+
+def gen_vectors(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """Every method's vector per language at the selected layer, saved in ``gen_vectors/``.
+
+    BiPO's training is the slow part (one step per pair); a resumed run reuses saved vectors.
+    """
+    for row in steered_rows(cfg.gen_methods):
+        if row.kind == "vector":
+            for lang in cfg.gen_langs:
+                _steering(model, cfg, root, lang, row)
+
+
+def gen_adapters(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """The LoRA fine-tune per language on the vectors' pairs; saved in ``gen_adapters/``."""
+    for row in steered_rows(cfg.gen_methods):
+        if row.kind == "adapter":
+            for lang in cfg.gen_langs:
+                _steering(model, cfg, root, lang, row)
 
 
 def gen_rows(cfg: StudyConfig) -> tuple[Row, ...]:
     """The rows of the generation tasks, in the order :func:`gen_table` runs them.
 
     >>> from repro.config import STUDY
-    >>> [row.name for row in gen_rows(STUDY)[:3]]
-    ['basic', 'translate_test', 'mean_diff']
+    >>> [row.name for row in gen_rows(STUDY)[:5]]
+    ['basic', 'translate_test', 'mean_diff', 'bipo', 'sft']
     """
     every = (*(Row(b) for b in BASELINE_ROWS), *steered_rows(cfg.gen_methods))
     rest = tuple(r for r in every if r not in GEN_ORDER)
     return tuple(r for r in GEN_ORDER if r in every) + rest
-
-
-def _steering(
-    model: Any, cfg: StudyConfig, root: Path, lang: str, row: Row
-) -> tuple[SteeringVector, float]:
-    """The vector and alpha of a steered row (scaled rows: the selected strength)."""
-    v = _vector(model, cfg, root, lang, row.method)
-    return v, strength(v, row, gen_selected(root, lang)["strength"])
 
 
 def gen_table(model: Any, cfg: StudyConfig, root: Path) -> None:
@@ -137,21 +202,20 @@ def gen_table(model: Any, cfg: StudyConfig, root: Path) -> None:
                 tasks.append(("forcing", "test"))
             for task, split in tasks:
                 path = root / "gen_eval" / f"{task}-{lang}-{row.name}.json"
-                vector, alpha = (
-                    (None, 1.0) if row.baseline else _steering(model, cfg, root, lang, row)
-                )
-                evaluate(
-                    model,
-                    task,
-                    lang,
-                    vector=vector,
-                    alpha=alpha,
-                    baseline=row.name if row.baseline else "basic",
-                    split=split,
-                    n=cfg.n_forcing if task == "forcing" else cfg.n_gen_test,
-                    max_new_tokens=None if task == "forcing" else cfg.gen_tokens,
-                    output=path,
-                )
+                run = Steering() if row.baseline else _steering(model, cfg, root, lang, row)
+                with run.applied(model):
+                    evaluate(
+                        model,
+                        task,
+                        lang,
+                        vector=run.vector,
+                        alpha=run.alpha,
+                        baseline=row.name if row.baseline else "basic",
+                        split=split,
+                        n=cfg.n_forcing if task == "forcing" else cfg.n_gen_test,
+                        max_new_tokens=None if task == "forcing" else cfg.gen_tokens,
+                        output=path,
+                    )
 
 
 def gen_transfer(model: Any, cfg: StudyConfig, root: Path) -> None:
@@ -171,18 +235,28 @@ def gen_transfer(model: Any, cfg: StudyConfig, root: Path) -> None:
     ).save(root / "gen_transfer.json")
 
 
-def gen_kl(model: Any, cfg: StudyConfig, root: Path) -> None:
-    """Each method's vector at the selected cell: EnglishKL on MSVAMP ``eval`` pairs.
+def kl_pairs(cfg: StudyConfig, lang: str) -> ParallelCorpus:
+    """The MSVAMP ``eval`` pairs of :func:`gen_kl` (never fitted or selected on)."""
+    return load_parallel("msvamp", lang, split="eval", n=cfg.n_gen_kl)
 
-    Forward passes only, so every row of ``cfg.gen_kl_methods`` (``bipo`` also as
-    ``bipo_scaled``) is compared on all languages; results go to ``gen_kl.json``
-    (``{lang: {row: Score fields and alpha}}``, with the evaluator's and the model's
+
+def gen_kl(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """Every method at its selected cell: the KL to English of each MSVAMP ``eval`` pair.
+
+    Forward passes only, so every row of ``cfg.gen_kl_methods`` (``sft`` under its LoRA
+    adapter) is compared on all languages on the same ``cfg.n_gen_kl`` pairs, one KL per
+    pair (the page tests methods pair by pair). Results go to ``gen_kl.json``
+    (``{lang: {row: {"kl": [...], "alpha": ...}}}``, with the model's and the pairs'
     ``settings``), resumably. A saved file of other settings, or a saved cell of another
     alpha (another selected strength), stops the run naming them.
     """
     path = root / "gen_kl.json"
-    ev = kl_evaluator(cfg, test=True)
-    settings = {**model_settings(model), "evaluator": evaluator_settings(ev)}
+    settings = {
+        **model_settings(model),
+        "pairs": {"dataset": "msvamp", "split": "eval", "n": cfg.n_gen_kl},
+        "template": MATH_TEMPLATE,
+        "positions": "all",
+    }
     table: dict[str, Any] = {"settings": settings}
     if path.is_file():  # cells of other settings are never mixed in
         table = json.loads(path.read_text(encoding="utf-8"))
@@ -190,18 +264,19 @@ def gen_kl(model: Any, cfg: StudyConfig, root: Path) -> None:
                          hint="use another run folder, or delete the file")  # fmt: skip
     for lang in cfg.gen_langs:
         cells = table.setdefault(lang, {})
-        if "basic" not in cells:
-            cells["basic"] = {**asdict(ev(model, lang, None, 0.0, "test")), "alpha": 0.0}
-            atomic_write_json(path, table)
-        for row in steered_rows(cfg.gen_kl_methods):
-            v, alpha = _steering(model, cfg, root, lang, row)  # a saved vector: cheap
+        pairs = kl_pairs(cfg, lang)
+        for row in (Row("basic"), *steered_rows(cfg.gen_kl_methods)):
+            run = Steering() if row.baseline else _steering(model, cfg, root, lang, row)
             if row.name in cells:
-                if cells[row.name].get("alpha") != alpha:
+                if cells[row.name].get("alpha") != run.alpha:
                     raise SettingsError(
                         path,
-                        [f"{lang}.{row.name}.alpha: {cells[row.name].get('alpha')!r} → {alpha!r}"],
+                        [f"{lang}.{row.name}.alpha: {cells[row.name]['alpha']!r} → {run.alpha!r}"],
                         hint="use another run folder, or delete the file",
-                    )
+                    )  # fmt: skip
                 continue
-            cells[row.name] = {**asdict(ev(model, lang, v, alpha, "test")), "alpha": alpha}
+            with run.applied(model):
+                kl = english_kl(model, pairs, vector=run.vector, alpha=run.alpha,
+                                template=MATH_TEMPLATE, progress=False)  # fmt: skip
+            cells[row.name] = {"kl": [float(x) for x in kl], "alpha": run.alpha}
             atomic_write_json(path, table)

@@ -83,9 +83,8 @@ interrupted invocation records the time it spent): {_times(study)}. Settings:
 {gen_text}
 ## Not in this study
 
-- **SFT.** No fine-tuning baseline (full or LoRA) was run: the toolkit has no trainer for
-  it, and the paper's SFT settings (epochs over all MSVAMP pairs of every language) do not
-  fit a 2-core CPU next to everything above.
+- **Full fine-tuning.** The `sft` rows are LoRA fine-tunes on each language's own pairs;
+  no full fine-tune of the model is run.
 - **The paper's scale.** Five 7B models and 14 languages there; one 270M model (and a 135M
   control) here, with {cfg["n_test"]} XCOPA and {cfg.get("n_gen_test", 0)} MSVAMP/MGSM
   items per cell: a 95% interval around 50% spans ±{_half_width(cfg["n_test"]):.0f} and

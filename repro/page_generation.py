@@ -14,17 +14,27 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from interp_steer.analysis import SweepResult, TransferResult
+from interp_steer.analysis import HyperSelection, SweepResult, TransferResult
 from interp_steer.plotting import plot_sweep, plot_transfer
-from repro.config import BASELINE_ROWS, Row, method_rows
-from repro.tables import gains_table, main_table, markdown_table, runs_frame, trained_ratios
+from repro.config import BASELINE_ROWS, BIPO_NOTE, SFT_NOTE, method_rows
+from repro.tables import (
+    gains_table,
+    kl_tests,
+    main_table,
+    markdown_table,
+    runs_frame,
+    trained_ratios,
+)
 
 __all__ = [
     "FLOOR",
     "PAIRS_OF_INTEREST",
     "TASK_LABELS",
+    "comparison_phrase",
     "generation_findings",
     "generation_section",
+    "hyper_table",
+    "kl_cells",
     "kl_table",
     "transfer_lines",
     "whole_rows",
@@ -81,14 +91,60 @@ def _left_out(partial: list[str]) -> str:
     )
 
 
-def kl_table(root: Path) -> pd.DataFrame | None:
-    """KL to English (nats, lower = closer) per language and row from ``gen_kl.json``."""
+def hyper_table(path: Path) -> tuple[pd.DataFrame, HyperSelection] | None:
+    """A saved BiPO hyper-parameter selection as a table (None without the file).
+
+    One row per candidate: its value(s), chosen, ‖v‖, AdamW's effective rate, and the KL to
+    English (nats, lower = closer) on the held-out selection pairs and on the test pairs.
+    """
+    if not path.is_file():
+        return None
+    sel = HyperSelection.load(path)
+    f = sel.to_frame()
+    table = pd.DataFrame({name: [f"{x:g}" if isinstance(x, float) else str(x) for x in f[name]]
+                          for name in sel.names})  # fmt: skip
+    table["chosen"] = np.where(f["chosen"], "✓", "")
+    table["‖v‖"] = f["vector_norm"]
+    table["AdamW rate"] = f["lr_effective"]
+    table["select KL"] = -f["select_score"]
+    table["test KL"] = -f["test_score"]
+    return table, sel
+
+
+def _hyper_text(found: tuple[pd.DataFrame, HyperSelection] | None, what: str, use: str) -> str:
+    """The page's subsection of one BiPO hyper-parameter selection ('' without one)."""
+    if found is None:
+        return ""
+    table, sel = found
+    return (
+        f"### BiPO's {what} (compared on held-out pairs)\n\n"
+        f"Each candidate trained BiPO on the first {sel.meta['fit'].get('n', '?')} `train` "
+        f"pairs of `{sel.lang}` at layer {sel.layer}, applied as trained (α = 1), and was "
+        f"scored on held-out selection pairs ({sel.selection}; unsteered "
+        f"{-sel.baseline[0]:.3f} nats) and on test pairs (unsteered "
+        f"{-sel.test_baseline[0]:.3f}), which play no part in the choice. {use}\n\n"
+        f"{markdown_table(table, digits=3)}\n"
+    )
+
+
+def kl_cells(root: Path) -> dict[str, dict[str, list[float]]] | None:
+    """``{lang: {row: per-pair KL}}`` of ``gen_kl.json`` (None without the file)."""
     path = root / "gen_kl.json"
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
     data.pop("settings", None)  # what the cells were computed with, not a language
-    rows = {lang: {r: -cell["value"] for r, cell in cells.items()} for lang, cells in data.items()}
+    return {lang: {r: cell["kl"] for r, cell in cells.items()} for lang, cells in data.items()}
+
+
+def kl_table(root: Path) -> pd.DataFrame | None:
+    """Mean KL to English (nats, lower = closer) per language and row from ``gen_kl.json``."""
+    cells = kl_cells(root)
+    if cells is None:
+        return None
+    rows = {
+        lang: {r: float(np.mean(kl)) for r, kl in by_row.items()} for lang, by_row in cells.items()
+    }
     table = pd.DataFrame(rows).T
     table.loc["mean"] = table.mean()
     return table.reset_index().rename(columns={"index": "lang"})
@@ -141,18 +197,44 @@ def _task_line(runs: pd.DataFrame, task: str, rows: list[str]) -> str:
     return line + f" The English headroom is {english - mean[task, 'basic']:+.1f} points."
 
 
+def comparison_phrase(tests: pd.DataFrame, row: str, vs: str) -> str:
+    """One comparison of :func:`~repro.tables.kl_tests` in words.
+
+    >>> t = pd.DataFrame({"row": "bipo", "vs": "basic", "lang": ["de", "fr", "pooled"],
+    ...                   "diff (nats)": [-0.2, 0.01, -0.1], "95% CI": "[-0.150, -0.050]",
+    ...                   "p_value": [0.001, 0.6, 0.01]})
+    >>> print(comparison_phrase(t, "bipo", "basic"))  # doctest: +ELLIPSIS
+    `bipo` − `basic`: -0.100 nats pooled [-0.150, -0.050], p = 0.01; ... 1 and further in 0 of 2 ...
+    """
+    sub = tests[(tests["row"] == row) & (tests["vs"] == vs)]
+    per = sub[sub["lang"] != "pooled"]
+    sig = per[per["p_value"] < 0.05]
+    closer, further = int((sig["diff (nats)"] < 0).sum()), int((sig["diff (nats)"] > 0).sum())
+    pooled = sub[sub["lang"] == "pooled"]
+    head = f"`{row}` − `{vs}`"
+    if len(pooled):
+        p = pooled.iloc[0]
+        head += f": {p['diff (nats)']:+.3f} nats pooled {p['95% CI']}, p = {p['p_value']:.2g}"
+    return (
+        f"{head}; significantly closer to English in {closer} and further in {further} of "
+        f"{len(per)} languages"
+    )
+
+
 def generation_findings(
     runs: pd.DataFrame,
     sweep: SweepResult,
     transfer: TransferResult,
     rows: tuple[str, ...],
-    trained: dict[str, float],
+    trained: dict[str, tuple[float, float]],
     kl: pd.DataFrame | None = None,
+    tests: pd.DataFrame | None = None,
 ) -> str:
     """Plain-language findings of the generation part, every number computed.
 
-    ``rows``: the rows present, in page order; ``trained``: the largest ‖v‖/‖h‖ of each
-    method applied as trained (α = 1).
+    ``rows``: the rows present, in page order; ``trained``: the smallest and largest
+    ‖v‖/‖h‖ of each method applied as trained (α = 1); ``kl`` and ``tests``: the mean KL
+    per row and the paired tests (:func:`~repro.tables.kl_tests`).
     """
     mean = runs.groupby(["task", "row"])["accuracy"].mean()
     lines = [_task_line(runs, t, list(rows)) for t in ("msvamp", "mgsm") if (t, "basic") in mean]
@@ -174,18 +256,12 @@ def generation_findings(
             + ". This is the other side of the same vectors: they move what the model "
             "writes towards English even where they do not change what it gets right."
         )
-    for m, ratio in trained.items():
+    for m, (low, high) in trained.items():
         if m in set(runs["row"]):
             moved = runs[runs["row"] == m]["gain"].abs().max()
-            scaled = Row(m, scaled=True).name
             lines.append(
-                f"- **`{m}` as trained** (α = 1) has ‖v‖/‖h‖ ≤ {ratio:.1e} and moves a task's "
-                f"score by at most {moved:.0f} points"
-                + (
-                    f"; `{scaled}` (its direction at the selected strength) is the informative row."
-                    if scaled in set(runs["row"])
-                    else "."
-                )
+                f"- **`{m}` as trained** (α = 1) has ‖v‖/‖h‖ from {low:.1e} to {high:.1e} over "
+                f"languages and moves a task's score by at most {moved:.0f} points."
             )
     sel = pd.DataFrame([sweep.best(x) for x in sweep.langs])
     lines.append(
@@ -213,6 +289,13 @@ def generation_findings(
                 if (worse := [r for r in kl_rows if kl_mean[r] > kl_mean["basic"]])
                 else ""
             )
+        )
+    if tests is not None and len(tests):
+        pairs = dict.fromkeys(zip(tests["row"], tests["vs"], strict=True))
+        lines.append(
+            "- **Pair by pair** (KL, sign test p < 0.05). "
+            + "; ".join(comparison_phrase(tests, row, vs) for row, vs in pairs)
+            + "."
         )
     lines.append("- **Transfer.** " + "; ".join(transfer_lines(transfer)) + ".")
     return "\n".join(lines)
@@ -245,26 +328,47 @@ def generation_section(
         )
     selection = pd.DataFrame([{"lang": x, **sweep.best(x)} for x in sweep.langs])
     kl = kl_table(root)
+    cells = kl_cells(root)
+    tests = kl_tests(cells) if cells else None
     kl_text = (
         ""
         if kl is None
         else "### Every method by EnglishKL (MSVAMP `eval` pairs)\n\n"
-        f"KL to English in nats (lower = closer) on the first {cfg['n_gen_select']} `eval` "
-        "pairs, each method fitted on the same `train` pairs and applied at the selected "
-        "layer and strength (`mse` and `bipo` as trained, α = 1; `bipo_scaled` is BiPO's "
-        "direction at the selected strength):\n\n"
+        f"KL to English in nats (lower = closer), mean over the first {cfg['n_gen_kl']} "
+        "`eval` pairs of each language (never fitted or selected on), each method fitted "
+        "on the same `train` pairs and applied at the selected layer and strength (`mse` "
+        "and `bipo` as trained, α = 1; `sft` under its LoRA adapter):\n\n"
         f"{markdown_table(kl, digits=3)}\n"
+        + (
+            ""
+            if tests is None or not len(tests)
+            else "\nPaired on the same pairs (`diff` = row − vs, mean nats; negative: the row "
+            "is closer to English; 95% bootstrap interval with pairs resampled within each "
+            "language; `lower`: pairs where the row is closer; exact sign test):\n\n"
+            f"{markdown_table(tests, digits=3)}\n"
+        )
+    )
+    lr_text = _hyper_text(
+        hyper_table(root / "gen_bipo_lr.json"),
+        "learning rate",
+        "The rate with the lowest selection KL (× the layer's mean residual norm) is used for "
+        "every BiPO vector of the study.",
+    ) + _hyper_text(
+        hyper_table(root / "gen_bipo_pairing.json"),
+        "pairing",
+        "At the chosen rate; the study's vectors keep the `copy` pairing.",
     )
     trained = trained_ratios(root / "gen_vectors", methods)
     findings = "\n".join(
         line
         for line in (
-            generation_findings(runs, sweep, transfer, order, trained, kl),
+            generation_findings(runs, sweep, transfer, order, trained, kl, tests),
             _left_out(partial),
         )
         if line
     )
     fit_lo, sel_lo = 500, 500 + cfg["n_gen_fit"]
+    sft_note = f" {SFT_NOTE} on the same pairs." if "sft" in methods else ""
     text = f"""## Generation tasks: MSVAMP-fitted vectors, {len(sweep.langs)} languages
 
 As in the paper, each language's vectors are fitted on MSVAMP pairs: the first
@@ -283,10 +387,11 @@ and language forcing on {cfg["n_forcing"]} FLORES sentences per language (the sh
 of the XCOPA table (`self_translate`: the model first translates the question into
 English; `xlt`; `k_shot`: {shots} of MGSM's worked exemplars in the language, which
 MSVAMP borrows as it has none) and every fitting method, added at every position.
-`mse` and `bipo` are applied as trained (α = 1); `bipo` is fitted on the first
-{cfg["bipo_n_fit"]} of the `train` pairs ({cfg["bipo_warmup_steps"]} warm-up steps), and
-`bipo_scaled` is its direction at the selected strength. Forcing has only `basic` and the
-steered rows: the other baselines change the prompt, not the model.
+`mse` and `bipo` are applied as trained (α = 1). {BIPO_NOTE} on the same
+{cfg["n_gen_fit"]} `train` pairs (the paper trains on 1000 per language; MSVAMP's `train`
+half has 500, the last {500 - cfg["n_gen_fit"]} held out for selection).{sft_note}
+Forcing has only `basic` and the steered rows: the other baselines change the prompt, not
+the model.
 
 {findings}
 
@@ -297,6 +402,7 @@ Mean over languages (accuracy %; forcing: English %):
 {(chr(10) * 2).join(per_task)}
 
 {kl_text}
+{lr_text}
 ### Layer and strength selection (EnglishKL on held-out MSVAMP train pairs)
 
 {markdown_table(selection, digits=3)}

@@ -21,7 +21,7 @@ from interp_steer.plotting import (
     plot_sweep,
     plot_transfer,
 )
-from repro.config import BASELINE_ROWS, method_rows
+from repro.config import BASELINE_ROWS, BIPO_NOTE, SFT_NOTE, method_rows
 from repro.tables import gains_table, main_table, markdown_table, middle_layers, trained_ratios
 
 __all__ = ["PAPER_TABLE2", "xcopa_findings", "xcopa_section"]
@@ -35,11 +35,15 @@ PAPER_TABLE2 = (
 
 
 def xcopa_findings(
-    runs: pd.DataFrame, rows: tuple[str, ...], levels: pd.DataFrame, trained: dict[str, float]
+    runs: pd.DataFrame,
+    rows: tuple[str, ...],
+    levels: pd.DataFrame,
+    trained: dict[str, tuple[float, float]],
 ) -> str:
     """Plain-language findings, every number computed from the run.
 
-    ``trained``: the largest ‖v‖/‖h‖ of each method applied as trained (mse, bipo).
+    ``trained``: the smallest and largest ‖v‖/‖h‖ over languages of each method applied
+    as trained (mse, bipo).
     """
     mean = runs.groupby("row")["accuracy"].mean()
     steered = [r for r in rows if r not in BASELINE_ROWS]
@@ -71,9 +75,9 @@ def xcopa_findings(
             else ""
         )
         + "".join(
-            f" `{m}` as trained (α = 1) has ‖v‖/‖h‖ ≤ {r:.1e} and moves accuracy by at most "
-            f"{runs[runs['row'] == m]['gain'].abs().max():.0f} points."
-            for m, r in trained.items()
+            f" `{m}` as trained (α = 1) has ‖v‖/‖h‖ from {lo:.1e} to {hi:.1e} and moves "
+            f"accuracy by at most {runs[runs['row'] == m]['gain'].abs().max():.0f} points."
+            for m, (lo, hi) in trained.items()
         ),
         "- **Prompting baselines.** "
         + ", ".join(
@@ -126,17 +130,10 @@ def xcopa_section(
     cfg = study["config"]
     rows = (*BASELINE_ROWS, *method_rows(tuple(cfg["methods"])))
     bipo_note = (
-        "`bipo` is BiPO's training (β 0.1, AdamW lr 5e-4, cosine schedule) applied at α = 1, "
-        f"at a CPU budget: {cfg.get('bipo_n_fit', cfg['n_fit'])} FLORES pairs, one epoch "
-        f"of batches of 4, {cfg.get('bipo_warmup_steps', 100)} warm-up steps (one step "
-        "takes ≈10–30 s on these 2 cores; the paper trains on 1000s of pairs with 100 "
-        "warm-up steps); `bipo_scaled` is the same BiPO direction at the selected relative "
-        "strength, like `mean_diff` and `pca`."
+        f"{BIPO_NOTE} on the same {cfg['n_fit']} FLORES pairs, applied at α = 1."
         if "bipo" in rows
-        else "BiPO is not in this run: one BiPO step (batch 4, full backward pass through "
-        "the 262k-token unembedding) takes ≈10–30 s on these 2 cores, so its settings "
-        "(100 warm-up steps, an epoch over the pairs) need most of an hour per language."
-    )
+        else ""
+    ) + (f" {SFT_NOTE} on the same pairs." if "sft" in rows else "")
     trained = trained_ratios(root / "vectors", tuple(cfg["methods"]))
     mid = sim.layers[len(sim.layers) // 2]
     figs = {

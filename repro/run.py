@@ -7,9 +7,10 @@ Aligning Representations through Steering* (arXiv 2505.12584) on XCOPA:
 1. per language, a mean-difference **layer × strength sweep** fitted on FLORES pairs and
    selected on XCOPA's validation split (never on test items);
 2. at the selected layer and strength, vectors by every method (``mean_diff``, ``pca``,
-   ``mse`` as the paper trains it — AdamW, lr 1e-8, applied at α = 1 — and ``bipo`` at a
-   CPU budget: one BiPO step costs ≈10–30 s on 2 CPU cores, so it gets ``bipo_n_fit``
-   pairs, one pass, and ``bipo_scaled`` runs its direction at the selected strength);
+   ``mse`` as the paper trains it — AdamW, lr 1e-8, applied at α = 1 — and ``bipo``
+   trained as the paper trains it — batch 1, 100 warm-up steps, one epoch over the same
+   pairs, the scale-aware learning rate — applied at α = 1), and ``sft``, a LoRA fine-tune
+   on the same pairs (the paper's §7 comparison);
 3. on XCOPA test items: ``basic``, ``translate_test`` (Google MT), ``self_translate``,
    ``xlt``, ``k_shot`` and
    each steered run, with gains over ``basic`` and McNemar p-values; English damage
@@ -40,9 +41,26 @@ from interp_steer.models import load_model, model_name
 from interp_steer.storage import atomic_write_json, locks_run
 from repro.config import QUICK, STUDY, StudyConfig
 from repro.control import control_stage
-from repro.generation import gen_kl, gen_sweep, gen_table, gen_transfer
+from repro.generation import (
+    bipo_lr_stage,
+    bipo_pairing_stage,
+    gen_adapters,
+    gen_kl,
+    gen_sweep,
+    gen_table,
+    gen_transfer,
+    gen_vectors,
+)
 from repro.page import write_results
-from repro.xcopa import lens_stage, similarity_stage, sweep_stage, table_stage, transfer_stage
+from repro.xcopa import (
+    adapters_stage,
+    lens_stage,
+    similarity_stage,
+    sweep_stage,
+    table_stage,
+    transfer_stage,
+    vectors_stage,
+)
 
 __all__ = ["STAGES", "Stage", "main", "run_study"]
 
@@ -51,38 +69,61 @@ Stage = Callable[[Any, StudyConfig, Path], None]
 
 STAGES: tuple[tuple[str, Stage], ...] = (
     ("sweep", sweep_stage),
+    ("gen_sweep", gen_sweep),
+    ("bipo_lr", bipo_lr_stage),
+    ("bipo_pairing", bipo_pairing_stage),
+    ("vectors", vectors_stage),
+    ("adapters", adapters_stage),
     ("table", table_stage),
     ("similarity", similarity_stage),
     ("transfer", transfer_stage),
     ("lens", lens_stage),
     ("control", control_stage),
-    ("gen_sweep", gen_sweep),
+    ("gen_vectors", gen_vectors),
+    ("gen_adapters", gen_adapters),
+    ("gen_kl", gen_kl),
     ("gen_table", gen_table),
     ("gen_transfer", gen_transfer),
-    ("gen_kl", gen_kl),
 )
-"""The stages in the order :func:`run_study` runs them, by the names ``study.json`` times."""
+"""The stages in the order :func:`run_study` runs them, by the names ``study.json`` times.
+
+Both sweeps come first: BiPO's learning rate (``bipo_lr``) is chosen at the generation
+sweep's layer, and every BiPO vector (XCOPA's too) uses it."""
 
 
 @locks_run("out")  # one study per run folder at a time
 def run_study(
-    out: str | os.PathLike[str], config: StudyConfig = STUDY, *, model: Any = None
+    out: str | os.PathLike[str],
+    config: StudyConfig = STUDY,
+    *,
+    model: Any = None,
+    stages: tuple[str, ...] | None = None,
 ) -> Path:
-    """Run the study into ``out`` (resumable) and return the path of its ``study.json``."""
+    """Run the study into ``out`` (resumable) and return the path of its ``study.json``.
+
+    ``stages`` runs only those stages, in the order given (names of :data:`STAGES`), e.g.
+    the generation sweep and the KL comparison first; None runs them all in order.
+    """
     root = Path(out)
+    by_name = dict(STAGES)
+    chosen = tuple(by_name) if stages is None else tuple(stages)
+    unknown = [s for s in chosen if s not in by_name]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; expected some of {list(by_name)}")
     model = load_model(config.model) if model is None else model
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     complete = False
     try:
-        for stage, fn in STAGES:
+        for stage in chosen:
+            fn = by_name[stage]
             start = time.perf_counter()
             print(f"[{(start - t0) / 60:5.1f} min] {stage}", flush=True)
             try:
                 fn(model, config, root)
             finally:  # an interrupted stage's time counts too
                 timings[stage] = time.perf_counter() - start
-        complete = True
+        complete = stages is None
     finally:
         total = time.perf_counter() - t0
         path = _summary(root, config, model, timings, total, complete=complete)
@@ -142,11 +183,20 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="tiny model, a few items (a smoke run)"
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument(
+        "--stages",
+        type=lambda text: tuple(text.split(",")),
+        help="run only these stages, comma-separated, in this order (of: "
+        f"{', '.join(dict(STAGES))}); the page is not written",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the run like Ctrl-C: times saved
     if args.threads:
         torch.set_num_threads(args.threads)
-    run_study(args.out, QUICK if args.quick else STUDY)
+    run_study(args.out, QUICK if args.quick else STUDY, stages=args.stages)
+    if args.stages is not None:
+        print(f"ran {', '.join(args.stages)} into {args.out} (the page needs every stage)")
+        return 0
     write_results(args.out, page=args.page, figures=args.figures)
     print(f"wrote {args.page} and {args.figures}/")
     return 0

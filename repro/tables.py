@@ -7,6 +7,7 @@ Markdown (:func:`markdown_table`).
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,13 @@ from interp_steer.evaluation import EvalResult, paired_test
 from repro.config import AS_TRAINED
 
 __all__ = [
+    "KL_COMPARISONS",
     "gains_table",
+    "kl_tests",
     "main_table",
     "markdown_table",
     "middle_layers",
+    "paired_difference",
     "runs_frame",
     "similarity_levels",
     "trained_ratios",
@@ -103,13 +107,13 @@ def gains_table(runs: pd.DataFrame, order: tuple[str, ...]) -> pd.DataFrame:
     return keep.sort_values(["order", "lang"])[cols].rename(columns={"row": "method"})
 
 
-def trained_ratios(vectors: Path, methods: tuple[str, ...]) -> dict[str, float]:
-    """Largest ``‖v‖/‖h‖`` over languages of each method applied as trained (α = 1).
+def trained_ratios(vectors: Path, methods: tuple[str, ...]) -> dict[str, tuple[float, float]]:
+    """Smallest and largest ``‖v‖/‖h‖`` over languages of each method applied as trained.
 
     The methods are those of :data:`~repro.config.AS_TRAINED`. ``vectors``: a folder of
     saved ``<lang>-<method>`` vectors (the study's ``vectors/``).
     """
-    out: dict[str, float] = {}
+    out: dict[str, tuple[float, float]] = {}
     for m in AS_TRAINED:
         files = sorted(vectors.glob(f"*-{m}.json")) if m in methods else []
         ratios = [
@@ -117,7 +121,7 @@ def trained_ratios(vectors: Path, methods: tuple[str, ...]) -> dict[str, float]:
             for f in files
         ]
         if ratios:
-            out[m] = float(max(ratios))
+            out[m] = (float(min(ratios)), float(max(ratios)))
     return out
 
 
@@ -143,3 +147,60 @@ def similarity_levels(sim: SimilarityResult) -> pd.DataFrame:
     levels = by_lang.groupby("level", sort=False).mean(numeric_only=True)
     order = [x for x in ("high", "mid", "low") if x in levels.index]
     return levels.reindex(order).reset_index()
+
+
+KL_COMPARISONS = (("bipo", "basic"), ("bipo", "mean_diff"), ("sft", "mean_diff"), ("sft", "basic"))
+"""(row, against) pairs the page tests pair by pair on the KL comparison."""
+
+
+def paired_difference(
+    groups: list[tuple[np.ndarray, np.ndarray]], *, n_resamples: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """``first - second`` per pair, over one or several groups (languages) of pairs.
+
+    The mean difference over all pairs, its 95% bootstrap interval (pairs resampled within
+    each group, so every group keeps its size), how many pairs are lower / higher, and the
+    exact two-sided sign test's p-value.
+
+    >>> a, b = np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.5, 0.5, 0.5, 0.5])
+    >>> d = paired_difference([(a, b)], n_resamples=200)
+    >>> round(d["diff"], 2), d["lower"], d["higher"], d["p_value"]
+    (-0.25, 4, 0, 0.125)
+    """
+    diffs = [np.asarray(x, dtype=float) - np.asarray(y, dtype=float) for x, y in groups]
+    if not diffs or any(len(d) == 0 for d in diffs):
+        raise ValueError("paired_difference needs at least one pair in every group")
+    every = np.concatenate(diffs)
+    rng = np.random.default_rng(seed)
+    sums = np.zeros(n_resamples)
+    for d in diffs:
+        sums += d[rng.integers(0, len(d), (n_resamples, len(d)))].sum(1)
+    low, high = np.quantile(sums / len(every), [0.025, 0.975])
+    lower, higher = int((every < 0).sum()), int((every > 0).sum())
+    m, k = lower + higher, min(lower, higher)
+    p = min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2**m) if m else 1.0
+    return {"diff": float(every.mean()), "ci_low": float(low), "ci_high": float(high),
+            "n": len(every), "lower": lower, "higher": higher, "p_value": p}  # fmt: skip
+
+
+def kl_tests(kl: Mapping[str, Mapping[str, Sequence[float] | np.ndarray]]) -> pd.DataFrame:
+    """Each :data:`KL_COMPARISONS` pair present, per language and pooled over languages.
+
+    ``kl``: ``{lang: {row: per-pair KLs}}`` (``gen_kl.json`` without its settings). A
+    negative ``diff`` means the first row brings the prompt closer to English.
+    """
+    out = []
+    for row, other in KL_COMPARISONS:
+        langs = [x for x in kl if row in kl[x] and other in kl[x]]
+        groups = {x: (np.asarray(kl[x][row]), np.asarray(kl[x][other])) for x in langs}
+        cells = [(x, [g]) for x, g in groups.items()]
+        if len(groups) > 1:
+            cells.append(("pooled", list(groups.values())))
+        for lang, group in cells:
+            d = paired_difference(group)
+            ci = f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+            out.append({"row": row, "vs": other, "lang": lang, "n": d["n"],
+                        "diff (nats)": d["diff"], "95% CI": ci,
+                        "lower": f"{d['lower']}/{d['n']}", "p_value": d["p_value"],
+                        "sig": "p<0.05" if d["p_value"] < 0.05 else ""})  # fmt: skip
+    return pd.DataFrame(out)

@@ -1,22 +1,64 @@
-"""The study's vectors: the sweeps' selected cells, fitted-once vectors, row strengths.
+"""The study's vectors and fine-tunes, the sweeps' selected cells, and row strengths.
+
+Vectors and LoRA adapters are fitted once; :class:`Steering` is what a row runs with.
 
 Used by the XCOPA stages (:mod:`repro.xcopa`) and the generation stages
-(:mod:`repro.generation`); every vector is saved in the run folder and read back on a
-resumed run, if it was fitted with the settings asked for (otherwise the run stops).
+(:mod:`repro.generation`); every vector and adapter is saved in the run folder and read
+back on a resumed run, if it was fitted with the settings asked for (otherwise the run
+stops).
 """
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
-from interp_steer.analysis import SweepResult, check_fitted
-from interp_steer.fitting import fit_vector
+from interp_steer.analysis import HyperSelection, SweepResult, check_fitted
+from interp_steer.data import ParallelCorpus
+from interp_steer.fitting import fit_lora, fit_vector
 from interp_steer.models import model_name
-from interp_steer.steering import SteeringVector, alpha_for_ratio
-from repro.config import AS_TRAINED, Row, StudyConfig
+from interp_steer.steering import LoraAdapter, SteeringVector, alpha_for_ratio, apply_lora
+from interp_steer.storage import atomic_write_json, require_settings
+from repro.config import AS_TRAINED, HYPER, Row
 
-__all__ = ["fit_saved", "gen_selected", "selected", "shared_cell", "strength"]
+__all__ = [
+    "Steering",
+    "bipo_lr",
+    "fit_adapter_saved",
+    "fit_saved",
+    "gen_selected",
+    "selected",
+    "shared_cell",
+    "steering",
+    "strength",
+]
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What a table row runs with: a vector at a strength, a LoRA adapter, or neither.
+
+    >>> run = Steering()
+    >>> run.vector is None and run.adapter is None
+    True
+    """
+
+    vector: SteeringVector | None = None
+    alpha: float = 1.0
+    adapter: LoraAdapter | None = None
+
+    @contextmanager
+    def applied(self, model: Any) -> Iterator[None]:
+        """The adapter merged into ``model`` for the block.
+
+        Nothing for a vector row: the vector is passed to the evaluation itself.
+        """
+        with apply_lora(model, self.adapter) if self.adapter is not None else nullcontext():
+            yield
 
 
 def selected(root: Path, lang: str) -> dict[str, Any]:
@@ -44,20 +86,23 @@ def shared_cell(picks: list[dict[str, Any]]) -> tuple[int, float]:
 
 
 def fit_saved(
-    model: Any, cfg: StudyConfig, path: Path, corpus: Any, *, layer: int, method: str
+    model: Any,
+    path: Path,
+    corpus: Any,
+    *,
+    layer: int,
+    method: str,
+    hyper: dict[str, Any] | None = None,
 ) -> SteeringVector:
     """The vector saved at ``path``, or ``method`` fitted on ``corpus`` at ``layer`` and saved.
 
-    ``mse`` is the paper's AdamW training; ``bipo`` uses ``cfg.bipo_warmup_steps``. A saved
-    vector is used only if it was fitted with these settings (model, language, layer,
-    method, corpus, its split and size, hyper-parameters); otherwise the run stops naming
-    them (:func:`~interp_steer.analysis.check_fitted`), never reusing it.
+    Hyper-parameters are ``hyper``, by default :data:`~repro.config.HYPER`'s (``mse``: the
+    paper's AdamW training; ``bipo``: trained as the paper trains it). A saved vector is
+    used only if it was fitted with these settings (model, language, layer, method, corpus,
+    its split and size, hyper-parameters); otherwise the run stops naming them
+    (:func:`~interp_steer.analysis.check_fitted`), never reusing it.
     """
-    by_method: dict[str, dict[str, Any]] = {
-        "mse": {"solver": "adamw"},
-        "bipo": {"warmup_steps": cfg.bipo_warmup_steps},
-    }
-    hyper = by_method.get(method, {})
+    hyper = HYPER.get(method, {}) if hyper is None else hyper
     saved = path.with_suffix(".safetensors")
     if saved.is_file():
         meta = dict(getattr(corpus, "meta", {}) or {})
@@ -90,11 +135,80 @@ def fit_saved(
 def strength(vector: SteeringVector, row: Row, ratio: float) -> float:
     """The alpha of a steered row.
 
-    The paper applies its trained vectors as they are (MSE, BiPO: α = 1); directions, and
-    scaled rows, get ``ratio`` (a zero vector, from no step at a positive rate, stays zero).
+    The paper applies its trained vectors as they are (MSE, BiPO: α = 1); directions get
+    ``ratio``.
     """
-    if row.method in AS_TRAINED and not row.scaled:
+    if row.method in AS_TRAINED:
         return 1.0
-    if row.scaled and vector.norm == 0:
-        return 0.0
     return alpha_for_ratio(vector, ratio)
+
+
+def bipo_lr(root: Path) -> float:
+    """The learning rate the study's BiPO vectors use: the one chosen on held-out pairs.
+
+    Raises:
+        FileNotFoundError: The ``bipo_lr`` stage has not run (``gen_bipo_lr.json``).
+    """
+    path = root / "gen_bipo_lr.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the bipo_lr stage chooses BiPO's rate")
+    return float(HyperSelection.load(path).best["lr"])
+
+
+def fit_adapter_saved(model: Any, path: Path, corpus: ParallelCorpus) -> LoraAdapter:
+    """The LoRA fine-tune saved at ``path``, or one trained on ``corpus`` and saved.
+
+    Training is :func:`~interp_steer.fitting.fit_lora` with its defaults. Beside it,
+    ``<path>.study.json`` records what it was trained on (model, language, corpus, its
+    split, size and fingerprint); a saved adapter of other settings stops the run naming
+    them, never reused.
+    """
+    meta = dict(getattr(corpus, "meta", {}) or {})
+    settings = {
+        "model": model_name(model),
+        "lang": corpus.source_lang,
+        "dataset": meta.get("dataset"),
+        "split": meta.get("split"),
+        "n": len(corpus),
+        "data": corpus.fingerprint,
+    }
+    record = path.with_suffix(".study.json")
+    if record.is_file():
+        saved = json.loads(record.read_text(encoding="utf-8"))
+        require_settings(record, saved, settings, what="a LoRA adapter",
+                         hint="delete it to train it again, or use another folder")  # fmt: skip
+        return LoraAdapter.load(path)
+    adapter = fit_lora(model, corpus, progress=True)
+    adapter.save(path)
+    atomic_write_json(record, settings)
+    return adapter
+
+
+def steering(
+    model: Any,
+    root: Path,
+    part: Literal["xcopa", "gen"],
+    lang: str,
+    row: Row,
+    *,
+    corpus: ParallelCorpus,
+    layer: int,
+    ratio: float,
+) -> Steering:
+    """What steered ``row`` of ``lang`` runs with, fitted on ``corpus`` on first use.
+
+    Vectors are saved in ``vectors/`` (``gen_vectors/`` for the generation part) and
+    applied at ``layer`` with :func:`strength` (BiPO at the learning rate
+    :func:`bipo_lr`); ``sft`` is a LoRA adapter saved in ``adapters/``
+    (``gen_adapters/``).
+    """
+    prefix = "gen_" if part == "gen" else ""
+    if row.kind == "adapter":
+        path = root / f"{prefix}adapters" / f"{lang}-{row.method}"
+        return Steering(adapter=fit_adapter_saved(model, path, corpus))
+    path = root / f"{prefix}vectors" / f"{lang}-{row.method}"
+    hyper = dict(HYPER.get(row.method, {}))
+    if row.method == "bipo":
+        hyper["lr"] = bipo_lr(root)
+    v = fit_saved(model, path, corpus, layer=layer, method=row.method, hyper=hyper)
+    return Steering(vector=v, alpha=strength(v, row, ratio))

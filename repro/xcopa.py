@@ -1,8 +1,8 @@
-"""The study's XCOPA stages: sweep, table, similarity, transfer and logit lens.
+"""The study's XCOPA stages: sweep, vectors, adapters, table, similarity, transfer, lens.
 
 Each stage takes ``(model, cfg, root)`` and writes into the study's run folder ``root``
-(resumably): ``sweep*``, ``vectors/``, ``eval/``, ``similarity.json``, ``transfer*`` and
-``lens.json``. :func:`repro.run.run_study` runs them in that order.
+(resumably): ``sweep*``, ``vectors/``, ``adapters/``, ``eval/``, ``similarity.json``,
+``transfer*`` and ``lens.json``. :func:`repro.run.run_study` runs them in that order.
 """
 
 from pathlib import Path
@@ -16,11 +16,18 @@ from interp_steer.analysis import (
 )
 from interp_steer.data import load_parallel
 from interp_steer.evaluation import evaluate
-from interp_steer.steering import SteeringVector
 from repro.config import BASELINE_ROWS, Row, StudyConfig, steered_rows
-from repro.vectors import fit_saved, selected, shared_cell, strength
+from repro.vectors import Steering, selected, shared_cell, steering
 
-__all__ = ["lens_stage", "similarity_stage", "sweep_stage", "table_stage", "transfer_stage"]
+__all__ = [
+    "adapters_stage",
+    "lens_stage",
+    "similarity_stage",
+    "sweep_stage",
+    "table_stage",
+    "transfer_stage",
+    "vectors_stage",
+]
 
 
 def sweep_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
@@ -39,46 +46,59 @@ def sweep_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     ).save(root / "sweep.json")
 
 
-def _vector(model: Any, cfg: StudyConfig, root: Path, lang: str, method: str) -> SteeringVector:
-    """The study vector of ``method`` for ``lang`` at the selected layer (fitted once, saved)."""
-    n_fit = cfg.bipo_n_fit if method == "bipo" else cfg.n_fit
-    return fit_saved(
-        model,
-        cfg,
-        root / "vectors" / f"{lang}-{method}",
-        load_parallel("flores", lang, n=n_fit),
-        layer=selected(root, lang)["layer"],
-        method=method,
-    )
+def _steering(model: Any, cfg: StudyConfig, root: Path, lang: str, row: Row) -> Steering:
+    """What a steered row of ``lang`` runs with: fitted on FLORES pairs on first use."""
+    best = selected(root, lang)
+    return steering(
+        model, root, "xcopa", lang, row,
+        corpus=load_parallel("flores", lang, n=cfg.n_fit),
+        layer=best["layer"],
+        ratio=best["strength"],
+    )  # fmt: skip
+
+
+def vectors_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """Every method's vector per language at the selected layer (saved in ``vectors/``)."""
+    for row in steered_rows(cfg.methods):
+        if row.kind == "vector":
+            for lang in cfg.langs:
+                _steering(model, cfg, root, lang, row)
+
+
+def adapters_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """The LoRA fine-tune per language on the same FLORES pairs (saved in ``adapters/``)."""
+    for row in steered_rows(cfg.methods):
+        if row.kind == "adapter":
+            for lang in cfg.langs:
+                _steering(model, cfg, root, lang, row)
 
 
 def table_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     """XCOPA test items: every baseline and steered row, and English damage, per language."""
     for lang in cfg.langs:
-        best = selected(root, lang)
-        runs: list[tuple[str, str, SteeringVector | None, float]] = [
-            (b, b, None, 0.0) for b in BASELINE_ROWS
-        ]
-        for method in cfg.methods:
-            v = _vector(model, cfg, root, lang, method)
-            for row in steered_rows((method,)):  # with ``<method>_scaled`` where SCALED
-                runs.append((row.name, "basic", v, strength(v, row, best["strength"])))
-        v = _vector(model, cfg, root, lang, "mean_diff")
+        runs: list[tuple[str, str, Steering]] = [(b, b, Steering()) for b in BASELINE_ROWS]
+        runs += [(row.name, "basic", _steering(model, cfg, root, lang, row))
+                 for row in steered_rows(cfg.methods)]  # fmt: skip
         runs.append(
-            ("english_damage", "translate_test", v, strength(v, Row("mean_diff"), best["strength"]))
-        )
-        for tag, baseline, vector, alpha in runs:
-            path = root / "eval" / f"{lang}-{tag}.json"
-            evaluate(  # a done cell returns at once; changed settings are an error
-                model,
-                "xcopa",
-                lang,
-                vector=vector,
-                alpha=alpha if vector else 1.0,
-                baseline=baseline,
-                n=cfg.n_test,
-                output=path,
+            (
+                "english_damage",
+                "translate_test",
+                _steering(model, cfg, root, lang, Row("mean_diff")),
             )
+        )
+        for tag, baseline, run in runs:
+            path = root / "eval" / f"{lang}-{tag}.json"
+            with run.applied(model):
+                evaluate(  # a done cell returns at once; changed settings are an error
+                    model,
+                    "xcopa",
+                    lang,
+                    vector=run.vector,
+                    alpha=run.alpha,
+                    baseline=baseline,
+                    n=cfg.n_test,
+                    output=path,
+                )
 
 
 def similarity_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
@@ -116,7 +136,8 @@ def transfer_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
 def lens_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     """The logit lens, base vs steered, on the first study language's FLORES sentences."""
     lang = cfg.langs[0]
-    v = _vector(model, cfg, root, lang, "mean_diff")
-    alpha = strength(v, Row("mean_diff"), selected(root, lang)["strength"])
+    run = _steering(model, cfg, root, lang, Row("mean_diff"))
     prompts = list(load_parallel("flores", lang, n=cfg.n_lens).target)
-    logit_lens(model, prompts, vector=v, alpha=alpha, lang=lang).save(root / "lens.json")
+    logit_lens(model, prompts, vector=run.vector, alpha=run.alpha, lang=lang).save(
+        root / "lens.json"
+    )

@@ -4,11 +4,17 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from interp_steer.analysis import SweepResult, TransferResult
-from repro.page_generation import generation_findings, kl_table, transfer_lines
+from repro.page_generation import (
+    comparison_phrase,
+    generation_findings,
+    kl_table,
+    transfer_lines,
+)
 from repro.page_xcopa import xcopa_findings
-from repro.tables import gains_table, main_table
+from repro.tables import gains_table, kl_tests, main_table, paired_difference
 
 LANGS = ("de", "es", "fr", "ja", "zh")
 
@@ -66,19 +72,19 @@ def test_findings_call_a_task_at_the_floor_only_when_english_is_low():
 
 def test_findings_list_every_row_and_the_trained_vectors_norms():
     acc = {"basic": 2.0, "translate_test": 6.0, "xlt": 8.0, "mse": 2.0, "bipo": 2.0,
-           "bipo_scaled": 10.0}  # fmt: skip
+           "sft": 10.0}  # fmt: skip
     rows = tuple(acc)
     runs = _runs(acc)
-    runs.loc[(runs["row"] == "bipo_scaled") & (runs["lang"] == "de"), "p_value"] = 0.01
-    trained = {"mse": 1.2e-5, "bipo": 3e-6}
+    runs.loc[(runs["row"] == "sft") & (runs["lang"] == "de"), "p_value"] = 0.01
+    trained = {"mse": (1e-6, 1.2e-5), "bipo": (3e-6, 0.014)}
     text = generation_findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, trained)
     first = text.splitlines()[0]
     assert first.startswith("- **MSVAMP.** `basic` 2.0%, `translate_test` 6.0%, `xlt` 8.0%, ")
-    assert "`bipo_scaled` 10.0% (mean over 2 languages, 16 items each)" in first
+    assert "`sft` 10.0% (mean over 2 languages, 16 items each)" in first
     assert "1 of 6 steered runs and 0 of 4 prompting-baseline runs differ" in first
-    assert "- **`mse` as trained** (α = 1) has ‖v‖/‖h‖ ≤ 1.2e-05 and moves a task's " in text
+    assert "- **`mse` as trained** (α = 1) has ‖v‖/‖h‖ from 1.0e-06 to 1.2e-05 over " in text
+    assert "- **`bipo` as trained** (α = 1) has ‖v‖/‖h‖ from 3.0e-06 to 1.4e-02 over " in text
     assert "score by at most 0 points." in text
-    assert "`bipo_scaled` (its direction at the selected strength) is the informative" in text
 
 
 def test_main_and_gains_tables_follow_the_row_order():
@@ -93,9 +99,10 @@ def test_main_and_gains_tables_follow_the_row_order():
 
 def test_kl_table_reads_gen_kl_as_positive_nats_with_a_mean_row(tmp_path):
     assert kl_table(tmp_path) is None
-    cell = lambda v: {"value": -v, "low": -v - 0.1, "high": -v + 0.1, "n": 4, "alpha": 1.0}  # noqa: E731
-    data = {"de": {"basic": cell(0.2), "mean_diff": cell(0.1)},
-            "fr": {"basic": cell(0.4), "mean_diff": cell(0.5)}}  # fmt: skip
+    cell = lambda *kl: {"kl": list(kl), "alpha": 1.0}  # noqa: E731
+    data = {"settings": {"model": "m"},
+            "de": {"basic": cell(0.1, 0.3), "mean_diff": cell(0.1)},
+            "fr": {"basic": cell(0.4), "mean_diff": cell(0.5, 0.5, 0.5)}}  # fmt: skip
     (tmp_path / "gen_kl.json").write_text(json.dumps(data), encoding="utf-8")
     table = kl_table(tmp_path)
     assert list(table["lang"]) == ["de", "fr", "mean"]
@@ -106,14 +113,12 @@ def test_kl_table_reads_gen_kl_as_positive_nats_with_a_mean_row(tmp_path):
 def test_findings_name_the_methods_further_from_english_than_unsteered():
     runs, rows = _runs({"basic": 2.0, "mean_diff": 2.0}), ("basic", "mean_diff")
     kl = pd.DataFrame({"lang": ["de", "mean"], "basic": [0.3, 0.3], "mean_diff": [0.2, 0.2],
-                       "bipo_scaled": [1.9, 1.9]})  # fmt: skip
+                       "bipo": [1.9, 1.9]})  # fmt: skip
     text = generation_findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, {}, kl)
     line = next(x for x in text.splitlines() if "Methods on held-out pairs" in x)
-    assert (
-        "0.300 nats unsteered, `mean_diff` 0.200, `bipo_scaled` 1.900; lowest: `mean_diff`." in line
-    )
-    assert line.endswith("Further from English than unsteered: `bipo_scaled`.")
-    closer = kl.drop(columns="bipo_scaled")
+    assert "0.300 nats unsteered, `mean_diff` 0.200, `bipo` 1.900; lowest: `mean_diff`." in line
+    assert line.endswith("Further from English than unsteered: `bipo`.")
+    closer = kl.drop(columns="bipo")
     text = generation_findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, {}, closer)
     assert "Further" not in text
 
@@ -128,3 +133,38 @@ def test_xcopa_findings_name_the_best_steering_row_only_when_it_beats_basic():
     win = _runs({"basic": 52.0, "translate_test": 62.0, "mean_diff": 55.0, "mse": 52.0})
     text = xcopa_findings(win, rows, levels, {})
     assert "The best steering row on average is `mean_diff` at 55.0% (+3.0 points" in text
+
+
+def test_paired_kl_tests_per_language_and_pooled():
+    rng = np.random.default_rng(0)
+    base = {x: rng.uniform(0.5, 1.5, 40) for x in ("de", "fr")}
+    kl = {
+        "de": {"basic": base["de"], "mean_diff": base["de"] - 0.2, "bipo": base["de"] - 0.3},
+        "fr": {"basic": base["fr"], "mean_diff": base["fr"] - 0.2, "bipo": base["fr"] + 0.1},
+    }
+    tests = kl_tests(kl).set_index(["row", "vs", "lang"])
+    # no sft rows: only the bipo comparisons, each per language and pooled
+    assert list(tests.index) == [
+        (row, vs, lang) for row, vs in (("bipo", "basic"), ("bipo", "mean_diff"))
+        for lang in ("de", "fr", "pooled")
+    ]  # fmt: skip
+    np.testing.assert_allclose(tests.loc[("bipo", "mean_diff", "de"), "diff (nats)"], -0.1)
+    np.testing.assert_allclose(tests.loc[("bipo", "mean_diff", "fr"), "diff (nats)"], 0.3)
+    np.testing.assert_allclose(tests.loc[("bipo", "basic", "pooled"), "diff (nats)"], -0.1)
+    assert tests.loc[("bipo", "basic", "pooled"), "n"] == 80
+    assert tests.loc[("bipo", "basic", "de"), "lower"] == "40/40"
+    assert tests.loc[("bipo", "basic", "de"), "p_value"] < 1e-10
+    # pooled: 40 lower, 40 higher -> the sign test finds nothing
+    assert tests.loc[("bipo", "basic", "pooled"), "p_value"] == 1.0
+    low, high = (
+        float(x) for x in tests.loc[("bipo", "basic", "pooled"), "95% CI"][1:-1].split(",")
+    )
+    assert low <= -0.1 <= high
+    text = comparison_phrase(tests.reset_index(), "bipo", "mean_diff")
+    assert text.startswith("`bipo` − `mean_diff`: +0.100 nats pooled [")
+    assert text.endswith("significantly closer to English in 1 and further in 1 of 2 languages")
+
+
+def test_paired_difference_refuses_empty_groups():
+    with pytest.raises(ValueError, match="at least one pair in every group"):
+        paired_difference([(np.array([]), np.array([]))])

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from interp_steer.analysis import HyperSelection
 from repro import run as study
 from repro.config import BASELINE_ROWS, QUICK, method_rows
 from repro.page import write_results
@@ -36,9 +37,10 @@ def test_quick_study_writes_the_results_page(tmp_path):
     rows = [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith("| ")][1:]
     assert rows == [
         "basic", "translate_test", "self_translate", "xlt", "k_shot",
-        "mean_diff", "pca", "mse", "bipo", "bipo_scaled",
+        "mean_diff", "pca", "mse", "bipo", "sft",
     ]  # fmt: skip
-    assert "`mse` as trained (α = 1) has ‖v‖/‖h‖ ≤" in text
+    assert "`mse` as trained (α = 1) has ‖v‖/‖h‖ from" in text
+    assert "`sft` is a LoRA fine-tune" in text and "scale-aware learning rate" in text
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
         assert (page.parent / link).resolve().is_file() or not (
             figures / "results_sweep.png"
@@ -51,11 +53,27 @@ def test_quick_study_writes_the_results_page(tmp_path):
         *BASELINE_ROWS,
         *method_rows(QUICK.gen_methods),
     ]
-    assert "- **`bipo` as trained** (α = 1) has ‖v‖/‖h‖ ≤" in gen
+    assert "- **`bipo` as trained** (α = 1) has ‖v‖/‖h‖ from" in gen
     assert "EnglishKL on held-out MSVAMP train pairs" in gen and "results_gen_transfer" in gen
     kl = gen.split("### Every method by EnglishKL")[1].split("###")[0]
     assert "| lang | basic | " + " | ".join(method_rows(QUICK.gen_kl_methods)) + " |" in kl
     assert "| mean |" in kl
+    # paired tests on the same pairs: each comparison per language (one here, no pooled row)
+    assert "| row | vs | lang | n | diff (nats) | 95% CI | lower | p_value | sig |" in kl
+    for row, vs in (("bipo", "basic"), ("bipo", "mean_diff"), ("sft", "mean_diff")):
+        assert f"| {row} | {vs} | de | {QUICK.n_gen_kl} |" in kl
+    assert "- **Pair by pair** (KL, sign test p < 0.05). `bipo` − `basic`" in gen
+    assert "### BiPO's learning rate (compared on held-out pairs)" in gen
+    assert "### BiPO's pairing (compared on held-out pairs)" in gen
+    assert "| lr | chosen | ‖v‖ | AdamW rate | select KL | test KL |" in gen
+    assert "| pairing | chosen | ‖v‖ |" in gen
+    chosen = HyperSelection.load(tmp_path / "run" / "gen_bipo_lr.json").best["lr"]
+    bipo = [*(tmp_path / "run").glob("vectors/*-bipo.json"),
+            *(tmp_path / "run").glob("gen_vectors/*-bipo.json")]  # fmt: skip
+    assert len(bipo) == len(QUICK.langs) + len(QUICK.gen_langs)
+    assert {json.loads(p.read_text())["meta"]["hyper"]["lr"] for p in bipo} == {chosen}
+    kl_cells = json.loads((tmp_path / "run" / "gen_kl.json").read_text(encoding="utf-8"))
+    assert len(kl_cells["de"]["bipo"]["kl"]) == QUICK.n_gen_kl
     control = text.split("## Control")[1].split("## Generation")[0]
     assert "| level |" in control and "translate_test" in control
     # resumable: a second run reuses every evaluation file
@@ -64,6 +82,9 @@ def test_quick_study_writes_the_results_page(tmp_path):
              *(run / "control" / "eval").glob("*.json")]  # fmt: skip
     before = {p: p.stat().st_mtime_ns for p in files}
     assert len(list((run / "eval").glob("*.json"))) == len(QUICK.langs) * 11
+    assert {p.name for p in (run / "adapters").glob("*.safetensors")} == {
+        f"{lang}-sft.safetensors" for lang in QUICK.langs
+    }
     # MSVAMP and MGSM: every baseline and steered row; forcing: basic and the steered rows
     steered = len(method_rows(QUICK.gen_methods))
     per_lang = 2 * (len(BASELINE_ROWS) + steered) + 1 + steered
@@ -84,12 +105,12 @@ def test_quick_study_writes_the_results_page(tmp_path):
     )
     assert before == {p: p.stat().st_mtime_ns for p in files}
     # an interrupted generation table: the page shows the rows that are complete
-    for path in (run / "gen_eval").glob("*-bipo*.json"):
+    for path in (run / "gen_eval").glob("*-sft.json"):
         path.unlink()
     write_results(run, page=page, figures=figures)
     gen = page.read_text(encoding="utf-8").split("## Generation tasks")[1]
     summary = gen.split("Mean over languages")[1].split("###")[0]
-    assert "| bipo" not in summary and "| mse |" in summary
+    assert "| sft" not in summary and "| bipo |" in summary
     # changed settings: a saved cell is not silently kept, the run stops and names it
     changed = (
         r"msvamp-de-basic.json holds a result of 2 items \(complete, n=2\) "
@@ -111,3 +132,17 @@ def test_an_interrupted_study_still_records_its_compute(tmp_path, tiny, monkeypa
     record = json.loads((tmp_path / "study.json").read_text(encoding="utf-8"))
     assert record["note"] == "x" and list(record["timings_s"]) == ["sweep"]
     assert record["compute_s"]["sweep"] >= 1.05
+
+
+def test_stages_run_alone_in_the_order_given(tmp_path, tiny, monkeypatch, capsys):
+    ran = []
+    fake = tuple((name, lambda model, cfg, root, name=name: ran.append(name))
+                 for name, _ in study.STAGES)  # fmt: skip
+    monkeypatch.setattr(study, "STAGES", fake)
+    study.run_study(tmp_path, QUICK, model=tiny, stages=("gen_sweep", "sweep"))
+    assert ran == ["gen_sweep", "sweep"]
+    record = json.loads((tmp_path / "study.json").read_text(encoding="utf-8"))
+    assert list(record["timings_s"]) == ["gen_sweep", "sweep"]
+    with pytest.raises(ValueError, match=r"unknown stage\(s\) \['nope'\]; expected some of"):
+        study.run_study(tmp_path, QUICK, model=tiny, stages=("nope",))
+    assert ran == ["gen_sweep", "sweep"]  # nothing ran

@@ -16,10 +16,10 @@ import pytest
 from interp_steer.data import load_parallel
 from interp_steer.storage import RunLockedError, SettingsError
 from repro import run as study
-from repro.config import QUICK
+from repro.config import HYPER, QUICK
 from repro.generation import gen_kl
 from repro.page_generation import kl_table
-from repro.vectors import fit_saved
+from repro.vectors import fit_adapter_saved, fit_saved
 from repro.xcopa import similarity_stage
 
 
@@ -28,13 +28,13 @@ def saved(tiny, tmp_path):
     """A mean_diff vector for it at layer 1, saved as the study saves it."""
     path = tmp_path / "vectors" / "it-mean_diff"
     corpus = load_parallel("flores", "it", n=4)
-    vector = fit_saved(tiny, QUICK, path, corpus, layer=1, method="mean_diff")
+    vector = fit_saved(tiny, path, corpus, layer=1, method="mean_diff")
     return path, corpus, vector
 
 
 def test_fit_saved_reuses_a_vector_of_the_same_settings(tiny, saved):
     path, corpus, vector = saved
-    again = fit_saved(tiny, QUICK, path, corpus, layer=1, method="mean_diff")
+    again = fit_saved(tiny, path, corpus, layer=1, method="mean_diff")
     assert again.direction.equal(vector.direction)
 
 
@@ -55,20 +55,22 @@ def test_fit_saved_refuses_a_vector_of_other_settings(tiny, saved, change, named
         dataset, lang, n = spec.pop("corpus")
         corpus = load_parallel(dataset, lang, n=n)
     with pytest.raises(SettingsError, match="holds a vector with different settings") as err:
-        fit_saved(tiny, QUICK, path, corpus, **spec)
+        fit_saved(tiny, path, corpus, **spec)
     assert named in err.value.changes
 
 
-def test_fit_saved_checks_the_hyper_parameters_of_a_trained_vector(tiny, tmp_path):
+def test_fit_saved_checks_the_hyper_parameters_of_a_trained_vector(tiny, tmp_path, monkeypatch):
     path, corpus = tmp_path / "vectors" / "it-mse", load_parallel("flores", "it", n=4)
-    fit_saved(tiny, QUICK, path, corpus, layer=1, method="mse")
+    fit_saved(tiny, path, corpus, layer=1, method="mse")
     vector = json.loads(path.with_suffix(".json").read_text())
     assert vector["meta"]["hyper"]["solver"] == "adamw"
     path_bipo = tmp_path / "vectors" / "it-bipo"
-    fit_saved(tiny, QUICK, path_bipo, corpus, layer=1, method="bipo")
-    with pytest.raises(SettingsError, match=r"hyper\.warmup_steps: 0 → 3"):
-        fit_saved(tiny, replace(QUICK, bipo_warmup_steps=3), path_bipo, corpus, layer=1,
-                  method="bipo")  # fmt: skip
+    fit_saved(tiny, path_bipo, corpus, layer=1, method="bipo")
+    hyper = json.loads(path_bipo.with_suffix(".json").read_text())["meta"]["hyper"]
+    assert {k: hyper[k] for k in HYPER["bipo"]} == HYPER["bipo"]  # trained as the paper does
+    monkeypatch.setitem(HYPER, "bipo", {**HYPER["bipo"], "warmup_steps": 3})
+    with pytest.raises(SettingsError, match=r"hyper\.warmup_steps: 100 → 3"):
+        fit_saved(tiny, path_bipo, corpus, layer=1, method="bipo")
 
 
 def test_the_similarity_stage_refuses_a_saved_result_of_other_settings(tiny, tmp_path):
@@ -110,20 +112,20 @@ def test_study_json_keeps_the_config_of_its_files_when_a_run_fails(tmp_path, tin
 
 
 def test_kl_table_leaves_out_the_settings_of_gen_kl(tmp_path):
-    cell = {"value": -0.2, "low": -0.3, "high": -0.1, "n": 4, "alpha": 0.0}
-    data = {"settings": {"model": "tiny", "evaluator": {"n": 4}}, "de": {"basic": cell}}
+    cell = {"kl": [0.2, 0.3], "alpha": 1.0}
+    data = {"settings": {"model": "tiny", "pairs": {"n": 2}}, "de": {"basic": cell}}
     (tmp_path / "gen_kl.json").write_text(json.dumps(data), encoding="utf-8")
     assert list(kl_table(tmp_path)["lang"]) == ["de", "mean"]
 
 
-def test_gen_kl_refuses_cells_of_another_evaluator(tiny, tmp_path):
-    old = {"settings": {"model": "tiny", "evaluator": {"n": 99}}, "de": {}}
+def test_gen_kl_refuses_cells_of_other_pairs(tiny, tmp_path):
+    old = {"settings": {"model": "tiny", "pairs": {"n": 99}}, "de": {}}
     (tmp_path / "gen_kl.json").write_text(json.dumps(old), encoding="utf-8")
     with pytest.raises(SettingsError, match=r"gen_kl\.json holds a run") as err:
         gen_kl(tiny, QUICK, tmp_path)
-    assert f"evaluator.n: 99 → {QUICK.n_gen_select}" in err.value.changes
+    assert f"pairs.n: 99 → {QUICK.n_gen_kl}" in err.value.changes
     (tmp_path / "gen_kl.json").write_text(json.dumps({"de": {}}), encoding="utf-8")  # no record
-    with pytest.raises(SettingsError, match=r"evaluator\.n: \(none\) → 4"):
+    with pytest.raises(SettingsError, match=r"pairs\.n: \(none\) → 4"):
         gen_kl(tiny, QUICK, tmp_path)
 
 
@@ -148,3 +150,15 @@ def test_a_study_folder_in_use_by_another_process_is_refused(tmp_path):
     finally:
         release.touch()
         proc.wait(timeout=60)
+
+
+def test_fit_adapter_saved_reuses_an_adapter_of_the_same_pairs_only(tiny, tmp_path):
+    path, corpus = tmp_path / "adapters" / "it-sft", load_parallel("flores", "it", n=3)
+    adapter = fit_adapter_saved(tiny, path, corpus)
+    written = path.with_suffix(".safetensors").stat().st_mtime_ns
+    again = fit_adapter_saved(tiny, path, corpus)  # read back, not trained again
+    assert path.with_suffix(".safetensors").stat().st_mtime_ns == written
+    assert again.checksum == adapter.checksum and again.meta == adapter.meta
+    with pytest.raises(SettingsError, match="holds a LoRA adapter") as err:
+        fit_adapter_saved(tiny, path, load_parallel("flores", "sw", n=3))
+    assert "lang: 'it' → 'sw'" in err.value.changes
