@@ -262,10 +262,10 @@ def gen_kl(model: Any, cfg: StudyConfig, root: Path) -> None:
         table = json.loads(path.read_text(encoding="utf-8"))
         require_settings(path, table.get("settings", {}), settings,
                          hint="use another run folder, or delete the file")  # fmt: skip
-    for lang in cfg.gen_langs:
-        cells = table.setdefault(lang, {})
-        pairs = kl_pairs(cfg, lang)
-        for row in (Row("basic"), *steered_rows(cfg.gen_kl_methods)):
+    pairs = {lang: kl_pairs(cfg, lang) for lang in cfg.gen_langs}
+    for row in (Row("basic"), *steered_rows(cfg.gen_kl_methods)):  # a row in every language
+        for lang in cfg.gen_langs:  # before the next: the vectors' rows before sft's training
+            cells = table.setdefault(lang, {})
             run = Steering() if row.baseline else _steering(model, cfg, root, lang, row)
             if row.name in cells:
                 if cells[row.name].get("alpha") != run.alpha:
@@ -276,7 +276,7 @@ def gen_kl(model: Any, cfg: StudyConfig, root: Path) -> None:
                     )  # fmt: skip
                 continue
             with run.applied(model):
-                kl = english_kl(model, pairs, vector=run.vector, alpha=run.alpha,
+                kl = english_kl(model, pairs[lang], vector=run.vector, alpha=run.alpha,
                                 template=MATH_TEMPLATE, progress=False)  # fmt: skip
             cells[row.name] = {"kl": [float(x) for x in kl], "alpha": run.alpha}
             atomic_write_json(path, table)
