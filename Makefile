@@ -60,6 +60,8 @@ fast: setup
 # second, smaller venv (torch first, as above). The fast tests (the HookedTransformer cases
 # of tests/models/test_hooked.py included), then the real-model tests of steering,
 # fitting, evaluation and the lens, and the bridge-vs-HookedTransformer check on gemma-3-270m.
+# The `saelens` extra (sae-lens==6.54.12, about 20 s more) lets tests/steering/
+# test_sae_interop.py and notebook 06 build a real SAELens SAE; torch/TL/transformers stay.
 REAL39 = tests/models/test_hooked.py tests/steering/test_intervention.py \
   tests/fitting/test_fit.py tests/evaluation/test_harness.py tests/analysis/test_lens.py
 
@@ -67,7 +69,7 @@ $(VENV39)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV39)
 	$(BIN39)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN39)/pip install --quiet --disable-pip-version-check transformer-lens==3.9.0
-	$(BIN39)/pip install --quiet --disable-pip-version-check -e '.[models,dev]'
+	$(BIN39)/pip install --quiet --disable-pip-version-check -e '.[models,dev,saelens]'
 	touch $@
 
 test-tl39: $(VENV39)/.installed
@@ -85,6 +87,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_fitting.py
 	$(BIN)/python benchmarks/bench_evaluation.py
 	$(BIN)/python benchmarks/bench_analyses.py
+	$(BIN)/python benchmarks/bench_lens.py
 	$(BIN)/python benchmarks/bench_peers.py
 
 # The paper's study on gemma-3-270m (resumable; hours on 2 cores, see study.json): docs/results.md + figures/
@@ -97,9 +100,11 @@ notebook: setup
 	$(BIN)/python -m ipykernel install --user --name interp-steer --display-name "interp_steer (.venv)"
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# Re-run the notebooks on gemma-3-270m and keep their outputs (what GitHub shows; ~30 min).
-notebooks-outputs: setup
+# Re-run the notebooks on gemma-3-270m and keep their outputs (what GitHub shows; ~30 min);
+# 06 (SAELens, which needs TransformerLens < 4) runs in the TL 3.9 venv.
+notebooks-outputs: setup $(VENV39)/.installed
 	$(BIN)/python notebooks/execute.py
+	$(BIN39)/python notebooks/execute.py 06
 
 clean:
 	rm -rf $(VENV) $(VENV39) build

@@ -13,7 +13,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any, Final, Literal, TypeVar, get_args
 
-Method = Literal["mean_diff", "pca", "mse", "bipo"]
+Method = Literal["mean_diff", "pca", "mse", "bipo", "lda", "probe", "lowrank"]
 """A built-in fitting method (:data:`~interp_steer.fitting.METHODS` holds their functions)."""
 
 METHOD_NAMES: tuple[str, ...] = get_args(Method)
@@ -71,10 +71,10 @@ _T = TypeVar("_T")
 def check_choice(what: str, value: _T, choices: Sequence[_T]) -> _T:
     """Return ``value`` if it is one of ``choices``, else raise one clear ``ValueError``.
 
-    >>> check_choice("method", "pcaa", METHOD_NAMES)
+    >>> check_choice("method", "pcaa", METHOD_NAMES)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: method must be one of ('mean_diff', 'pca', 'mse', 'bipo'), got 'pcaa'
+    ValueError: method must be one of ('mean_diff', 'pca', 'mse', ..., 'lowrank'), got 'pcaa'
     """
     if value not in choices:
         raise ValueError(f"{what} must be one of {tuple(choices)}, got {value!r}")

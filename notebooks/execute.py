@@ -1,7 +1,11 @@
 """Run every teaching notebook on the default real model and commit it with its outputs.
 
-    python notebooks/execute.py            # all five, gemma-3-270m (tens of minutes on 2 cores)
+    python notebooks/execute.py            # all of them, gemma-3-270m (tens of minutes on 2 cores)
     python notebooks/execute.py 03         # the notebooks whose names start with 03
+    .venv-tl39/bin/python notebooks/execute.py 06   # 06 needs SAELens: the TL 3.9 venv
+
+The kernel is the Python running this script (Jupyter's ``python3`` kernel starts
+``sys.executable``), so the interpreter you call it with decides the environment.
 
 A reader on GitHub then sees real outputs without running anything: each figure is kept
 as a PNG (which GitHub shows) beside Plotly's interactive JSON (which JupyterLab shows),
@@ -12,6 +16,7 @@ checks all of that, and still runs every notebook in FAST mode on the tiny model
 
 import argparse
 import datetime as dt
+import importlib.util
 import os
 import sys
 import time
@@ -23,6 +28,7 @@ from nbclient import NotebookClient
 HERE = Path(__file__).resolve().parent
 PLOTLY = "application/vnd.plotly.v1+json"
 MAX_BYTES = 3_000_000  # per notebook: interactive JSON is dropped from figures beyond this
+NEEDS = {"06_saelens.ipynb": "sae_lens"}  # SAELens pins transformer-lens<4: .venv-tl39 only
 
 
 def execute(path: Path, timeout: int) -> None:
@@ -71,9 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print("no notebook matches", args.prefixes, file=sys.stderr)
         return 2
+    missing = [p for p in paths if p.name in NEEDS and not importlib.util.find_spec(NEEDS[p.name])]
+    for path in missing:
+        print(
+            f"skipped {path.name}: needs {NEEDS[path.name]}; run it with "
+            f".venv-tl39/bin/python notebooks/execute.py {path.name[:2]}",
+            file=sys.stderr,
+        )
     for path in paths:
-        execute(path, args.timeout)
-    return 0
+        if path not in missing:
+            execute(path, args.timeout)
+    return 2 if missing and args.prefixes else 0
 
 
 if __name__ == "__main__":

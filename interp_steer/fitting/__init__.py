@@ -1,4 +1,4 @@
-"""Fitting steering vectors from parallel texts: mean difference, PCA, MSE, BiPO; SFT (LoRA)."""
+"""Fitting steering vectors: mean difference, PCA, MSE, LDA, probe, low-rank, BiPO; SFT (LoRA)."""
 
 from interp_steer.fitting.bipo import (
     BipoStep,
@@ -10,9 +10,12 @@ from interp_steer.fitting.bipo import (
 )
 from interp_steer.fitting.directions import (
     alignment_metrics,
+    lda_direction,
+    lowrank_direction,
     mean_diff_direction,
     mse_direction,
     pca_direction,
+    probe_direction,
 )
 from interp_steer.fitting.fit import (
     METHODS,
@@ -39,10 +42,13 @@ __all__ = [
     "fit_lora",
     "fit_vector",
     "fit_vectors",
+    "lda_direction",
+    "lowrank_direction",
     "mean_diff_direction",
     "mse_direction",
     "pca_direction",
     "preference_texts",
+    "probe_direction",
     "register_method",
     "sft_loss",
 ]

@@ -38,9 +38,12 @@ from interp_steer.data.parallel import CorpusLike, ParallelCorpus
 from interp_steer.fitting.bipo import bipo_direction
 from interp_steer.fitting.directions import (
     alignment_metrics,
+    lda_direction,
+    lowrank_direction,
     mean_diff_direction,
     mse_direction,
     pca_direction,
+    probe_direction,
 )
 from interp_steer.models.backend import Model, weight_basis
 from interp_steer.models.batching import context_tokens
@@ -101,6 +104,9 @@ for _builtin in (
     Method("pca", pca_direction),
     Method("mse", mse_direction),
     Method("bipo", bipo_direction, needs_model=True),
+    Method("lda", lda_direction),
+    Method("probe", probe_direction),
+    Method("lowrank", lowrank_direction),
 ):
     register_method(_builtin)
 
@@ -116,7 +122,7 @@ def resolve_method(method: str | Method | Callable[..., Any]) -> Method:
     >>> resolve_method("nope")
     Traceback (most recent call last):
     ...
-    ValueError: unknown method 'nope'; valid methods: mean_diff, pca, mse, bipo
+    ValueError: unknown method 'nope'; valid methods: mean_diff, pca, mse, bipo, lda, probe, lowrank
     """
     if isinstance(method, Method):
         return method
@@ -155,8 +161,9 @@ def fit_vector(
         layer: The block whose ``hook_resid_post`` the vector is for.
         lang: The language of the target texts, for data that does not say (pairs, lists);
             the vector's ``source_lang``. None: the data's own, else unknown (None).
-        method: A registered name (``"mean_diff"``, ``"pca"``, ``"mse"``, ``"bipo"``), a
-            :class:`Method`, or a function of pooled activations ``(h_en, h_tgt, **hyper)``.
+        method: A registered name (``"mean_diff"``, ``"pca"``, ``"mse"``, ``"bipo"``,
+            ``"lda"``, ``"probe"``, ``"lowrank"``), a :class:`Method`, or a function of
+            pooled activations ``(h_en, h_tgt, **hyper)``.
         pooling: How each text's tokens are pooled: ``"mean"`` (the mean over real tokens,
             BOS excluded; suits a vector added at every position) or ``"last"``.
         exclude_bos: Leave a leading BOS token out of mean pooling and norm statistics.
@@ -165,7 +172,8 @@ def fit_vector(
         progress: Progress bars (passed on to methods that take ``progress``); ``None``
             follows :func:`~interp_steer.progress.set_progress`.
         **hyper: The method's hyper-parameters (e.g. ``solver="adamw"`` for ``"mse"``,
-            ``beta=0.1`` for ``"bipo"``); unknown names raise ``ValueError``.
+            ``beta=0.1`` for ``"bipo"``, ``k=8`` for ``"lowrank"``); unknown names raise
+            ``ValueError``.
 
     Returns:
         The vector, CPU float32, with provenance and fit metrics in ``meta``.

@@ -1,4 +1,8 @@
-"""The intervention: add steering vectors to the residual stream inside a context manager.
+"""The intervention: steer the residual stream along a vector inside a context manager.
+
+The :data:`Operator` says what is done at each steered position: ``"add"`` adds
+``alpha * v`` (the default), ``"ablate"`` projects the direction out, ``"rotate"`` turns the
+residual towards it by an angle keeping its norm, ``"clamp"`` sets its component along it.
 
 ``steer`` is built on the model's own ``hooks()`` context, so TransformerLens removes the
 hooks in its ``finally`` block: nothing is left on the model after the ``with`` block,
@@ -12,8 +16,8 @@ while the block runs), never from the tokens: the same vector acts identically o
 cache, two calls are two prompts whatever their tokens, and pad positions of a left-padded
 batch are never touched.
 
-The vector is added in float32 (or the residual's own wider type) and cast back, so a
-bfloat16 or float16 model gets the same addition as a float32 one. A term
+Every operator computes in float32 (or the residual's own wider type) and casts back, so
+a bfloat16 or float16 model gets the same arithmetic as a float32 one. A term
 ``alpha * vector`` that does not fit the model's dtype is refused before anything runs,
 and a steered residual or output that turns NaN or infinite raises
 :class:`NonFiniteError` (at the next forward call or at the end of the block: the check
@@ -25,7 +29,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -37,6 +41,23 @@ from interp_steer.steering.vectors import SteeringVector, check_hook
 from interp_steer.types import Direction, Mask, Residual
 
 _OUTPUT = "output"  # the model's logits, for _Health
+
+Operator = Literal["add", "ablate", "rotate", "clamp"]
+"""What :func:`steer` does to the residual ``h`` at each steered position, with
+``u = v / ‖v‖`` and ``c = h · u`` (``alpha`` scales every one; ``alpha=0`` is the identity):
+
+* ``"add"``: ``h + alpha · v`` (the vector's norm matters);
+* ``"ablate"``: ``h − alpha · c · u`` (``alpha=1`` removes the component along ``u``);
+* ``"rotate"``: turn ``h`` in the plane of ``h`` and ``u`` towards ``u`` by
+  ``alpha · angle`` degrees (negative: away from it), never past ``u`` (or ``−u``); the
+  norm ``‖h‖`` is unchanged, and a residual parallel to ``u`` (or zero) stays as it is;
+* ``"clamp"``: ``h + alpha · (value − c) · u`` (``alpha=1`` sets the component to ``value``).
+
+Only ``"add"`` depends on the vector's norm; the others use its direction.
+"""
+
+OPERATORS: tuple[str, ...] = get_args(Operator)
+"""Every :data:`Operator`, ``"add"`` first."""
 
 
 class BasisWarning(UserWarning):
@@ -231,6 +252,80 @@ def _terms(
     return terms
 
 
+def _units(vectors: Sequence[SteeringVector], operator: str) -> dict[str, tuple[int, torch.Tensor]]:
+    """``hook name -> (layer, unit direction)`` in float32, for an operator other than add."""
+    units: dict[str, tuple[int, torch.Tensor]] = {}
+    for vector in vectors:
+        if vector.hook_name in units:
+            raise ValueError(
+                f"operator={operator!r} acts along one direction per hook point, got several "
+                f"vectors at {vector.hook_name}; combine them into one first (v1 + v2)"
+            )
+        d = vector.direction.detach().double()
+        norm = float(d.norm())
+        if not norm > 0:
+            raise ValueError(f"operator={operator!r} needs a non-zero vector (its direction)")
+        units[vector.hook_name] = (vector.layer, (d / norm).float())
+    return units
+
+
+def _operate(
+    h: torch.Tensor, u: torch.Tensor, operator: str, alpha: float, angle: float, value: float
+) -> torch.Tensor:
+    """Apply a non-add :data:`Operator` to ``h`` (``[..., d_model]``) along the unit ``u``."""
+    if alpha == 0 or (operator == "rotate" and angle == 0):
+        return h
+    c = h @ u
+    if operator == "ablate":
+        return h - (alpha * c).unsqueeze(-1) * u
+    if operator == "clamp":
+        return h + (alpha * (value - c)).unsqueeze(-1) * u
+    # rotate: (c, p) -> the 2-D rotation by theta in the plane of u and h's part off u
+    theta = math.radians(alpha * angle)
+    perp = h - c.unsqueeze(-1) * u
+    p = perp.norm(dim=-1)
+    new_c = c * math.cos(theta) + p * math.sin(theta)
+    new_p = p * math.cos(theta) - c * math.sin(theta)
+    past = new_p < 0  # would turn past u (theta > 0) or past -u (theta < 0): stop there
+    new_c = torch.where(past, math.copysign(1.0, theta) * h.norm(dim=-1), new_c)
+    new_p = torch.where(past, torch.zeros_like(new_p), new_p)
+    off_u = p > 0  # h parallel to u (or zero): no plane to turn in, h stays as it is
+    scale = torch.where(off_u, new_p / torch.where(off_u, p, torch.ones_like(p)), 0.0)
+    out = new_c.unsqueeze(-1) * u + scale.unsqueeze(-1) * perp
+    return torch.where(off_u.unsqueeze(-1), out, h)
+
+
+def _check_operator(
+    operator: str, alpha: float, angle: float | None, value: float | None, dtype: torch.dtype
+) -> tuple[float, float]:
+    """Validate the operator's own arguments; return ``(angle, value)`` with 0 for unused."""
+    check_choice("operator", operator, OPERATORS)
+    needs = {"angle": ("rotate", "degrees"), "value": ("clamp", "residual units along v/‖v‖")}
+    for name, given in (("angle", angle), ("value", value)):
+        owner, unit = needs[name]
+        if given is None:
+            if operator == owner:
+                raise ValueError(f"operator={owner!r} needs {name}= (a number, in {unit})")
+            continue
+        if operator != owner:
+            raise ValueError(f"{name} is for operator={owner!r} only, got operator={operator!r}")
+        if isinstance(given, bool) or not isinstance(given, int | float):
+            raise ValueError(f"{name} must be a finite number, got {given!r}")
+        if not math.isfinite(given):
+            raise ValueError(f"{name} must be a finite number, got {given!r}")
+    if operator == "rotate" and angle is not None and not abs(alpha * angle) <= 180:
+        raise ValueError(
+            f"alpha * angle must lie in [-180, 180] degrees, got {alpha:g} * {angle:g}"
+        )
+    limit = torch.finfo(dtype).max if dtype.is_floating_point else math.inf
+    if operator == "clamp" and value is not None and not abs(alpha * value) <= limit:
+        raise NonFiniteError(
+            f"value={value:g} with alpha={alpha:g} is beyond what "
+            f"{str(dtype).removeprefix('torch.')} holds ({limit:.3g}); use a smaller value"
+        )
+    return float(angle or 0.0), float(value or 0.0)
+
+
 @contextmanager
 def steer(
     model: Model,
@@ -238,28 +333,48 @@ def steer(
     *,
     alpha: float = 1.0,
     positions: Positions = "all",
+    operator: Operator = "add",
+    angle: float | None = None,
+    value: float | None = None,
 ) -> Iterator[Model]:
-    """Add ``alpha * vector`` to the residual stream while the ``with`` block runs.
+    """Steer the residual stream along ``vector`` while the ``with`` block runs.
+
+    By default adds ``alpha * vector``; ``operator`` picks another :data:`Operator`. Every
+    operator acts only at the positions ``positions`` selects, never on pads, computes in
+    float32 on bfloat16/float16 models, and is a function of each position's residual
+    alone, so generation with and without the KV cache agree.
 
     Args:
         model: The model to steer (a ``TransformerBridge``, or a ``HookedTransformer`` on
             TransformerLens 3.x); it is not modified.
-        vectors: One vector, or several (e.g. at several layers; vectors sharing a hook
-            point are summed).
-        alpha: Strength. ``0`` leaves the model exactly as it is.
+        vectors: One vector, or several (e.g. at several layers; for ``"add"``, vectors
+            sharing a hook point are summed; the other operators take one per hook point).
+        alpha: Strength of the operator. ``0`` leaves the model exactly as it is; ``1`` is
+            the full operator (``"ablate"``: the whole component removed; ``"rotate"``: the
+            whole ``angle``; ``"clamp"``: the component set to ``value``).
         positions: ``"all"`` (every prompt and generated token, the paper's setting),
             ``"prompt"``, ``"generated"`` or ``"last"`` (the last prompt token).
             Pad positions are never steered.
+        operator: ``"add"`` (``h + alpha v``), ``"ablate"``, ``"rotate"`` or ``"clamp"``
+            (see :data:`Operator`).
+        angle: ``"rotate"`` only (and required there): degrees towards ``v`` (negative:
+            away from it); ``alpha * angle`` must lie in [-180, 180].
+        value: ``"clamp"`` only (and required there): the component ``h · v / ‖v‖`` to set,
+            in residual units (e.g. the English mean projection a fitted vector records,
+            ``v.meta["metrics"]["proj_english"]``).
 
     Yields:
         The model, for convenience.
 
     Raises:
-        ValueError: a vector does not fit the model, or ``alpha``/``positions`` is invalid.
+        ValueError: a vector does not fit the model, ``alpha``/``positions``/``operator`` is
+            invalid, ``angle``/``value`` is missing or given to the wrong operator, or a
+            non-``"add"`` operator gets a zero vector or two vectors at one hook point.
             Nothing is registered in that case.
-        NonFiniteError: ``alpha * vector`` does not fit the model's dtype (raised before
-            anything is registered), or a steered residual or the model's output turned NaN
-            or infinite (raised at the next forward call or when the block ends).
+        NonFiniteError: ``alpha * vector`` (or ``alpha * value``) does not fit the model's
+            dtype (raised before anything is registered), or a steered residual or the
+            model's output turned NaN or infinite (raised at the next forward call or when
+            the block ends).
 
     >>> from interp_steer import load_model
     >>> model = load_model("tiny")
@@ -276,6 +391,9 @@ def steer(
     Traceback (most recent call last):
     ...
     interp_steer.steering.intervention.NonFiniteError: alpha=1e+300 at layer 1 ... float32 ...
+    >>> with steer(model, v, operator="rotate", angle=30.0):  # norms kept, output changed
+    ...     torch.equal(model("Hallo Welt"), base)
+    False
     """
     vector_list = [vectors] if isinstance(vectors, SteeringVector) else list(vectors)
     if not vector_list:
@@ -287,19 +405,23 @@ def steer(
         raise ValueError(f"alpha must be a finite number, got {alpha!r}")
 
     dtype = model_dtype(model)
-    terms = _terms(vector_list, alpha, dtype)
+    angle_deg, clamp_to = _check_operator(operator, alpha, angle, value, dtype)
+    adds = operator == "add"
+    terms = _terms(vector_list, alpha, dtype) if adds else _units(vector_list, operator)
     tracker = _PositionTracker(positions)
     health = _Health()
-    where = f"with alpha={alpha:g} ({str(dtype).removeprefix('torch.')})"
+    how = "" if adds else f"operator={operator!r}, "
+    how += {"rotate": f"angle={angle_deg:g}, ", "clamp": f"value={clamp_to:g}, "}.get(operator, "")
+    where = f"with {how}alpha={alpha:g} ({str(dtype).removeprefix('torch.')})"
+    hint = "use a smaller value" if operator == "clamp" else "use a smaller alpha"
     layers = ", ".join(str(layer) for layer, _ in terms.values())
     problems = {
-        name: f"steering at layer {layer} {where} made the residual stream NaN or infinite; "
-        "use a smaller alpha"
+        name: f"steering at layer {layer} {where} made the residual stream NaN or infinite; " + hint
         for name, (layer, _) in terms.items()
     }
     problems[_OUTPUT] = (
         f"the model's output turned NaN or infinite under steering at layer {layers} {where}; "
-        "use a smaller alpha"
+        + hint
     )
 
     def make_hook(name: str, term: Direction) -> Any:
@@ -309,9 +431,15 @@ def steer(
             add = placed.get(resid.device)
             if add is None:
                 add = placed[resid.device] = term.to(resid.device)
-            wide = torch.promote_types(resid.dtype, torch.float32)  # bf16/fp16 add in float32
+            wide = torch.promote_types(resid.dtype, torch.float32)  # bf16/fp16 work in float32
             mask = tracker.mask
-            if mask is None or mask.shape != resid.shape[:2]:
+            if mask is not None and mask.shape != resid.shape[:2]:
+                mask = None  # steer every position
+            if not adds:  # `add` holds the unit direction; untouched positions stay bit-equal
+                new = _operate(resid.to(wide), add.to(wide), operator, alpha, angle_deg, clamp_to)
+                new = new.to(resid.dtype)
+                out = new if mask is None else torch.where(mask.unsqueeze(-1), new, resid)
+            elif mask is None:
                 out = (resid.to(wide) + add).to(resid.dtype)
             else:
                 out = (resid.to(wide) + mask.unsqueeze(-1).to(wide) * add).to(resid.dtype)
@@ -352,5 +480,7 @@ def steer(
 __all__ = [
     "BasisWarning",
     "NonFiniteError",
+    "OPERATORS",
+    "Operator",
     "steer",
 ]
