@@ -26,6 +26,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
+import safetensors
+import safetensors.numpy
+import safetensors.torch
 
 PathLike = str | os.PathLike[str]
 
@@ -411,6 +414,44 @@ class SettingsError(ValueError):
         return f"{self.where} holds {self.what} with different settings ({changed}); {hint}"
 
 
+def read_safetensors(
+    path: PathLike, *, what: str, framework: str = "pt"
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The header (string metadata) and tensors of a safetensors file, or one clear error.
+
+    ``framework``: ``"pt"`` (torch tensors) or ``"np"`` (numpy arrays); ``what`` names the
+    file's content in the errors.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: The file is not readable safetensors (truncated or corrupt).
+
+    >>> import tempfile, torch, safetensors.torch
+    >>> path = Path(tempfile.mkdtemp()) / "x.safetensors"
+    >>> safetensors.torch.save_file({"a": torch.ones(2)}, str(path), metadata={"k": "v"})
+    >>> header, tensors = read_safetensors(path, what="demo")
+    >>> header, tensors["a"].tolist()
+    ({'k': 'v'}, [1.0, 1.0])
+    >>> read_safetensors(path.with_name("nothing.safetensors"), what="demo vector")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no demo vector file at ...nothing.safetensors
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise FileNotFoundError(f"no {what} file at {target}")
+    load = safetensors.torch.load_file if framework == "pt" else safetensors.numpy.load_file
+    try:
+        with safetensors.safe_open(str(target), framework=framework) as f:
+            header = dict(f.metadata() or {})
+        tensors = dict(load(str(target)))
+    except (safetensors.SafetensorError, OSError, ValueError) as err:
+        raise ValueError(
+            f"{target} is not a readable safetensors file (truncated or corrupt?): {err}"
+        ) from None
+    return header, tensors
+
+
 def plain_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``settings`` as a JSON file keeps them: tuples as lists, objects by name or fields.
 
@@ -581,6 +622,7 @@ __all__ = [
     "package_version",
     "plain_settings",
     "read_result",
+    "read_safetensors",
     "require_settings",
     "run_lock",
     "write_result",

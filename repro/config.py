@@ -19,6 +19,7 @@ __all__ = [
     "SFT_NOTE",
     "STUDY",
     "Row",
+    "RowKind",
     "StudyConfig",
     "method_rows",
     "steered_rows",
@@ -58,6 +59,7 @@ SFT_NOTE = (
 """How the pages describe the ``sft`` row."""
 
 RowKind = Literal["baseline", "vector", "adapter"]
+"""What a row runs with: nothing (a baseline), a steering vector, or a LoRA adapter."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ by :func:`repro.run.run_study`; files land in the study's run folder (``gen_swee
 ``gen_vectors/``, ``gen_adapters/``, ``gen_eval/``, ``gen_transfer*``, ``gen_kl.json``).
 """
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from interp_steer.data import ParallelCorpus, available_languages, load_parallel
 from interp_steer.evaluation import evaluate
 from interp_steer.storage import SettingsError, atomic_write_json, require_settings
 from repro.config import BASELINE_ROWS, HYPER, Row, StudyConfig, steered_rows
-from repro.vectors import Steering, bipo_lr, gen_selected, shared_cell, steering
+from repro.vectors import Steering, bipo_lr, fit_rows, gen_selected, shared_cell, steering
 
 __all__ = [
     "GEN_ORDER",
@@ -161,18 +162,16 @@ def gen_vectors(model: Any, cfg: StudyConfig, root: Path) -> None:
 
     BiPO's training is the slow part (one step per pair); a resumed run reuses saved vectors.
     """
-    for row in steered_rows(cfg.gen_methods):
-        if row.kind == "vector":
-            for lang in cfg.gen_langs:
-                _steering(model, cfg, root, lang, row)
+    fit_rows(
+        functools.partial(_steering, model, cfg, root), cfg.gen_methods, cfg.gen_langs, "vector"
+    )
 
 
 def gen_adapters(model: Any, cfg: StudyConfig, root: Path) -> None:
     """The LoRA fine-tune per language on the vectors' pairs; saved in ``gen_adapters/``."""
-    for row in steered_rows(cfg.gen_methods):
-        if row.kind == "adapter":
-            for lang in cfg.gen_langs:
-                _steering(model, cfg, root, lang, row)
+    fit_rows(
+        functools.partial(_steering, model, cfg, root), cfg.gen_methods, cfg.gen_langs, "adapter"
+    )
 
 
 def gen_rows(cfg: StudyConfig) -> tuple[Row, ...]:

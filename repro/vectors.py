@@ -9,7 +9,7 @@ stops).
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +23,12 @@ from interp_steer.fitting import fit_lora, fit_vector
 from interp_steer.models import model_name
 from interp_steer.steering import LoraAdapter, SteeringVector, alpha_for_ratio, apply_lora
 from interp_steer.storage import atomic_write_json, require_settings
-from repro.config import AS_TRAINED, HYPER, Row
+from repro.config import AS_TRAINED, HYPER, Row, RowKind, steered_rows
 
 __all__ = [
     "Steering",
     "bipo_lr",
+    "fit_rows",
     "fit_adapter_saved",
     "fit_saved",
     "gen_selected",
@@ -212,3 +213,20 @@ def steering(
         hyper["lr"] = bipo_lr(root)
     v = fit_saved(model, path, corpus, layer=layer, method=row.method, hyper=hyper)
     return Steering(vector=v, alpha=strength(v, row, ratio))
+
+
+def fit_rows(
+    fit: Callable[[str, Row], Steering],
+    methods: tuple[str, ...],
+    langs: tuple[str, ...],
+    kind: RowKind,
+) -> None:
+    """Fit (or read back) every row of ``kind`` among ``methods`` in every language.
+
+    ``fit(lang, row)`` is a part's own :func:`steering` call; a stage of fits runs them
+    ahead of the tables, so their compute is timed as a stage of its own.
+    """
+    for row in steered_rows(methods):
+        if row.kind == kind:
+            for lang in langs:
+                fit(lang, row)

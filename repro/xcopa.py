@@ -5,6 +5,7 @@ Each stage takes ``(model, cfg, root)`` and writes into the study's run folder `
 ``transfer*`` and ``lens.json``. :func:`repro.run.run_study` runs them in that order.
 """
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from interp_steer.analysis import (
 from interp_steer.data import load_parallel
 from interp_steer.evaluation import evaluate
 from repro.config import BASELINE_ROWS, Row, StudyConfig, steered_rows
-from repro.vectors import Steering, selected, shared_cell, steering
+from repro.vectors import Steering, fit_rows, selected, shared_cell, steering
 
 __all__ = [
     "adapters_stage",
@@ -59,18 +60,12 @@ def _steering(model: Any, cfg: StudyConfig, root: Path, lang: str, row: Row) -> 
 
 def vectors_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     """Every method's vector per language at the selected layer (saved in ``vectors/``)."""
-    for row in steered_rows(cfg.methods):
-        if row.kind == "vector":
-            for lang in cfg.langs:
-                _steering(model, cfg, root, lang, row)
+    fit_rows(functools.partial(_steering, model, cfg, root), cfg.methods, cfg.langs, "vector")
 
 
 def adapters_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     """The LoRA fine-tune per language on the same FLORES pairs (saved in ``adapters/``)."""
-    for row in steered_rows(cfg.methods):
-        if row.kind == "adapter":
-            for lang in cfg.langs:
-                _steering(model, cfg, root, lang, row)
+    fit_rows(functools.partial(_steering, model, cfg, root), cfg.methods, cfg.langs, "adapter")
 
 
 def table_stage(model: Any, cfg: StudyConfig, root: Path) -> None:

@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.models.adapters import weight_deltas, weights_fingerprint
 from interp_steer.models.loading import model_name
-from interp_steer.storage import atomic_write_group
+from interp_steer.storage import atomic_write_group, read_safetensors
 
 FORMAT = "interp_steer.LoraAdapter"
 FORMAT_VERSION = "1"
@@ -227,16 +226,7 @@ class LoraAdapter:
         True
         """
         target = _with_suffix(Path(path))
-        if not target.is_file():
-            raise FileNotFoundError(f"no LoRA adapter file at {target}")
-        try:
-            with safe_open(str(target), framework="np") as f:
-                header = f.metadata() or {}
-            tensors = load_file(str(target))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ValueError(
-                f"{target} is not a readable safetensors file (truncated or corrupt?): {err}"
-            ) from None
+        header, tensors = read_safetensors(target, what="LoRA adapter", framework="np")
         if header.get("format") != FORMAT:
             raise ValueError(
                 f"{target} is a safetensors file but not an interp_steer LoRA adapter "

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import save_file
 
-from interp_steer.storage import atomic_write_group
+from interp_steer.storage import atomic_write_group, read_safetensors
 from interp_steer.types import Direction
 
 FORMAT = "interp_steer.SteeringVector"
@@ -219,16 +218,7 @@ class SteeringVector:
         True
         """
         target = _with_suffix(Path(path))
-        if not target.is_file():
-            raise FileNotFoundError(f"no steering vector file at {target}")
-        try:
-            with safe_open(str(target), framework="pt") as f:
-                header = f.metadata() or {}
-            tensors = load_file(str(target))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ValueError(
-                f"{target} is not a readable safetensors file (truncated or corrupt?): {err}"
-            ) from None
+        header, tensors = read_safetensors(target, what="steering vector")
         if header.get("format") != FORMAT or set(tensors) != {"direction"}:
             raise ValueError(
                 f"{target} is a safetensors file but not an interp_steer steering vector "
