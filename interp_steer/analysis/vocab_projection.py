@@ -1,8 +1,9 @@
 """Residual streams read out as vocabulary distributions (the logit lens's read-out).
 
 :func:`project_to_vocab` applies the model's own final norm and unembedding to any
-residual stream (with Gemma-2-style final logit soft-capping when the config sets it), so
-at the last layer it reproduces the model's logits exactly. :func:`readout_residuals`
+residual stream, then the model's own output-logits transform (Gemma-2/3 soft-capping,
+Cohere's ``logit_scale``, Granite's ``logits_scaling``), so at the last layer it
+reproduces the model's logits exactly. :func:`readout_residuals`
 collects the residuals to project, at chosen layers and read-out positions, and
 :func:`top_tokens` projects them in memory-bounded chunks and keeps the top ``k``.
 
@@ -35,7 +36,10 @@ ReadOut = Literal["last", "all"]
 
 
 def project_to_vocab(model: Model, resid: AnyResidual) -> VocabLogits:
-    """Read a residual stream out as logits: final norm, unembedding, soft-capping.
+    """Read a residual stream out as logits: final norm, unembedding, output transform.
+
+    The output transform is the model's own (:func:`~interp_steer.models.backend.output_logits`):
+    Gemma-2/3 soft-capping, Cohere's ``logit_scale``, Granite's ``logits_scaling``.
 
     Args:
         model: The model (a bridge, or a HookedTransformer on TransformerLens 3.x).

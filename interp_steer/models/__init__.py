@@ -17,10 +17,12 @@ from interp_steer.models.loading import (
     model_name,
     resolve_device,
 )
+from interp_steer.models.verify import ModelCheck, verify_model
 
 __all__ = [
     "HOOK_TEMPLATE",
     "Model",
+    "ModelCheck",
     "ModelKind",
     "active_adapters",
     "basis_mismatch",
@@ -37,6 +39,7 @@ __all__ = [
     "named_weights",
     "resolve_device",
     "score_continuations",
+    "verify_model",
     "weight_basis",
     "weight_deltas",
     "weights_fingerprint",

@@ -10,7 +10,8 @@ the same numbers on both (Hugging Face ``hidden_states[L + 1]``) when the
 HookedTransformer's weights are not processed. Where they differ, the stages call the
 functions here and nowhere else ask which class they hold: the wrapped HF model,
 the dtype, stopping after a block without the unembedding, a KV-cached decoding step,
-the logit soft-cap, the hooks ``steer`` watches calls with, and the weight basis.
+the output-logits transform (soft-cap, Cohere/Granite scaling), the hooks ``steer``
+watches calls with, and the weight basis.
 
 ``HookedTransformer`` is ``None`` on TransformerLens 4.x, which has none.
 
@@ -103,11 +104,52 @@ def logit_softcap(model: Model) -> float | None:
     return float(cap) if cap is not None and cap > 0 else None
 
 
-def final_logits(model: Model, resid: torch.Tensor) -> torch.Tensor:
-    """``[batch, pos, d_model]`` residual → float32 logits: final norm, unembedding, soft-cap."""
-    logits = model.unembed(model.ln_final(resid)).float()
+def output_logits(model: Model, logits: torch.Tensor) -> torch.Tensor:
+    """The model's own transform of the unembedding's output into its output logits.
+
+    A bridge uses its architecture adapter's ``apply_output_logits_transform`` (Gemma-2/3
+    ``final_logit_softcapping``, Cohere ``logit_scale``, Granite ``logits_scaling``, ...);
+    where the installed TransformerLens has none, the Hugging Face config's fields are
+    applied in the same order (scale, then soft-cap). A HookedTransformer applies its
+    ``cfg.output_logits_soft_cap``.
+
+    Args:
+        model: The model.
+        logits: ``unembed(ln_final(resid))`` of any shape ``[..., d_vocab]``.
+
+    Returns:
+        Float32 logits as the model's forward returns them.
+
+    >>> import torch
+    >>> from interp_steer.models import load_model
+    >>> x = torch.randn(2, 260)
+    >>> bool(torch.equal(output_logits(load_model("tiny"), x), x))
+    True
+    """
+    logits = logits.float()
+    adapter = getattr(model, "adapter", None)
+    transform = getattr(adapter, "apply_output_logits_transform", None)
+    if hf_model(model) is not None and callable(transform):
+        return transform(logits).float()
+    hf = hf_model(model)
+    config = getattr(hf, "config", None)
+    if config is not None:
+        scale = getattr(config, "logit_scale", None)  # Cohere: logits * logit_scale
+        if isinstance(scale, int | float) and scale != 1:
+            logits = logits * float(scale)
+        scaling = getattr(config, "logits_scaling", None)  # Granite: logits / logits_scaling
+        if isinstance(scaling, int | float) and scaling not in (0, 1):
+            logits = logits / float(scaling)
     cap = logit_softcap(model)
     return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def final_logits(model: Model, resid: torch.Tensor) -> torch.Tensor:
+    """``[batch, pos, d_model]`` residual → float32 logits: norm, unembedding, transform.
+
+    The transform is the model's own (:func:`output_logits`).
+    """
+    return output_logits(model, model.unembed(model.ln_final(resid)))
 
 
 def run_to_layer(model: Model, ids: Tokens, mask: Mask, layer: int) -> None:
@@ -310,6 +352,7 @@ __all__ = [
     "is_hooked",
     "logit_softcap",
     "model_dtype",
+    "output_logits",
     "own_parameters",
     "run_to_layer",
     "watch_calls",

@@ -19,8 +19,12 @@ transfer between the two (see ``docs/hooked_transformer.md``).
 """
 
 import contextlib
+import dataclasses
+import hashlib
+import importlib.metadata
 import importlib.util
 import io
+import json
 import os
 import shutil
 import socket
@@ -45,8 +49,10 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from interp_steer.constants import OFFLINE_MODELS
-from interp_steer.models.backend import HookedTransformer, Model, is_hooked
+from interp_steer.models.adapters import named_weights, weights_fingerprint
+from interp_steer.models.backend import TL_VERSION, HookedTransformer, Model, is_hooked, model_dtype
 from interp_steer.models.generation import install_kv_cache_fix
+from interp_steer.models.verify import verify_model
 from interp_steer.progress import progress_enabled
 
 try:  # TransformerLens 3.x: HookedTransformer's own config and Gemma weight conversion
@@ -131,6 +137,7 @@ def load_model(
     device_map: str | dict[str, str | int] | None = None,
     n_devices: int | None = None,
     progress: bool | None = None,
+    verify: bool = True,
     **kwargs: Any,
 ) -> Model:
     """Load a model as a TransformerLens bridge (or HookedTransformer), in eval mode.
@@ -152,6 +159,11 @@ def load_model(
         n_devices: Split the model over this many CUDA devices (through accelerate).
         progress: Show transformers' "Loading weights" bar; ``None`` follows
             :func:`~interp_steer.progress.set_progress`.
+        verify: Check a bridge's residual stream against the Hugging Face model's with
+            :func:`~interp_steer.models.verify.verify_model`, once per checkpoint: the
+            result is cached in ``cache_dir()/verified`` keyed by the config, dtype,
+            library versions and a fingerprint of the small weights (the tiny model is
+            checked every time, uncached).
         **kwargs: Passed on to ``TransformerBridge.boot_transformers`` (e.g. ``n_ctx``), or
             to ``HookedTransformer.from_pretrained_no_processing`` for ``kind="hooked"``.
 
@@ -160,7 +172,8 @@ def load_model(
 
     Raises:
         ValueError: ``name`` is neither an alias, a local folder, nor reachable on the hub;
-            or ``kind="hooked"`` on TransformerLens 4.x, which has no HookedTransformer.
+            or ``kind="hooked"`` on TransformerLens 4.x, which has no HookedTransformer;
+            or the residual stream disagrees with the Hugging Face model's (``verify``).
 
     >>> model = load_model("tiny")
     >>> model.cfg.n_layers, model.cfg.d_model
@@ -171,7 +184,10 @@ def load_model(
     if kind == "hooked":
         return _load_hooked(name, device=device, dtype=dtype, progress=progress, **kwargs)
     if name == "tiny":
-        return _load_tiny(device=device, dtype=dtype)
+        model = _load_tiny(device=device, dtype=dtype)
+        if verify:
+            verify_model(model)
+        return model
     if device_map is not None or n_devices is not None:
         if device is not None:
             raise ValueError("pass either device or device_map/n_devices, not both")
@@ -185,7 +201,38 @@ def load_model(
     path = _checkpoint(name)
     with _transformers_bars(progress_enabled(progress)):
         model = TransformerBridge.boot_transformers(path, dtype=dtype, **placement, **kwargs)
-    return _finish(model, name)
+    model = _finish(model, name)
+    if verify:
+        _verify_once(model)
+    return model
+
+
+def _verify_once(model: Model) -> None:
+    """:func:`verify_model`, skipped when this checkpoint passed before (cached as JSON)."""
+    marker = cache_dir() / "verified" / f"{_checkpoint_key(model)}.json"
+    if marker.exists():
+        return
+    check = verify_model(model)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"model": model_name(model), **dataclasses.asdict(check)}))
+    os.replace(tmp, marker)
+
+
+def _checkpoint_key(model: Model) -> str:
+    """A cheap key of a bridge's checkpoint: config, dtype, versions, small weights' values."""
+    hf: Any = model.original_model
+    weights = named_weights(model)
+    small = [n for n, p in weights.items() if p.ndim == 1]  # norms and biases
+    parts = [
+        hf.config.to_json_string(use_diff=False),
+        str(model_dtype(model)),
+        TL_VERSION,
+        importlib.metadata.version("transformers"),
+        weights_fingerprint(model, small),
+        repr(sorted((n, tuple(p.shape)) for n, p in weights.items())),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
 def _checkpoint(name: str) -> str:
