@@ -1,4 +1,4 @@
-"""Analyses across layers and languages: sweeps, transfer, alignment, similarity, logit lens."""
+"""Analyses across layers and languages: sweeps, transfer, alignment, similarity, lenses."""
 
 from interp_steer.analysis.alignment import EnglishKL, english_kl
 from interp_steer.analysis.cells import (
@@ -25,8 +25,17 @@ from interp_steer.analysis.similarity import (
     similarity_from_activations,
 )
 from interp_steer.analysis.sweep import SweepResult, SweepSummary, layer_sweep, paired_gain
-from interp_steer.analysis.trajectory import Lens, TrajectoryResult, language_trajectory
+from interp_steer.analysis.trajectory import TrajectoryResult, language_trajectory
 from interp_steer.analysis.transfer import TransferResult, transfer_matrix
+from interp_steer.analysis.tuned_lens import (
+    Lens,
+    TunedLens,
+    fit_tuned_lens,
+    lens_kl,
+    lens_texts,
+    load_tuned_lens,
+    tuned_lens_path,
+)
 from interp_steer.analysis.vocab_projection import project_to_vocab
 
 __all__ = [
@@ -44,14 +53,19 @@ __all__ = [
     "TaskEvaluator",
     "TrajectoryResult",
     "TransferResult",
+    "TunedLens",
     "check_fitted",
     "cloze_prompts",
     "cross_lingual_similarity",
     "english_kl",
     "evaluator_settings",
+    "fit_tuned_lens",
     "language_trajectory",
     "layer_sweep",
+    "lens_kl",
     "lens_shares_table",
+    "lens_texts",
+    "load_tuned_lens",
     "logit_lens",
     "model_settings",
     "paired_gain",
@@ -59,5 +73,6 @@ __all__ = [
     "select_hyper",
     "similarity_from_activations",
     "transfer_matrix",
+    "tuned_lens_path",
     "vector_settings",
 ]

@@ -2,8 +2,9 @@
 
 Every layer's residual stream (``blocks.{l}.hook_resid_post``) is read out through the
 model's own final norm and unembedding (:func:`~interp_steer.analysis.project_to_vocab`),
-as in Wendler et al. (2024) and §7 of arXiv 2505.12584. At the last layer this reproduces
-the model's logits exactly.
+as in Wendler et al. (2024) and §7 of arXiv 2505.12584; with ``lens="tuned"`` each layer's
+residual first goes through its :class:`~interp_steer.analysis.TunedLens` translator. At
+the last layer both reproduce the model's logits exactly.
 
 The top-``k`` tokens of every layer and read-out position are decoded and labelled with
 a language once per token (:func:`~interp_steer.analysis.token_languages.token_language`:
@@ -42,6 +43,7 @@ from interp_steer.analysis.token_languages import (
     language_name,
     token_language,
 )
+from interp_steer.analysis.tuned_lens import LENSES, LensLike, TunedLens, lens_meta, resolve_lens
 from interp_steer.analysis.vocab_projection import ReadOut, readout_residuals, top_tokens
 from interp_steer.constants import Positions
 from interp_steer.data.language_id import UND, detect_language
@@ -84,7 +86,9 @@ class LogitLensResult(SavedResult):
         langs: ``[n_variants, n_layers, n_items, k]`` their language codes.
         meta: Steering vector, alpha, k and labelling settings; ``n_truncated``: how many
             prompts were longer than the model's context (``n_ctx`` tokens) and were cut
-            to it (their read-out stops there). JSON-serialisable.
+            to it (their read-out stops there); ``lens``: ``"logit"`` or ``"tuned"``, and
+            ``tuned_lens``: the tuned lens's model, fingerprint and training texts (or
+            None). JSON-serialisable.
 
     Raises:
         ValueError: On any shape or label mismatch.
@@ -289,6 +293,7 @@ def logit_lens(
     min_letters: int = 3,
     batch_size: int = 8,
     vector_name: str | None = None,
+    lens: LensLike = "logit",
     progress: bool | None = None,
 ) -> LogitLensResult:
     """Run the logit lens on ``prompts``, unsteered and (with ``vector``) steered.
@@ -313,6 +318,11 @@ def logit_lens(
         batch_size: Prompts per forward pass.
         vector_name: How figures name the vector (e.g. its file name); ``None``: its
             method and languages (``"mean_diff de→en"``).
+        lens: The read-out: ``"logit"`` (final norm and unembedding), ``"tuned"`` (the
+            tuned lens saved for this checkpoint by
+            :func:`~interp_steer.analysis.fit_tuned_lens`, then the same) or a
+            :class:`~interp_steer.analysis.TunedLens`. The last layer reads the same
+            under both.
         progress: Show a bar over the forward passes and the token labelling; ``None``
             follows :func:`~interp_steer.progress.set_progress`.
 
@@ -320,7 +330,9 @@ def logit_lens(
         A :class:`LogitLensResult`.
 
     Raises:
-        ValueError: No prompts, a bad option, or an undetectable language without ``lang``.
+        ValueError: No prompts, a bad option, an undetectable language without ``lang``,
+            or a tuned lens of other weights.
+        FileNotFoundError: ``lens="tuned"`` and no tuned lens saved for this checkpoint.
 
     >>> from interp_steer import load_model
     >>> model = load_model("tiny")
@@ -337,6 +349,9 @@ def logit_lens(
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= int(model.cfg.d_vocab):
         raise ValueError(f"k must be an int in 1..d_vocab, got {k!r}")
     layer_tuple = check_layers(model, range(int(model.cfg.n_layers)) if layers is None else layers)
+    if not isinstance(lens, TunedLens) and lens not in LENSES:
+        raise ValueError(f"lens must be one of {LENSES} or a TunedLens, got {lens!r}")
+    tuned = resolve_lens(model, lens)
     if lang is None:
         code = detect_language(" ".join(prompt_list))
         if code == UND:
@@ -377,7 +392,13 @@ def logit_lens(
             runs.append({layer: torch.cat([p[layer] for p in parts]) for layer in layer_tuple})
 
     shape = (len(variants), len(layer_tuple), len(item_prompt), k)
-    rows = torch.cat([run[layer] for run in runs for layer in layer_tuple])
+    rows = torch.cat(
+        [
+            run[layer] if tuned is None else tuned.translate(run[layer], layer)
+            for run in runs
+            for layer in layer_tuple
+        ]
+    )
     probs, ids = top_tokens(model, rows, k)  # one pass over the unembedding for all
     special = set(getattr(tok, "all_special_ids", None) or [])
     decoded = {t: _decode(tok, t) for t in set(ids.flatten().tolist())}
@@ -399,6 +420,7 @@ def logit_lens(
         "vector": _vector_info(vector, vector_name),
         "n_ctx": getattr(model.cfg, "n_ctx", None),
         "n_truncated": n_cut,
+        **lens_meta(tuned),
     }
     return LogitLensResult(
         model=model_name(model),

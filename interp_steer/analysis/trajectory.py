@@ -10,9 +10,10 @@ with 95% bootstrap intervals over prompts; with a steering vector, the steered r
 beside the base run in the same :class:`TrajectoryResult`.
 
 The read-out is the lens (``lens="logit"``: the model's own final norm and unembedding,
-:func:`~interp_steer.analysis.project_to_vocab`), not the model's computation: at the last
-layer it is the model's next-token distribution exactly, at early layers a readout the
-model never makes.
+:func:`~interp_steer.analysis.project_to_vocab`; ``lens="tuned"``: the checkpoint's
+:class:`~interp_steer.analysis.TunedLens` translators first), not the model's computation:
+at the last layer it is the model's next-token distribution exactly (both lenses), at
+early layers a readout the model never makes.
 
 Example:
     >>> from interp_steer import load_model
@@ -31,12 +32,19 @@ import contextlib
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from interp_steer.analysis.tuned_lens import (
+    LENSES,
+    LensLike,
+    TunedLens,
+    lens_meta,
+    resolve_lens,
+)
 from interp_steer.analysis.vocab_projection import project_to_vocab, readout_residuals
 from interp_steer.constants import Positions
 from interp_steer.data.concepts import ConceptPrompts
@@ -51,12 +59,6 @@ from interp_steer.steering.vectors import SteeringVector
 from interp_steer.storage import SavedResult
 
 FORMAT = "interp_steer.TrajectoryResult"
-
-Lens = Literal["logit"]
-"""How a layer's residual stream is read out: ``"logit"`` (final norm + unembedding)."""
-
-LENSES: tuple[str, ...] = get_args(Lens)
-"""Every value of :data:`Lens`."""
 
 QUANTITIES: tuple[str, ...] = ("target", "english", "entropy")
 """What a trajectory measures per layer: target-answer mass, English-answer mass, entropy."""
@@ -84,7 +86,7 @@ class TrajectoryResult(SavedResult):
         model: Name of the model.
         source: Canonical code of the prompts' source language.
         target: Canonical code of the target language (not English).
-        lens: The read-out (:data:`Lens`).
+        lens: The read-out, ``"logit"`` or ``"tuned"`` (:data:`~interp_steer.analysis.Lens`).
         layers: The layers read out, ascending.
         runs: ``("base",)`` or ``("base", "steered")``.
         concepts: The English key of each prompt's concept.
@@ -99,7 +101,8 @@ class TrajectoryResult(SavedResult):
         n_boot: Bootstrap resamples of :attr:`interval`.
         seed: Seed of those resamples.
         meta: Prompt settings (task, shots, seed), steering (vector, alpha, positions) and
-            read-out settings. JSON-serialisable.
+            read-out settings (``tuned_lens``: the tuned lens's model, fingerprint and
+            training texts, or None). JSON-serialisable.
 
     Raises:
         ValueError: On any shape, label or value mismatch.
@@ -292,7 +295,7 @@ def language_trajectory(
     model: Model,
     prompts: ConceptPrompts,
     *,
-    lens: Lens = "logit",
+    lens: LensLike = "logit",
     vector: SteeringVector | None = None,
     alpha: float = 1.0,
     positions: Positions = "all",
@@ -313,7 +316,11 @@ def language_trajectory(
         model: The model (bridge or HookedTransformer); it is not modified.
         prompts: From :func:`~interp_steer.data.translation_prompts`, built with this
             model's tokenizer.
-        lens: The read-out: ``"logit"`` (the model's final norm and unembedding).
+        lens: The read-out: ``"logit"`` (the model's final norm and unembedding),
+            ``"tuned"`` (the tuned lens saved for this checkpoint by
+            :func:`~interp_steer.analysis.fit_tuned_lens`, then the same) or a
+            :class:`~interp_steer.analysis.TunedLens`. The last layer reads the same
+            under both.
         vector: If given, a second run ``"steered"`` is read inside
             ``steer(model, vector, alpha=alpha, positions=positions)``.
         alpha: Steering strength.
@@ -332,7 +339,8 @@ def language_trajectory(
 
     Raises:
         ValueError: Prompts built with another tokenizer, a prompt longer than the
-            model's context, or a bad option.
+            model's context, a bad option, or a tuned lens of other weights.
+        FileNotFoundError: ``lens="tuned"`` and no tuned lens saved for this checkpoint.
 
     >>> from interp_steer import load_model
     >>> from interp_steer.data import load_concepts, translation_prompts
@@ -344,8 +352,8 @@ def language_trajectory(
     >>> res.runs, bool((res.target_prob[0] == res.target_prob[1]).all())
     (('base', 'steered'), True)
     """
-    if lens not in LENSES:
-        raise ValueError(f"lens must be one of {LENSES}, got {lens!r}")
+    if not isinstance(lens, TunedLens) and lens not in LENSES:
+        raise ValueError(f"lens must be one of {LENSES} or a TunedLens, got {lens!r}")
     if isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(n_boot, bool) or n_boot < 1:
@@ -359,6 +367,7 @@ def language_trajectory(
             f"model's has {n_tok} (vocabulary {d_vocab}): build them with model.tokenizer"
         )
     layer_tuple = check_layers(model, range(int(model.cfg.n_layers)) if layers is None else layers)
+    tuned = resolve_lens(model, lens)
     tokens, n_cut = context_tokens(model, prompts.texts)
     if n_cut:
         raise ValueError(
@@ -386,8 +395,10 @@ def language_trajectory(
                     bar.update(1)
             resid.append({layer: torch.cat([p[layer] for p in parts]) for layer in layer_tuple})
 
-    rows = torch.cat([run[layer] for run in resid for layer in layer_tuple])
-    target, english, entropy = _lens_quantities(model, rows, prompts, lens)
+    rows = torch.cat(
+        [_translated(run[layer], layer, tuned) for run in resid for layer in layer_tuple]
+    )
+    target, english, entropy = _lens_quantities(model, rows, prompts)
     shape = (len(runs), len(layer_tuple), len(prompts))
     meta: dict[str, Any] = {
         "task": prompts.task,
@@ -399,12 +410,13 @@ def language_trajectory(
         "alpha": alpha if vector is not None else None,
         "positions": positions if vector is not None else None,
         "vector": None if vector is None else _vector_info(vector, vector_name),
+        **lens_meta(tuned),
     }
     return TrajectoryResult(
         model=model_name(model),
         source=prompts.source,
         target=prompts.target,
-        lens=lens,
+        lens=meta["lens"],
         layers=layer_tuple,
         runs=runs,
         concepts=prompts.concepts,
@@ -420,12 +432,13 @@ def language_trajectory(
 
 
 def _lens_quantities(
-    model: Model, rows: torch.Tensor, prompts: ConceptPrompts, lens: Lens
+    model: Model, rows: torch.Tensor, prompts: ConceptPrompts
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Target mass, English mass and entropy (nats) of each residual row.
 
-    Row ``i`` belongs to prompt ``i % n_prompts``; rows are read out through ``lens`` and
-    normalised in float64, in chunks of about 128 MB of probabilities.
+    Row ``i`` belongs to prompt ``i % n_prompts``; rows (already translated, for a tuned
+    lens) are read out through the final norm and unembedding and normalised in float64,
+    in chunks of about 128 MB of probabilities.
     """
     n = len(prompts)
     tgt_ids, tgt_ok = _padded(prompts.target_ids)
@@ -434,7 +447,7 @@ def _lens_quantities(
     out: list[list[torch.Tensor]] = [[], [], []]
     with torch.inference_mode():
         for start in range(0, rows.shape[0], chunk):
-            logits = _read_out(model, rows[start : start + chunk], lens)
+            logits = project_to_vocab(model, rows[start : start + chunk])
             logp = logits.double().cpu().log_softmax(-1)
             probs = logp.exp()
             which = torch.arange(start, start + probs.shape[0]) % n
@@ -445,11 +458,9 @@ def _lens_quantities(
     return target, english, entropy
 
 
-def _read_out(model: Model, rows: torch.Tensor, lens: Lens) -> torch.Tensor:
-    """Logits of residual ``rows [n, d_model]`` under ``lens``."""
-    if lens == "logit":
-        return project_to_vocab(model, rows)
-    raise ValueError(f"lens must be one of {LENSES}, got {lens!r}")  # pragma: no cover
+def _translated(rows: torch.Tensor, layer: int, tuned: TunedLens | None) -> torch.Tensor:
+    """Residual ``rows`` of ``layer`` as the lens reads them: translated by a tuned lens."""
+    return rows if tuned is None else tuned.translate(rows, layer)
 
 
 def _padded(sets: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -478,10 +489,8 @@ def _vector_info(vector: SteeringVector, name: str | None) -> dict[str, Any]:
 __all__ = [
     "CONFIDENCE",
     "FORMAT",
-    "LENSES",
     "QUANTITIES",
     "RUNS",
-    "Lens",
     "TrajectoryResult",
     "language_trajectory",
 ]

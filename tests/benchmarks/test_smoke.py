@@ -42,6 +42,14 @@ STEPS = {
         r"^layer_sweep xcopa-it: 2 layers × 2 strengths × 2 val items",
         r"^selected: layer",
     ],
+    "bench_lens": [
+        r"^1\. fit_tuned_lens: 6 sequences \(3 languages × 2\), \d+ positions",
+        r"^   [0-9.]+ s per sequence; [0-9.]+ ms per position-step \(3 layers",
+        r"^   training KL, mean over layers: first step",
+        r"^2\. held-out KL\(final \|\| lens\), nats, 3 sequences",
+        r"^       3       0\.000       0\.000$",  # the last layer: the model's output
+        r"^   tuned below logit at every earlier layer: (True|False)",
+    ],
     "bench_peers": [
         r"^1\. conventions on 8 texts .*identical to ours: True",
         r"^   HF hidden_states\[2\] \(repeng layer 1\) +[0-9.]+e-0[6-9]",  # = our block 1
