@@ -241,8 +241,9 @@ def probe_direction(
         ``(v, metrics)``; metrics: ``loss`` (final, penalty included), ``accuracy`` (in
         sample) and ``evaluations`` (loss evaluations L-BFGS used).
 
-    >>> en, tgt = torch.randn(32, 4) + torch.tensor([3.0, 0, 0, 0]), torch.randn(32, 4)
-    >>> v, metrics = probe_direction(en, tgt)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> en = torch.randn(32, 4, generator=g) + torch.tensor([4.0, 0, 0, 0])
+    >>> v, metrics = probe_direction(en, torch.randn(32, 4, generator=g))
     >>> float(v[0]) > 2 * float(v[1:].abs().max()), metrics["accuracy"] > 0.9
     (True, True)
     """
