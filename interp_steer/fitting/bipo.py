@@ -208,14 +208,6 @@ def bipo_direction(
         raise ValueError(
             f"max_grad_norm must be a positive finite number or None, got {max_grad_norm}"
         )
-    if "{text}" not in prompt_template:
-        raise ValueError("prompt_template must contain '{text}'")
-    if pairing == "continuation" and prompt_template != DEFAULT_PROMPT_TEMPLATE:
-        raise ValueError(
-            "prompt_template is for pairing='copy'; 'continuation' prompts are the texts"
-        )
-    if continuation_tokens < 1:
-        raise ValueError(f"continuation_tokens must be >= 1, got {continuation_tokens}")
     prompts, chosen, rejected, mapping = preference_texts(
         model, english, target, pairing, prompt_template, continuation_tokens, progress
     )
@@ -349,7 +341,20 @@ def preference_texts(
     >>> q, chosen, rejected, _ = preference_texts(load_model("tiny"), ["Hi."], ["Hallo."], "copy")
     >>> chosen, rejected, q[0].startswith("Hallo.") and "Repeat the text above" in q[0]
     (['Hi.'], ['Hallo.'], True)
+
+    Raises:
+        ValueError: A template without ``{text}``, a template other than the default with
+            ``pairing="continuation"`` (its prompts are the texts), or
+            ``continuation_tokens`` below 1; checked before any generation.
     """
+    if "{text}" not in template:
+        raise ValueError("prompt_template must contain '{text}'")
+    if pairing == "continuation" and template != DEFAULT_PROMPT_TEMPLATE:
+        raise ValueError(
+            "prompt_template is for pairing='copy'; 'continuation' prompts are the texts"
+        )
+    if continuation_tokens < 1:
+        raise ValueError(f"continuation_tokens must be >= 1, got {continuation_tokens}")
     if pairing == "copy":
         prompts = [template.format(text=t) for t in target]
         return (

@@ -158,12 +158,6 @@ def fit_lora(
     targets = tuple(target_modules)
     _check_hyper(rank, alpha, targets, dropout, lr, weight_decay, epochs, batch_size,
                  warmup_steps, max_grad_norm, max_response_tokens, n_eval)  # fmt: skip
-    if "{text}" not in prompt_template:
-        raise ValueError("prompt_template must contain '{text}'")
-    if pairing == "continuation" and prompt_template != DEFAULT_PROMPT_TEMPLATE:
-        raise ValueError(
-            "prompt_template is for pairing='copy'; 'continuation' prompts are the texts"
-        )
     prompts, chosen, rejected, mapping = preference_texts(
         model, english, target, pairing, prompt_template, continuation_tokens, progress
     )
