@@ -89,6 +89,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_analyses.py
 	$(BIN)/python benchmarks/bench_lens.py
 	$(BIN)/python benchmarks/bench_peers.py
+	$(BIN)/python benchmarks/bench_scale.py --size llama3.2-1b --threads 2
 
 # The paper's study on gemma-3-270m (resumable; hours on 2 cores, see study.json): docs/results.md + figures/
 results: setup

@@ -90,8 +90,11 @@ def fine_tuning_step(model, batch, layer):
             p.requires_grad_(flag)
 
 
-def bipo_steps(model, pairs, layer: int) -> tuple[float, float]:
-    """Step 5: the fast and the reference BiPO step at batch 1, interleaved per pair."""
+def bipo_steps(model, pairs, layer: int, number: int = 5) -> tuple[float, float]:
+    """Step 5: the fast and the reference BiPO step at batch 1, interleaved per pair.
+
+    ``number`` is the step's number in the printed output (``bench_scale`` runs it too).
+    """
     prompts = [DEFAULT_PROMPT_TEMPLATE.format(text=t) for t in pairs.target]
     encoded, _ = encode_preference(model, prompts, pairs.english, pairs.target, 128, True)
     params = list(model.parameters())
@@ -118,7 +121,8 @@ def bipo_steps(model, pairs, layer: int) -> tuple[float, float]:
             p.requires_grad_(flag)
     n = len(encoded)
     print(
-        f"5. BiPO step, batch 1, {n} pairs at layer {layer}: reference {t_old / n:.3f} s/step, "
+        f"{number}. BiPO step, batch 1, {n} pairs at layer {layer}: "
+        f"reference {t_old / n:.3f} s/step, "
         f"fast {t_new / n:.3f} s/step -> {t_old / t_new:.2f}x [target >= 2x]"
     )
     old_pair, new_pair = (t_ref_old + t_old) / n, (t_ref_new + t_new) / n

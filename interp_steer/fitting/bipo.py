@@ -37,7 +37,9 @@ added by a hook) at about half its cost per step. The trainable path (``h_L + d*
 blocks ``L+1..``) runs in float32 whatever the model's dtype: the tail blocks are cast to
 float32 during training and cast back after (exactly: bfloat16 and float16 values are
 float32 values), so a ``v`` far below a bfloat16 residual's resolution still changes the
-loss. The fast step is implemented for Gemma-3 models (``tiny``, ``gemma-3-270m``); other
+loss. The fast step is implemented, and tested equal to the reference step, for the
+decoder families of the paper's models and ours: Gemma-3 (``tiny``, ``gemma-3-270m``),
+Llama, Mistral (sliding window), Qwen2 and Cohere (Aya; its ``logit_scale``); other
 architectures fall back to the reference step (``metrics["step"]`` says which ran).
 
 Only ``v`` is trained: the parameters' ``requires_grad`` flags are switched off during
@@ -45,6 +47,7 @@ training and restored in a ``finally`` block, gradients are taken with
 ``torch.autograd.grad`` on ``v`` alone, so no parameter ever gets a ``.grad``.
 """
 
+import inspect
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -87,7 +90,13 @@ _PAIRINGS: tuple[Pairing, ...] = ("copy", "continuation")
 _DEFAULT_LR: dict[str, float] = {"resid": 1e-4, "none": 5e-4}
 """The default ``lr`` per ``lr_scale``: ``1e-4`` of the residual norm, or the paper's 5e-4."""
 
-_FAST_ARCHITECTURES = ("Gemma3ForCausalLM",)  # the fast step is tested equal on these
+_FAST_ARCHITECTURES = (  # the fast step is tested equal to the reference step on these
+    "Gemma3ForCausalLM",
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "Qwen2ForCausalLM",
+    "CohereForCausalLM",
+)
 
 Encoded = list[tuple[Tensor, int]]  # (prompt + response token ids, number of response tokens)
 
@@ -500,16 +509,21 @@ class FastStep:
 
     def __init__(self, model: Model, layer: int, pairs: list[_Pair], progress: bool | None) -> None:
         self.model, self.layer = model, layer
-        hf: Any = model.original_model.model  # the wrapped HF model (Gemma-3)
+        hf: Any = model.original_model.model  # the wrapped HF decoder (_FAST_ARCHITECTURES)
         self.hf, config = hf, hf.config
         n_layers = int(model.cfg.n_layers)
-        self.types = list(getattr(config, "layer_types", None) or ["full_attention"] * n_layers)
         self.window = getattr(config, "sliding_window", None)
+        # Gemma-3 and Qwen2 name each layer's attention; Mistral's window covers every layer
+        every = "sliding_attention" if self.window else "full_attention"
+        self.types = list(getattr(config, "layer_types", None) or [every] * n_layers)
+        rotary = getattr(hf.rotary_emb, "original_component", hf.rotary_emb)  # under the bridge's
+        self.rotary_by_type = "layer_type" in inspect.signature(rotary.forward).parameters
         head: Any = model.original_model.lm_head
         self.weight = head.weight.detach().float()
         bias = getattr(head, "bias", None)
         self.bias = None if bias is None else bias.detach().float()
         self.softcap = getattr(config, "final_logit_softcapping", None)
+        self.scale = getattr(config, "logit_scale", None)  # Cohere multiplies its logits
         self.device = model.cfg.device or "cpu"
         self.prefixes: list[_Prefix] = []
         refs = []
@@ -551,7 +565,10 @@ class FastStep:
         self, h: Tensor, pos: Tensor, masks: dict[str, Tensor], start: int, stop: int
     ) -> Tensor:
         kinds = set(self.types[start:stop])
-        rotary = {kind: self.hf.rotary_emb(h, pos, kind) for kind in kinds}
+        rotary = {
+            kind: self.hf.rotary_emb(h, pos, *([kind] if self.rotary_by_type else []))
+            for kind in kinds
+        }
         for i in range(start, stop):
             kind = self.types[i]
             h = self.hf.layers[i](
@@ -567,7 +584,7 @@ class FastStep:
             h = h + sign * v.float()
         h = self._blocks(h, pre.positions, pre.masks, self.layer + 1, len(self.types))
         x = self.hf.norm(h[0, pre.rows])
-        lp = _TokenLogprob.apply(x, self.weight, self.bias, pre.targets, self.softcap)
+        lp = _TokenLogprob.apply(x, self.weight, self.bias, pre.targets, self.softcap, self.scale)
         return torch.stack([lp[: pre.n_chosen].sum(), lp[pre.n_chosen :].sum()])
 
     def logprobs(self, rows: list[int], v: Tensor | None, sign: float) -> Tensor:
@@ -596,7 +613,8 @@ class _TokenLogprob(torch.autograd.Function):
 
     Only ``x`` gets a gradient. The exponentials are formed in place in the logits buffer
     and reused by the backward (which runs once), so no graph of ``log_softmax`` is kept.
-    With ``softcap`` the logits are ``softcap * tanh(logits / softcap)`` first.
+    With ``scale`` the logits are multiplied by it first (Cohere's ``logit_scale``), then
+    with ``softcap`` they are ``softcap * tanh(logits / softcap)``.
     """
 
     @staticmethod
@@ -607,10 +625,13 @@ class _TokenLogprob(torch.autograd.Function):
         bias: Tensor | None,
         targets: Tensor,
         softcap: float | None,
+        scale: float | None = None,
     ) -> Tensor:
         logits = x @ weight.T
         if bias is not None:
             logits += bias
+        if scale is not None:
+            logits *= scale
         squash = None
         if softcap is not None:
             squash = torch.tanh(logits / softcap)
@@ -620,6 +641,7 @@ class _TokenLogprob(torch.autograd.Function):
         exps = logits.sub_(top[:, None]).exp_()  # in place: the logits are not needed again
         total = exps.sum(dim=-1)
         ctx.save_for_backward(exps, total, weight, targets, *([] if squash is None else [squash]))
+        ctx.scale = scale  # type: ignore[attr-defined]
         return target_logits - top - total.log()
 
     @staticmethod
@@ -630,7 +652,9 @@ class _TokenLogprob(torch.autograd.Function):
         grad[torch.arange(len(targets), device=grad.device), targets] += grad_out
         if squash:  # the softcap's tanh
             grad.mul_(1 - squash[0] * squash[0])
-        return grad @ weight, None, None, None, None
+        if ctx.scale is not None:
+            grad.mul_(ctx.scale)
+        return grad @ weight, None, None, None, None, None
 
 
 @contextmanager

@@ -50,6 +50,16 @@ STEPS = {
         r"^       3       0\.000       0\.000$",  # the last layer: the model's output
         r"^   tuned below logit at every earlier layer: (True|False)",
     ],
+    "bench_scale": [
+        r"^tiny-llama \(random weights\), torch\.float32, on CPU",
+        r"^0\. built and booted in .* parameters, 2 layers, d_model 64; peak [0-9.]+ GiB",
+        r"^1\. forward 2x\d+ tokens: .* bridge / HF [0-9.]+x .* steered / unsteered [0-9.]+x",
+        r"^2\. greedy generation, 2 prompts x 2 new tokens \(KV cache\): .* peak",
+        r"^3\. fit_vectors\('mean_diff', 4 pairs, layer 1\): .* the physical limit",
+        r"^4\. BiPO step, batch 1, 2 pairs at layer 1: .* fast",
+        r"gradient cosine (1\.000000|0\.99999\d)$",  # the fast step runs on Llama, exactly
+        r"^5\. evaluate 2 XCOPA-shaped items .* items/s; peak",
+    ],
     "bench_peers": [
         r"^1\. conventions on 8 texts .*identical to ours: True",
         r"^   HF hidden_states\[2\] \(repeng layer 1\) +[0-9.]+e-0[6-9]",  # = our block 1
