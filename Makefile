@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 VENV39 ?= .venv-tl39
 BIN39  := $(VENV39)/bin
 
-.PHONY: setup browser demo test test-tl39 lint typecheck docs pytest fast bench results notebook notebooks-outputs clean
+.PHONY: setup browser demo test test-tl39 lint typecheck docs pytest fast bench gpu-wheels results notebook notebooks-outputs clean
 
 setup: $(VENV)/.installed browser
 
@@ -90,6 +90,14 @@ bench: setup
 	$(BIN)/python benchmarks/bench_lens.py
 	$(BIN)/python benchmarks/bench_peers.py
 	$(BIN)/python benchmarks/bench_scale.py --size llama3.2-1b --threads 2
+
+# Wheels the GPU machine's image lacks (benchmarks/gpu/check.sh installs them there; carry
+# .gpu-wheels): its python3 is 3.12 on x86-64.
+gpu-wheels: setup
+	rm -rf .gpu-wheels
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux2014_x86_64 -d .gpu-wheels -r benchmarks/gpu/wheels.txt
+	$(BIN)/pip wheel -q --no-deps langdetect==1.0.9 -w .gpu-wheels
 
 # The paper's study on gemma-3-270m (resumable; hours on 2 cores, see study.json): docs/results.md + figures/
 results: setup

@@ -33,6 +33,7 @@ Usage::
 
 import argparse
 import contextlib
+import copy
 import random
 import resource
 import statistics
@@ -111,19 +112,26 @@ SMOKE = {
 }
 
 
-def build(size: str, device: torch.device, dtype: torch.dtype, folder: Path) -> Any:
-    """Random weights of ``size``, made on ``device`` in ``dtype``, booted by ``load_model``."""
+def build(size: str, device: torch.device, dtype: torch.dtype, folder: Path) -> tuple[Any, Any]:
+    """Random weights of ``size`` on ``device`` in ``dtype``: ``(bridge, plain HF model)``.
+
+    The bridge is booted by ``load_model`` (which wraps the Hugging Face modules in place);
+    the plain model is a copy of the modules made before, sharing every weight tensor (no
+    second copy of the weights), for the comparison with Hugging Face alone.
+    """
     kind, fields = SIZES[size]
     config = AutoConfig.for_model(kind, **fields, **_TOKENS, max_position_embeddings=4096)
     config.architectures = [AutoModelForCausalLM._model_mapping[type(config)].__name__]
     torch.manual_seed(0)
     with torch.device(device):
         hf = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+    plain = copy.deepcopy(hf, memo={id(p): p for p in hf.parameters()})
     config.save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return load_model(str(folder), device=device, dtype=dtype, hf_model=hf, verify=False)
+        model = load_model(str(folder), device=device, dtype=dtype, hf_model=hf, verify=False)
+    return model, plain
 
 
 @contextlib.contextmanager
@@ -172,9 +180,9 @@ def words(n: int, rng: random.Random) -> str:
     )
 
 
-def hf_truncated(model: Any, ids: torch.Tensor, mask: torch.Tensor, layer: int) -> None:
+def hf_truncated(hf: Any, ids: torch.Tensor, mask: torch.Tensor, layer: int) -> None:
     """The physical limit of collection: the HF decoder's blocks 0..``layer``, nothing more."""
-    decoder = model.original_model.model
+    decoder = hf.model
     blocks = decoder.layers
     decoder.layers = blocks[: layer + 1]
     try:
@@ -211,13 +219,18 @@ def main(argv: list[str] | None = None) -> None:
         + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else "")
     )
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
-        model, t_load, mem_load = measured(
+        (model, hf), t_load, mem_load = measured(
             device, lambda: build(args.size, device, dtype, Path(tmp))
         )
-    n_params = sum(p.numel() for p in model.original_model.parameters())
+    n_params = sum(p.numel() for p in hf.parameters())
+    shared = all(
+        a.data_ptr() == b.data_ptr()
+        for a, b in zip(hf.parameters(), model.original_model.parameters(), strict=True)
+    )
     print(
         f"0. built and booted in {t_load:.1f} s: {n_params / 1e9:.2f}B parameters, "
-        f"{model.cfg.n_layers} layers, d_model {model.cfg.d_model}; peak {mem_load:.2f} GiB"
+        f"{model.cfg.n_layers} layers, d_model {model.cfg.d_model}; peak {mem_load:.2f} GiB; "
+        f"the plain HF copy shares the weights: {shared}"
     )
     layer = model.cfg.n_layers // 2
     rng = random.Random(0)
@@ -229,7 +242,6 @@ def main(argv: list[str] | None = None) -> None:
     text = words(args.seq, rng)
     row = token_ids(model, text, bos=True)[: args.seq]
     ids, mask = left_pad(model, [row] * args.batch)
-    hf = model.original_model
 
     def bridge() -> Any:
         return model(ids, attention_mask=mask.long())
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                 _, seconds, peak = measured(device, fn)
                 times[key].append(seconds)
                 peaks[key] = max(peaks.get(key, 0.0), peak)
+        same = float((bridge().float() - plain().float()).abs().max())
     med = {k: statistics.median(v) for k, v in times.items()}
     tokens = ids.numel()
     print(
@@ -258,7 +271,8 @@ def main(argv: list[str] | None = None) -> None:
         f"({tokens / med['hf']:.0f} tok/s), bridge {med['bridge'] * 1e3:.1f} ms, steered "
         f"{med['steered'] * 1e3:.1f} ms -> bridge / HF {med['bridge'] / med['hf']:.2f}x "
         f"[<= 1.1x], steered / unsteered {med['steered'] / med['bridge']:.2f}x [<= 1.1x]; "
-        f"peak {peaks['bridge']:.2f} GiB (steered {peaks['steered']:.2f})"
+        f"peak {peaks['bridge']:.2f} GiB (steered {peaks['steered']:.2f}); bridge vs HF logits: "
+        f"max abs difference {same:.1e}"
     )
 
     # 2. greedy generation with the KV cache
@@ -306,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     def limit() -> None:
         with torch.inference_mode():
             for b_ids, b_mask in batches:
-                hf_truncated(model, b_ids, b_mask, layer)
+                hf_truncated(hf, b_ids, b_mask, layer)
 
     f_times: dict[str, list[float]] = {"fit": [], "limit": []}
     f_peak = 0.0
