@@ -56,6 +56,43 @@ FLORES sentences to continue, scored by the language the continuation is written
 EVAL_TASKS: tuple[str, ...] = (*TASKS, FORCING)
 """Every task name :func:`~interp_steer.evaluation.evaluate` accepts."""
 
+Direction = Literal["to_english", "from_english"]
+"""Which way language forcing pushes: ``"to_english"`` continues a prompt in another
+language and should answer in English; ``"from_english"`` (the CLaS-Bench direction)
+continues an English prompt and should answer in the other language."""
+
+DIRECTIONS: Final = ("to_english", "from_english")
+"""Every :data:`Direction`, in the order tables list them."""
+
+FORCING_LANGS: Final = (
+    "bn", "de", "es", "fr", "ja", "ru", "sw", "th", "zh",
+    "ar", "hi", "pt", "te", "tr",
+)  # fmt: skip
+"""The languages language forcing is measured on, in both :data:`DIRECTIONS`.
+
+The nine generation languages of the paper's study first (MGSM's languages less Telugu:
+high de es fr ja ru zh, low bn sw th), then five more from FLORES-200 chosen to spread over
+resource levels and scripts: ``pt`` (high, Latin, a near neighbour of ``es`` that the
+language detector must tell apart), ``ar``, ``hi`` and ``tr`` (mid: Arabic, Devanagari and
+Latin script) and ``te`` (low, Telugu script). Each has FLORES devtest pairs and is one the
+detector (:func:`~interp_steer.data.detect_language`, langdetect plus script rules) can
+name, so a continuation in it can count as controlled; Haitian Creole (``ht``) is left out
+for that reason: langdetect has no model of it.
+"""
+
+FORCING_STRENGTHS: dict[str, tuple[float, ...]] = {
+    "add": (0.25, 0.5, 1.0),
+    "ablate": (0.5, 1.0),
+    "rotate": (15.0, 30.0, 60.0),
+    "clamp": (0.1, 0.25, 0.5),
+}
+"""The strengths :func:`~interp_steer.analysis.forcing_benchmark` tries per steering operator
+by default (every operator, in :data:`~interp_steer.steering.OPERATORS`' order): ``add``
+ratios ``‖alpha v‖ / ‖h‖``, ``ablate`` the share of the component removed, ``rotate``
+degrees, ``clamp`` multiples of ``‖h‖`` (see
+:data:`~interp_steer.analysis.forcing.STRENGTH_UNITS`); positive, the sign comes from the
+direction."""
+
 LOCAL_DATASETS: tuple[str, ...] = ("mgsm", "msvamp", "xcopa", "tatoeba", "flores")
 """Datasets read from files in the data directory (the others come from the hub)."""
 
@@ -110,12 +147,16 @@ def check_count(what: str, value: Any, *, minimum: int = 1) -> int:
 __all__ = [
     "BASELINE_NAMES",
     "CHOICE_TASKS",
+    "DIRECTIONS",
     "EVAL_TASKS",
+    "FORCING_LANGS",
+    "FORCING_STRENGTHS",
     "FORCING",
     "LOCAL_DATASETS",
     "MATH_TASKS",
     "TASKS",
     "BaselineName",
+    "Direction",
     "DEFAULT_RATIOS",
     "METHOD_NAMES",
     "MODEL_ALIASES",

@@ -12,6 +12,7 @@ from interp_steer.analysis.cells import (
     model_settings,
     vector_settings,
 )
+from interp_steer.analysis.forcing import ForcingBenchmark, forcing_arguments, forcing_benchmark
 from interp_steer.analysis.hyper import HyperSelection, select_hyper
 from interp_steer.analysis.lens import (
     LogitLensResult,
@@ -42,6 +43,7 @@ __all__ = [
     "CellStore",
     "EnglishKL",
     "Evaluator",
+    "ForcingBenchmark",
     "HyperSelection",
     "Lens",
     "LogitLensResult",
@@ -60,6 +62,8 @@ __all__ = [
     "english_kl",
     "evaluator_settings",
     "fit_tuned_lens",
+    "forcing_arguments",
+    "forcing_benchmark",
     "language_trajectory",
     "layer_sweep",
     "lens_kl",

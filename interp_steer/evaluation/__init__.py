@@ -1,5 +1,15 @@
-"""Evaluating a model on tasks, with or without a vector: prompts, answers, statistics, results."""
+"""Evaluating a model on tasks and language forcing, steered or not: prompts, scores, statistics."""
 
+from interp_steer.evaluation.forcing import (
+    ForcingPrompts,
+    ForcingResult,
+    RelevanceCheck,
+    forcing_prompts,
+    forcing_run,
+    harmonic_mean,
+    relevance_margins,
+    validate_relevance,
+)
 from interp_steer.evaluation.harness import EnglishDamage, english_damage, evaluate
 from interp_steer.evaluation.prompts import BASELINES, Baseline, Prompt
 from interp_steer.evaluation.results import (
@@ -23,15 +33,23 @@ __all__ = [
     "EnglishDamage",
     "EvalResult",
     "EvaluationError",
+    "ForcingPrompts",
+    "ForcingResult",
     "ItemResult",
     "PairedTest",
     "Prompt",
+    "RelevanceCheck",
     "compare",
     "english_damage",
     "evaluate",
+    "forcing_prompts",
+    "forcing_run",
+    "harmonic_mean",
     "mcnemar_exact",
     "paired_bootstrap",
     "paired_test",
     "pivot",
+    "relevance_margins",
+    "validate_relevance",
     "wilson_interval",
 ]
