@@ -148,6 +148,10 @@ class StudyConfig:
             ``train`` pairs, EnglishKL); every BiPO vector of the study uses the choice.
         bipo_lrs: The learning rates tried (in units of the residual norm).
         n_bipo_lr_fit: MSVAMP ``train`` pairs each candidate is trained on.
+        trajectory_langs: Source and target language of the latent-language figure's
+            word-translation prompts (:mod:`repro.trajectory`).
+        n_trajectory: Concepts of that figure (the concept set's first ones; those whose
+            target and English answers share a first token are left out).
     """
 
     model: str = "gemma-3-270m"
@@ -179,6 +183,8 @@ class StudyConfig:
     bipo_lr_lang: str = "sw"
     bipo_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4)
     n_bipo_lr_fit: int = 128
+    trajectory_langs: tuple[str, str] = ("fr", "zh")
+    n_trajectory: int = 157
 
 
 STUDY = StudyConfig()
@@ -208,5 +214,6 @@ QUICK = StudyConfig(
     bipo_lr_lang="de",
     bipo_lrs=(1e-4, 1e-3),
     n_bipo_lr_fit=4,
+    n_trajectory=8,
 )
 """A smoke run on the tiny model (seconds)."""

@@ -16,7 +16,8 @@ Aligning Representations through Steering* (arXiv 2505.12584) on XCOPA:
    each steered run, with gains over ``basic`` and McNemar p-values; English damage
    (the selected vector on the English MT items, the paper's Table 4);
 4. the similarity of every FLORES language to English per layer, the transfer matrix of
-   the study languages, and the logit lens base vs steered.
+   the study languages, the logit lens base vs steered, and Wendler's latent-language
+   figure (logit and tuned lens, base vs steered; :mod:`repro.trajectory`).
 
 Everything lands in a resumable run folder; :func:`repro.page.write_results` turns it into
 the Markdown page and the figures. The stages are in :mod:`repro.xcopa` (the above),
@@ -52,6 +53,7 @@ from repro.generation import (
     gen_vectors,
 )
 from repro.page import write_results
+from repro.trajectory import trajectory_stage
 from repro.xcopa import (
     adapters_stage,
     lens_stage,
@@ -78,6 +80,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("similarity", similarity_stage),
     ("transfer", transfer_stage),
     ("lens", lens_stage),
+    ("trajectory", trajectory_stage),
     ("control", control_stage),
     ("gen_vectors", gen_vectors),
     ("gen_adapters", gen_adapters),

@@ -5,6 +5,8 @@ from interp_steer.data.concepts import (
     ConceptPrompts,
     ConceptSet,
     answer_token_ids,
+    cloze_definitions,
+    concept_cloze_prompts,
     load_concepts,
     translation_prompts,
 )
@@ -49,6 +51,8 @@ __all__ = [
     "answer_token_ids",
     "available_languages",
     "canonical",
+    "cloze_definitions",
+    "concept_cloze_prompts",
     "data_dir",
     "detect_language",
     "detect_languages",

@@ -19,6 +19,18 @@ token sets (:func:`answer_token_ids`): the first token of the target word's surf
 and the same for the English word. Prompts whose two sets share a token (German "Hand",
 English "hand") say nothing about which language a layer leans to, and are excluded.
 
+:func:`concept_cloze_prompts` builds Wendler's second task, the cloze, in one language:
+a one-sentence definition per concept (``cloze.tsv``, shipped with the package: 136 of
+the concepts, one definition in each of the eight languages, the word replaced by a
+blank; written for this project, Apache-2.0 like the concept set) with its answer::
+
+    A "___" is a small pet that purrs and hunts mice. Answer: "cat"
+    ...
+    A "___" is a pet that barks and guards the house. Answer: "
+
+in the definitions' language (``Antwort``, ``答案``, ...), with the same answer sets and
+exclusions as the translation prompts.
+
 Example:
     >>> concepts = load_concepts(["de", "zh"])
     >>> len(concepts) >= 100, concepts.langs
@@ -30,10 +42,10 @@ Example:
 import csv
 import importlib.resources
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pandas as pd
 
@@ -41,6 +53,12 @@ from interp_steer.data.languages import ENGLISH, canonical
 
 CONCEPTS_FILE = "concepts.tsv"
 """The concept set's file inside ``interp_steer.data`` (package data)."""
+
+CLOZE_FILE = "cloze.tsv"
+"""The cloze definitions' file inside ``interp_steer.data`` (package data)."""
+
+BLANK = '"___"'
+"""The blank in a cloze definition, quotes included: where the concept's word goes."""
 
 ENDONYMS: Mapping[str, str] = MappingProxyType(
     {
@@ -56,8 +74,22 @@ ENDONYMS: Mapping[str, str] = MappingProxyType(
 )
 """Each concept-set language's name in that language, as the prompts write it."""
 
-Task = Literal["translation"]
-"""The kind of prompt: few-shot word translation (a cloze task may join it)."""
+ANSWER_WORDS: Mapping[str, str] = MappingProxyType(
+    {
+        "en": "Answer",
+        "de": "Antwort",
+        "fr": "Réponse",
+        "es": "Respuesta",
+        "ru": "Ответ",
+        "zh": "答案",
+        "ja": "答え",
+        "sw": "Jibu",
+    }
+)
+"""The word "Answer" in each concept-set language, as the cloze prompts write it."""
+
+Task = Literal["translation", "cloze"]
+"""The kind of prompt: few-shot word translation, or a few-shot cloze (a definition)."""
 
 
 @dataclass(frozen=True)
@@ -174,11 +206,7 @@ def load_concepts(langs: Sequence[str] | None = None) -> ConceptSet:
     >>> load_concepts(["fr"]).word("dog", "French")
     'chien'
     """
-    text = importlib.resources.files("interp_steer.data").joinpath(CONCEPTS_FILE)
-    with text.open(encoding="utf-8") as handle:
-        lines = [line for line in handle if line.strip() and not line.startswith("#")]
-    rows = list(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
-    header, body = rows[0], rows[1:]
+    header, body = _read_tsv(CONCEPTS_FILE)
     if header[0] != "category" or header[1] != ENGLISH:
         raise ValueError(f"{CONCEPTS_FILE} must start with 'category', 'en'; got {header[:2]}")
     have = tuple(header[1:])
@@ -197,6 +225,19 @@ def load_concepts(langs: Sequence[str] | None = None) -> ConceptSet:
         categories=tuple(row[0] for row in body),
         words=tuple(tuple(row[c] for c in cols) for row in body),
     )
+
+
+def _read_tsv(name: str) -> tuple[list[str], list[list[str]]]:
+    """A package TSV's header and rows (``#`` lines are comments); rows of the wrong width fail."""
+    text = importlib.resources.files("interp_steer.data").joinpath(name)
+    with text.open(encoding="utf-8") as handle:
+        lines = [line for line in handle if line.strip() and not line.startswith("#")]
+    rows = list(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+    header, body = rows[0], rows[1:]
+    bad = [row[0] for row in body if len(row) != len(header)]
+    if bad:
+        raise ValueError(f"{name}: rows {bad} do not have {len(header)} columns")
+    return header, body
 
 
 # ----------------------------------------------------------------- prompts
@@ -246,13 +287,14 @@ class ConceptPrompts:
     Attributes:
         texts: The prompts, each ending where the target-language answer begins.
         concepts: The English key of each prompt's concept.
-        source: Canonical code of the language translated from.
-        target: Canonical code of the language translated into (not English).
+        source: Canonical code of the language translated from (a cloze: the
+            definitions' language, the same as ``target``).
+        target: Canonical code of the language answered in (not English).
         target_ids: Per prompt, the first tokens of the target word's forms.
         english_ids: Per prompt, the first tokens of the English word's forms.
         excluded: The concepts dropped because their two answer sets share a token.
         vocab_size: Size of the tokenizer the ids come from (``len(tokenizer)``).
-        task: ``"translation"``.
+        task: ``"translation"`` or ``"cloze"``.
         shots: Solved examples before each query.
         seed: The seed that drew the examples.
 
@@ -284,6 +326,8 @@ class ConceptPrompts:
             raise ValueError(
                 "the target language must not be English: its answers are the English ones"
             )
+        if self.task not in get_args(Task):
+            raise ValueError(f"task must be one of {get_args(Task)}, got {self.task!r}")
         n = len(self.texts)
         if not n:
             raise ValueError("no prompts (all excluded?)")
@@ -347,21 +391,142 @@ def translation_prompts(
     >>> prompts.concepts[0], len(prompts) + prompts.n_excluded == len(load_concepts())
     ('dog', True)
     """
-    src, tgt = canonical(source), canonical(target)
-    if tgt == ENGLISH:
-        raise ValueError("target must not be English: its answers are the English ones")
-    for code in (src, tgt):
-        if code not in ENDONYMS:
-            raise ValueError(f"no prompt name for {code!r}; languages: {sorted(ENDONYMS)}")
-    if isinstance(shots, bool) or not 0 <= shots < len(concepts):
-        raise ValueError(f"shots must be in 0..{len(concepts) - 1}, got {shots!r}")
+    src, tgt = _prompt_lang(source), _prompt_lang(target)
     src_words, tgt_words = concepts.column(src), concepts.column(tgt)
-    eng_words = concepts.column(ENGLISH)
 
     def line(i: int, answer: bool) -> str:
         end = f'{tgt_words[i]}"' if answer else ""
         return f'{ENDONYMS[src]}: "{src_words[i]}" - {ENDONYMS[tgt]}: "{end}'
 
+    return _few_shot(tokenizer, concepts, src, tgt, line, "translation", shots, seed)
+
+
+def cloze_definitions(lang: str) -> Mapping[str, str]:
+    """The package's cloze definitions in ``lang``: English key → a sentence with a blank.
+
+    Each definition is one short sentence in ``lang`` in which the concept's word (its
+    surface form in :func:`load_concepts`) is replaced by :data:`BLANK`, e.g. ``'A "___"
+    is a pet that barks and guards the house.'``. Not every concept has one: the keys
+    are the concepts that do, in the concept set's order; every one of them has a
+    definition in each of the eight languages.
+
+    Args:
+        lang: A concept-set language (any spelling).
+
+    Returns:
+        A read-only mapping from English key to definition.
+
+    Raises:
+        ValueError: A language the file does not have, or a definition without exactly
+            one blank.
+
+    >>> defs = cloze_definitions("de")
+    >>> len(defs) >= 100, defs["dog"]
+    (True, 'Ein "___" ist ein Haustier, das bellt und das Haus bewacht.')
+    """
+    code = canonical(lang)
+    header, body = _read_tsv(CLOZE_FILE)
+    if header[0] != "key" or code not in header[1:]:
+        raise ValueError(f"{CLOZE_FILE} has no {code!r}; it has {tuple(header[1:])}")
+    col = header.index(code)
+    order = {key: i for i, key in enumerate(load_concepts().keys)}
+    rows = sorted(body, key=lambda row: order.get(row[0], len(order)))
+    for row in rows:
+        if row[0] not in order:
+            raise ValueError(f"{CLOZE_FILE}: {row[0]!r} is not a concept of {CONCEPTS_FILE}")
+        if row[col].count(BLANK) != 1:
+            raise ValueError(f"{CLOZE_FILE}: the {code} definition of {row[0]!r} needs one {BLANK}")
+    return MappingProxyType({row[0]: row[col] for row in rows})
+
+
+def concept_cloze_prompts(
+    tokenizer: Any,
+    concepts: ConceptSet,
+    lang: str,
+    *,
+    shots: int = 3,
+    seed: int = 0,
+) -> ConceptPrompts:
+    """Few-shot cloze prompts in ``lang``, one per concept with a definition (Wendler's cloze).
+
+    Each prompt is ``shots`` solved lines, ``<definition with "___"> <Answer>: "<word>"``
+    (definitions of other concepts drawn with ``seed``, the word "Answer" in ``lang``:
+    :data:`ANSWER_WORDS`), then the query concept's definition and ``<Answer>: "``, ending
+    right after the answer's opening quote. Only the concepts of ``concepts`` that have a
+    definition (:func:`cloze_definitions`) are used; those whose ``lang`` and English
+    answer sets (:func:`answer_token_ids`) share a token are left out and counted, as in
+    :func:`translation_prompts`. Not the sentence cloze of
+    :func:`~interp_steer.analysis.cloze_prompts` (a sentence cut before its last word).
+
+    Args:
+        tokenizer: The model's tokenizer (``model.tokenizer``).
+        concepts: The concept set (:func:`load_concepts`); must hold ``lang``.
+        lang: Language of the definitions and the answers (not English).
+        shots: Solved examples per prompt, ``0 <= shots <`` the number of concepts with a
+            definition.
+        seed: Seed of the examples' draw.
+
+    Returns:
+        The :class:`ConceptPrompts` (``task="cloze"``, ``source == target == lang``).
+
+    Raises:
+        ValueError: English, a language the set lacks, no concept with a definition, a
+            bad ``shots``, or every prompt excluded.
+
+    >>> from interp_steer import load_model
+    >>> tok = load_model("tiny").tokenizer
+    >>> two = load_concepts(["de"]).subset(["cat", "dog"])
+    >>> print(concept_cloze_prompts(tok, two, "de", shots=1).texts[1])
+    Eine "___" ist ein kleines Haustier, das schnurrt und Mäuse fängt. Antwort: "Katze"
+    Ein "___" ist ein Haustier, das bellt und das Haus bewacht. Antwort: "
+    """
+    code = _prompt_lang(lang)
+    if code == ENGLISH:
+        raise ValueError("lang must not be English: its answers are the English ones")
+    concepts.column(code)  # the set must hold the language
+    definitions = cloze_definitions(code)
+    keys = [key for key in concepts.keys if key in definitions]
+    if not keys:
+        raise ValueError(f"none of these concepts has a cloze definition ({CLOZE_FILE})")
+    kept = concepts.subset(keys)
+    words, texts = kept.column(code), [definitions[key] for key in keys]
+    answer = ANSWER_WORDS[code]
+
+    def line(i: int, solved: bool) -> str:
+        end = f'{words[i]}"' if solved else ""
+        return f'{texts[i]} {answer}: "{end}'
+
+    return _few_shot(tokenizer, kept, code, code, line, "cloze", shots, seed)
+
+
+def _prompt_lang(lang: str) -> str:
+    """``lang``'s canonical code, if the prompts can name it (:data:`ENDONYMS`)."""
+    code = canonical(lang)
+    if code not in ENDONYMS:
+        raise ValueError(f"no prompt name for {code!r}; languages: {sorted(ENDONYMS)}")
+    return code
+
+
+def _few_shot(
+    tokenizer: Any,
+    concepts: ConceptSet,
+    source: str,
+    target: str,
+    line: Callable[[int, bool], str],
+    task: Task,
+    shots: int,
+    seed: int,
+) -> ConceptPrompts:
+    """One prompt per concept, overlapping answer sets excluded.
+
+    A prompt is ``shots`` solved ``line(j, True)`` (``j`` drawn with ``seed`` from the other
+    concepts), then the query ``line(i, False)``.
+    """
+    if target == ENGLISH:
+        raise ValueError("target must not be English: its answers are the English ones")
+    if isinstance(shots, bool) or not 0 <= shots < len(concepts):
+        raise ValueError(f"shots must be in 0..{len(concepts) - 1}, got {shots!r}")
+    tgt_words, eng_words = concepts.column(target), concepts.column(ENGLISH)
     rng = random.Random(seed)
     texts, keys, tgt_ids, eng_ids, excluded = [], [], [], [], []
     for i, key in enumerate(concepts.keys):
@@ -376,31 +541,38 @@ def translation_prompts(
         tgt_ids.append(t_ids)
         eng_ids.append(e_ids)
     if not texts:
+        pair = f"{target} cloze" if task == "cloze" else f"{source}→{target}"
         raise ValueError(
-            f"every {src}→{tgt} prompt was excluded: the target and English answers share "
+            f"every {pair} prompt was excluded: the target and English answers share "
             "their first token in all of them"
         )
     return ConceptPrompts(
         texts=tuple(texts),
         concepts=tuple(keys),
-        source=src,
-        target=tgt,
+        source=source,
+        target=target,
         target_ids=tuple(tgt_ids),
         english_ids=tuple(eng_ids),
         excluded=tuple(excluded),
         vocab_size=len(tokenizer),
+        task=task,
         shots=shots,
         seed=seed,
     )
 
 
 __all__ = [
+    "ANSWER_WORDS",
+    "BLANK",
+    "CLOZE_FILE",
     "CONCEPTS_FILE",
     "ENDONYMS",
     "ConceptPrompts",
     "ConceptSet",
     "Task",
     "answer_token_ids",
+    "cloze_definitions",
+    "concept_cloze_prompts",
     "load_concepts",
     "translation_prompts",
 ]

@@ -166,8 +166,9 @@ def _title(result: TrajectoryResult) -> str:
     if excluded:
         prompts += f" ({excluded} excluded: their target and English answers share a token)"
     lens = f"{result.lens} lens at the last position"
+    pair = target if result.source == result.target else f"{source}→{target}"  # cloze: one
     title = (
-        f"Latent language · {result.model} · {source}→{target}"
+        f"Latent language · {result.model} · {pair}"
         f"<br><sup>{prompts} · {lens} · bands: 95% bootstrap over prompts</sup>"
     )
     steering = result.steering_label()

@@ -1,5 +1,6 @@
-"""The concept set and its word-translation prompts: file invariants, format, answer sets."""
+"""The concept set, its translation and cloze prompts: file invariants, format, answer sets."""
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -11,10 +12,12 @@ from interp_steer.data import (
     ConceptPrompts,
     ConceptSet,
     answer_token_ids,
+    cloze_definitions,
+    concept_cloze_prompts,
     load_concepts,
     translation_prompts,
 )
-from interp_steer.data.concepts import ENDONYMS
+from interp_steer.data.concepts import ANSWER_WORDS, BLANK, ENDONYMS
 
 LANGS = ("en", "de", "fr", "es", "ru", "zh", "ja", "sw")
 
@@ -158,6 +161,81 @@ def test_prompt_checks(tiny):
         ConceptPrompts(target_ids=((),), english_ids=((6,),), **base)
 
 
+def test_every_cloze_concept_has_one_blank_and_no_answer_in_every_language():
+    concepts = load_concepts()
+    keys = tuple(cloze_definitions("en"))
+    assert len(keys) >= 100 and len(set(keys)) == len(keys)
+    assert keys == tuple(k for k in concepts.keys if k in keys)  # the concept set's order
+    assert set(ANSWER_WORDS) == set(LANGS)
+    for lang in LANGS:
+        definitions = cloze_definitions(lang)
+        assert tuple(definitions) == keys, lang
+        for key, text in definitions.items():
+            assert text.count(BLANK) == 1 and "___" not in text.replace(BLANK, ""), (lang, key)
+            assert "\t" not in text and "\n" not in text and text == text.strip()
+            # the blank's answer is not given away: the word itself is nowhere else in it
+            word, rest = concepts.word(key, lang).lower(), text.replace(BLANK, " ").lower()
+            if lang in ("zh", "ja"):
+                assert word not in rest, (lang, key, text)
+            else:
+                assert not re.search(rf"(?<!\w){re.escape(word)}(?!\w)", rest), (lang, key, text)
+    assert cloze_definitions("German")["dog"].startswith('Ein "___" ist ein Haustier')
+    with pytest.raises(ValueError, match="has no 'it'"):
+        cloze_definitions("it")
+
+
+def test_cloze_prompt_format_exact(tiny):
+    two = load_concepts(["zh"]).subset(["cat", "dog"])
+    prompts = concept_cloze_prompts(tiny.tokenizer, two, "zh", shots=1)
+    cat, dog = cloze_definitions("zh")["cat"], cloze_definitions("zh")["dog"]
+    assert prompts.texts == (
+        f'{dog} 答案: "狗"\n{cat} 答案: "',
+        f'{cat} 答案: "猫"\n{dog} 答案: "',
+    )
+    assert (prompts.task, prompts.source, prompts.target, prompts.shots) == ("cloze", "zh", "zh", 1)
+    assert prompts.concepts == ("cat", "dog") and prompts.n_excluded == 0
+    assert prompts.target_ids[1] == answer_token_ids(tiny.tokenizer, "狗")
+    assert prompts.english_ids[1] == answer_token_ids(tiny.tokenizer, "dog")
+
+
+def test_cloze_prompts_are_seeded_few_shot_over_defined_concepts(tiny):
+    concepts = load_concepts(["ru"])
+    defined = cloze_definitions("ru")
+    prompts = concept_cloze_prompts(tiny.tokenizer, concepts, "ru", shots=3, seed=5)
+    # concepts without a definition are not used; the others are prompts or excluded
+    assert set(prompts.concepts) | set(prompts.excluded) == set(defined)
+    assert len(prompts) + prompts.n_excluded == len(defined) < len(concepts)
+    solved = {
+        f'{text} {ANSWER_WORDS["ru"]}: "{concepts.word(k, "ru")}"' for k, text in defined.items()
+    }
+    for key, text in zip(prompts.concepts, prompts.texts, strict=True):
+        *shots, query = text.split("\n")
+        assert query == f'{defined[key]} Ответ: "'
+        assert len(shots) == 3 and len(set(shots)) == 3 and set(shots) <= solved
+        assert not any(line.startswith(defined[key]) for line in shots)  # other concepts
+    again = concept_cloze_prompts(tiny.tokenizer, concepts, "ru", shots=3, seed=5)
+    other = concept_cloze_prompts(tiny.tokenizer, concepts, "ru", shots=3, seed=6)
+    assert again == prompts and other.texts != prompts.texts
+
+
+def test_cloze_prompts_exclude_overlapping_answers_and_check_their_input(tiny):
+    # byte level: German "Hand" and English "hand" share their first bytes; "Hund"/"dog" not
+    three = load_concepts(["de"]).subset(["hand", "dog", "cat"])
+    prompts = concept_cloze_prompts(tiny.tokenizer, three, "de", shots=1)
+    assert prompts.excluded == ("hand",) and prompts.concepts == ("dog", "cat")
+    with pytest.raises(ValueError, match="every de cloze prompt was excluded"):
+        concept_cloze_prompts(tiny.tokenizer, three.subset(["hand"]), "de", shots=0)
+    with pytest.raises(ValueError, match="must not be English"):
+        concept_cloze_prompts(tiny.tokenizer, three, "en")
+    with pytest.raises(ValueError, match="has no 'fr'"):
+        concept_cloze_prompts(tiny.tokenizer, three, "fr")
+    with pytest.raises(ValueError, match="shots must be in 0..2"):
+        concept_cloze_prompts(tiny.tokenizer, three, "de", shots=3)
+    undefined = [k for k in load_concepts().keys if k not in cloze_definitions("de")]
+    with pytest.raises(ValueError, match="none of these concepts has a cloze definition"):
+        concept_cloze_prompts(tiny.tokenizer, load_concepts(["de"]).subset(undefined[:2]), "de")
+
+
 @pytest.mark.slow
 def test_the_wheel_ships_the_concept_file(tmp_path):
     root = Path(__file__).resolve().parents[2]
@@ -167,4 +245,5 @@ def test_the_wheel_ships_the_concept_file(tmp_path):
         check=True, cwd=tmp_path,
     )  # fmt: skip
     (wheel,) = tmp_path.glob("interp_steer-*.whl")
-    assert "interp_steer/data/concepts.tsv" in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"interp_steer/data/concepts.tsv", "interp_steer/data/cloze.tsv"} <= set(names)

@@ -1,5 +1,7 @@
 """Wendler's figure: its traces' data, names, dashes, panels and titles (not pixels)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,11 @@ def test_a_base_result_is_one_column_in_either_mode():
 def test_bad_mode_is_refused():
     with pytest.raises((ValueError, TypeError), match="mode"):
         plot_language_trajectory(_result(), mode="stacked")
+
+
+def test_a_cloze_title_names_one_language():
+    """Cloze prompts are in the target language: "Chinese", not "Chinese→Chinese"."""
+    cloze = dataclasses.replace(_result(), source="zh", meta={**_result().meta, "task": "cloze"})
+    title = plot_language_trajectory(cloze).layout.title.text
+    assert title.startswith("Latent language · tiny · Chinese<br>")
+    assert "4 cloze prompts" in title

@@ -14,7 +14,8 @@ from repro.page import write_results
 from repro.run import main
 
 
-def test_quick_study_writes_the_results_page(tmp_path):
+def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERP_STEER_CACHE", str(tmp_path / "cache"))  # its tuned lens
     page, figures = tmp_path / "docs" / "results.md", tmp_path / "figures"
     assert (
         main(
@@ -74,6 +75,10 @@ def test_quick_study_writes_the_results_page(tmp_path):
     assert {json.loads(p.read_text())["meta"]["hyper"]["lr"] for p in bipo} == {chosen}
     kl_cells = json.loads((tmp_path / "run" / "gen_kl.json").read_text(encoding="utf-8"))
     assert len(kl_cells["de"]["bipo"]["kl"]) == QUICK.n_gen_kl
+    latent = text.split("## Latent language (Wendler et al.)")[1].split("## Control")[0]
+    assert latent.count("| layer | P(zh) base | P(zh) steered | P(en) base |") == 2
+    assert "results_trajectory_logit" in latent and "results_trajectory_tuned" in latent
+    assert "Through the logit lens, base: English peaks at" in latent
     control = text.split("## Control")[1].split("## Generation")[0]
     assert "| level |" in control and "translate_test" in control
     # resumable: a second run reuses every evaluation file
