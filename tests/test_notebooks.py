@@ -18,6 +18,8 @@ EXPECTED = [
     "04_similarity_and_transfer.ipynb",
     "05_reproduce_paper.ipynb",
     "06_saelens.ipynb",
+    "07_latent_language.ipynb",
+    "08_forcing_benchmark.ipynb",
 ]
 # SAELens pins transformer-lens<4: notebook 06 runs where it is installed (make test-tl39).
 NEEDS_SAE_LENS = {"06_saelens.ipynb"}

@@ -87,6 +87,7 @@ from interp_steer.constants import (
 from interp_steer.data.languages import canonical
 from interp_steer.data.parallel import ParallelCorpus, load_parallel
 from interp_steer.evaluation.forcing import (
+    RELEVANCE_RULE,
     ForcingPrompts,
     ForcingResult,
     forcing_prompts,
@@ -942,7 +943,7 @@ def forcing_benchmark(
             shutil.rmtree(root / name, ignore_errors=True)
         (root / "config.json").unlink(missing_ok=True)
     store = CellStore(root)
-    store.check_config({**model_settings(model), **settings})
+    store.check_config({**model_settings(model), **settings, "relevance": RELEVANCE_RULE})
     store.check_data(fingerprints)
     cells = _Cells(root, model, seed, resume)
 

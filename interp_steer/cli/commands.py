@@ -10,6 +10,7 @@ library function, and writes its outputs into ``args.out``. Errors that mean bad
 
 import argparse
 import functools
+import itertools
 import os
 import re
 import sys
@@ -22,12 +23,14 @@ import pandas as pd
 import torch
 
 from interp_steer.analysis.cells import Stage, TaskEvaluator, check_run
+from interp_steer.analysis.forcing import ForcingBenchmark, forcing_benchmark
 from interp_steer.analysis.lens import cloze_prompts, lens_shares_table, logit_lens
 from interp_steer.analysis.similarity import cross_lingual_similarity
 from interp_steer.analysis.sweep import layer_sweep
 from interp_steer.analysis.transfer import transfer_matrix
+from interp_steer.analysis.tuned_lens import LensLike, TunedLens, fit_tuned_lens, load_tuned_lens
 from interp_steer.cli.demo import run_demo
-from interp_steer.constants import FORCING
+from interp_steer.constants import FORCING, FORCING_LANGS, FORCING_STRENGTHS
 from interp_steer.data.hub_tasks import hub_offline, hub_reachable
 from interp_steer.data.parallel import ParallelCorpus, load_parallel
 from interp_steer.data.sources import DataUnavailableError
@@ -36,8 +39,9 @@ from interp_steer.evaluation.harness import evaluate
 from interp_steer.evaluation.results import EvalResult, EvaluationError, compare
 from interp_steer.fitting.fit import fit_vector
 from interp_steer.models.layers import check_layers
-from interp_steer.models.loading import load_model
+from interp_steer.models.loading import load_model, model_name
 from interp_steer.plotting.export import save_figures
+from interp_steer.plotting.forcing import plot_forcing, plot_forcing_layers
 from interp_steer.plotting.lens import plot_language_shares, plot_token_table
 from interp_steer.plotting.similarity import plot_similarity, plot_similarity_matrix
 from interp_steer.plotting.sweep import plot_sweep, plot_sweep_heatmap, plot_transfer
@@ -366,14 +370,18 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 @_command
 def cmd_lens(args: argparse.Namespace) -> None:
-    """``interp-steer lens``: logit-lens language shares, base and (with a vector) steered.
+    """``interp-steer lens``: lens language shares, base and (with a vector) steered.
 
     Each prompt is read at its last token, where the model is about to answer: a
     ``--prompt`` as given (trailing whitespace dropped), a ``--dataset`` sentence cut
     before its last word (:func:`~interp_steer.analysis.lens.cloze_prompts`), not after
-    its full stop. With ``--vector`` the steered token table is written too.
+    its full stop. With ``--vector`` the steered token table is written too. ``--lens
+    tuned`` reads through a tuned lens (:func:`_tuned_lens`); ``lens.json`` records which
+    lens (``meta["lens"]``, and the tuned lens's fingerprint and training texts).
     """
     started = time.perf_counter()
+    if args.tuned_lens is not None and args.lens != "tuned":
+        raise ValueError("--tuned-lens is read only with --lens tuned")
     if args.prompt:
         prompts = [p.rstrip() for p in args.prompt]
     else:
@@ -384,9 +392,12 @@ def cmd_lens(args: argparse.Namespace) -> None:
     alpha = _strength(vector, args.alpha, args.ratio) if vector is not None else 1.0
     name = args.vector.name.removesuffix(".safetensors") if vector is not None else None
     model = _model(args)
+    lens = _tuned_lens(model, args.tuned_lens) if args.lens == "tuned" else "logit"
     result = logit_lens(
-        model, prompts, vector=vector, alpha=alpha, lang=args.lang, k=args.k, vector_name=name
-    )
+        model, prompts, vector=vector, alpha=alpha, lang=args.lang, k=args.k, vector_name=name,
+        lens=lens,
+    )  # fmt: skip
+    _say(f"lens: {result.meta['lens']}")
     figures = {"lens_shares": plot_language_shares(result), "lens_tokens": plot_token_table(result)}
     if "steered" in result.variants:
         figures["lens_tokens_steered"] = plot_token_table(result, variant="steered")
@@ -395,6 +406,30 @@ def cmd_lens(args: argparse.Namespace) -> None:
         write_table(lens_shares_table(result), args.out / "lens.csv"),
     ]
     _done(paths + save_figures(figures, args.out / "figures"), started)
+
+
+def _tuned_lens(model: Any, path: Path | None) -> LensLike:
+    """``--lens tuned``'s lens: ``--tuned-lens PATH``, else the model's saved one, else fit one.
+
+    A lens fitted here uses :func:`~interp_steer.analysis.fit_tuned_lens`'s defaults and is
+    saved where :func:`~interp_steer.analysis.load_tuned_lens` finds it next time.
+    """
+    if path is not None:
+        _say(f"tuned lens: {path}")
+        return TunedLens.load(path)  # logit_lens checks it was trained on these weights
+    try:
+        lens = load_tuned_lens(model)
+    except FileNotFoundError:
+        _say(
+            f"no tuned lens saved for {model_name(model)} with these weights: fitting one with "
+            "fit_tuned_lens's defaults (12 languages x 2 FLORES sentences; gemma-3-270m: ~5 "
+            "min on 2 CPU cores) and saving it for next time ..."
+        )
+        lens = fit_tuned_lens(model)
+        _say(f"tuned lens fitted in {lens.meta['seconds']:.0f} s")
+        return lens
+    _say(f"tuned lens: the one saved for {lens.model} (fingerprint {lens.fingerprint})")
+    return lens
 
 
 @_command
@@ -459,6 +494,107 @@ def cmd_transfer(args: argparse.Namespace) -> None:
     _done(paths + save_figures({"transfer": plot_transfer(result)}, args.out / "figures"), started)
 
 
+def _forcing_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``interp-steer forcing``'s options as :func:`forcing_benchmark`'s arguments, checked.
+
+    ``--langs`` and ``--layers`` may be space- or comma-separated (each word is a list);
+    ``--strengths`` replaces the default grid of each operator it names. Every language's
+    corpus is read, and checked to hold the three splits, before the model loads.
+    """
+    langs = tuple(dict.fromkeys(code for part in args.langs for code in part))
+    unknown = [code for code in langs if code not in FORCING_LANGS]
+    if unknown:
+        raise ValueError(
+            f"--langs: {', '.join(unknown)} is not a forcing language; use "
+            f"{' '.join(FORCING_LANGS)}"
+        )
+    given: dict[str, tuple[float, ...]] = {}
+    for op, values in args.strengths or ():
+        if op in given:
+            raise ValueError(f"--strengths names {op} twice; give {op}=S1,S2,... once")
+        given[op] = values
+    operators = tuple(dict.fromkeys(args.operators))
+    unused = [op for op in given if op not in operators]
+    if unused:
+        raise ValueError(
+            f"--strengths names {', '.join(unused)}, which is not among --operators "
+            f"{' '.join(operators)}"
+        )
+    needed = args.n_select + args.n_test + args.n_fit
+    for lang in langs:
+        corpus = load_parallel(args.source, lang)
+        if needed > len(corpus):
+            raise ValueError(
+                f"--n-select + --n-test + --n-fit = {needed} exceeds the {len(corpus)} pairs "
+                f"of {corpus.name}: the selection, test and fitting pairs must not overlap"
+            )
+    layers = None
+    if args.layers:
+        layers = tuple(sorted({layer for part in args.layers for layer in part}))
+    return {
+        "langs": langs,
+        "methods": tuple(dict.fromkeys(args.methods)),
+        "operators": operators,
+        "directions": tuple(dict.fromkeys(args.directions)),
+        "layers": layers,
+        "strengths": {op: given.get(op, FORCING_STRENGTHS[op]) for op in operators},
+        "n_fit": args.n_fit,
+        "n_select": args.n_select,
+        "n_test": args.n_test,
+        "source": args.source,
+        "positions": args.positions,
+        "k": args.k,
+        "max_new_tokens": args.max_new_tokens,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+
+
+def _forcing_lines(result: ForcingBenchmark) -> list[str]:
+    """One line per tested cell: the held-out test score first, then what was selected."""
+    lines = []
+    for row in result.table().itertuples():
+        base = f"unsteered {row.unsteered_score:.3f}, gain {row.gain:+.3f}"
+        lines.append(
+            f"{row.lang} {row.direction} {row.method}·{row.operator}: test score "
+            f"{row.score:.3f} [{row.score_low:.3f}, {row.score_high:.3f}] (control "
+            f"{row.control:.3f}, relevance {row.relevance:.3f}; {base}) at layer {row.layer}, "
+            f"strength {row.strength:g}"
+        )
+    failed = result.meta.get("failed") or {}
+    if failed:
+        lines.append(f"{len(failed)} cells failed (non-finite values): see forcing.json meta")
+    return lines
+
+
+@_command
+def cmd_forcing(args: argparse.Namespace) -> None:
+    """``interp-steer forcing``: the language-forcing benchmark, resumable in ``--out/forcing``.
+
+    Writes ``forcing.json`` (every cell), ``forcing.csv`` (the test table) and
+    ``figures/forcing`` (control vs relevance) plus ``figures/forcing_layers_<direction>_
+    <method>_<operator>`` (the per-layer selection score) for each combination.
+    """
+    started = time.perf_counter()
+    kwargs = _forcing_args(args)
+    args.layers = kwargs["layers"]  # checked against the model as it loads
+    model = _model(args)
+    result = forcing_benchmark(  # its bar over the cells closes before any error prints
+        model, run_dir=args.out / "forcing", resume=args.resume, **kwargs
+    )
+    figures = {"forcing": plot_forcing(result)}
+    for d, m, o in itertools.product(result.directions, result.methods, result.operators):
+        fig = plot_forcing_layers(result, direction=d, method=m, operator=o)  # type: ignore[arg-type]
+        figures[f"forcing_layers_{d}_{m}_{o}"] = fig
+    paths = [
+        result.save(args.out / "forcing.json"),
+        write_table(result.table(), args.out / "forcing.csv"),
+    ]
+    for line in _forcing_lines(result):
+        _say(line)
+    _done(paths + save_figures(figures, args.out / "figures"), started)
+
+
 @_command
 def cmd_demo(args: argparse.Namespace) -> None:
     """``interp-steer demo``: see :func:`interp_steer.cli.demo.run_demo`."""
@@ -476,6 +612,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "lens": cmd_lens,
     "similarity": cmd_similarity,
     "transfer": cmd_transfer,
+    "forcing": cmd_forcing,
     "demo": cmd_demo,
 }
 """Subcommand name → implementation."""

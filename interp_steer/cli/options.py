@@ -14,7 +14,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from interp_steer.constants import LOCAL_DATASETS, METHOD_NAMES, MODEL_ALIASES
+from interp_steer.constants import (
+    FORCING_STRENGTHS,
+    LOCAL_DATASETS,
+    METHOD_NAMES,
+    MODEL_ALIASES,
+)
 
 __all__ = [
     "MAX_LAYERS",
@@ -29,6 +34,8 @@ __all__ = [
     "ints",
     "language",
     "languages",
+    "nonnegative",
+    "operator_strengths",
 ]
 
 MAX_LAYERS = 1024
@@ -155,6 +162,45 @@ def floats(text: str) -> tuple[float, ...]:
     if not out or not all(math.isfinite(x) for x in out):
         raise argparse.ArgumentTypeError(f"expected numbers like 0.1,0.25,0.5, got {text!r}")
     return out
+
+
+def nonnegative(text: str) -> int:
+    """A whole number ``>= 0`` (a seed).
+
+    >>> nonnegative("0")
+    0
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def operator_strengths(text: str) -> tuple[str, tuple[float, ...]]:
+    """``OPERATOR=S1,S2,...`` → the operator and its positive strengths (sorted, unique).
+
+    The operator is one of :data:`~interp_steer.constants.FORCING_STRENGTHS`' keys; each
+    operator's upper bound (``ablate`` 1, ``rotate`` 180 degrees) is checked by the library.
+
+    >>> operator_strengths("rotate=30,15"), operator_strengths("add=0.5")
+    (('rotate', (15.0, 30.0)), ('add', (0.5,)))
+    """
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or name not in FORCING_STRENGTHS:
+        raise argparse.ArgumentTypeError(
+            f"expected OPERATOR=S1,S2 with an operator of {', '.join(FORCING_STRENGTHS)} "
+            f"(e.g. add=0.25,0.5 rotate=15,30), got {text!r}"
+        )
+    strengths = floats(values)
+    if not all(x > 0 for x in strengths):
+        raise argparse.ArgumentTypeError(
+            f"{name} strengths must be positive (the sign comes from --directions), got {values!r}"
+        )
+    return name, tuple(sorted(set(strengths)))
 
 
 def add_choice(

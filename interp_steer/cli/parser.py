@@ -1,4 +1,4 @@
-"""The ``interp-steer`` command line: fit, eval, sweep, lens, similarity, transfer, demo.
+"""The ``interp-steer`` command line: fit, eval, sweep, lens, similarity, transfer, forcing, demo.
 
 Every command writes into a run folder (``--out``, by default ``runs/<command>``) that the
 other commands and the Python API read back:
@@ -41,11 +41,16 @@ from interp_steer.cli.options import (
     ints,
     language,
     languages,
+    nonnegative,
+    operator_strengths,
 )
 from interp_steer.constants import (
     BASELINE_NAMES,
     DEFAULT_RATIOS,
+    DIRECTIONS,
     EVAL_TASKS,
+    FORCING_LANGS,
+    FORCING_STRENGTHS,
     LOCAL_DATASETS,
     METHOD_NAMES,
     POSITION_MODES,
@@ -53,6 +58,15 @@ from interp_steer.constants import (
 )
 
 _EPILOG = "Outputs go to --out (default runs/<command>); see `interp-steer <command> --help`."
+
+LENS_CHOICES = ("logit", "tuned")
+"""``interp-steer lens --lens``: the library's lenses (``interp_steer.analysis.LENSES``,
+spelled out here so ``--help`` does not import torch; a test keeps the two equal)."""
+
+OPERATOR_CHOICES: tuple[str, ...] = tuple(FORCING_STRENGTHS)
+"""``interp-steer forcing --operators``: the steering operators (``interp_steer.steering.
+OPERATORS``, read from the keys of ``FORCING_STRENGTHS`` so ``--help`` does not import
+torch; a test keeps the two equal)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -181,9 +195,10 @@ def _add_lens(sub: Any) -> None:
     """``interp-steer lens``."""
     p = sub.add_parser(
         "lens",
-        help="logit lens: which language each layer decodes to",
+        help="logit or tuned lens: which language each layer decodes to",
         description="Project every layer's residual stream through the final "
-        "norm and unembedding at each prompt's last token (where the model is about to "
+        "norm and unembedding (with --lens tuned: after the tuned lens's translator for "
+        "that layer) at each prompt's last token (where the model is about to "
         "answer), identify the language of the top tokens, base vs steered. Writes "
         "lens.json/.csv and figures/lens_* (lens_tokens_steered with --vector).",
     )
@@ -202,6 +217,19 @@ def _add_lens(sub: Any) -> None:
     p.add_argument("--vector", type=Path, help="a saved vector for the steered variant")
     add_strength(p)
     p.add_argument("--k", type=count, default=5, help="top tokens per layer (default: %(default)s)")
+    add_choice(
+        p, "--lens", LENS_CHOICES, "logit",
+        "the read-out: the model's own unembedding, or a tuned lens first (the one saved "
+        "for this model, else one fitted now with fit_tuned_lens's defaults and saved; "
+        "gemma-3-270m: ~5 min on 2 CPU cores)",
+    )  # fmt: skip
+    p.add_argument(
+        "--tuned-lens",
+        type=Path,
+        metavar="PATH",
+        help="with --lens tuned: this saved tuned lens (TunedLens.save's .json/.safetensors "
+        "or their stem) instead of the one saved for the model",
+    )
 
 
 def _add_similarity(sub: Any) -> None:
@@ -248,6 +276,111 @@ def _add_transfer(sub: Any) -> None:
     p.add_argument("--no-english", action="store_true", help="skip the English-damage column")
 
 
+def _add_forcing(sub: Any) -> None:
+    """``interp-steer forcing``."""
+    p = sub.add_parser(
+        "forcing",
+        help="language-forcing benchmark: control × relevance per method, operator, layer",
+        description="Score every language, direction, method, operator, layer and strength "
+        "at forcing the language of a continuation: language control (is it in the "
+        "intended language) and semantic relevance (does it still continue its prompt), "
+        "combined into their harmonic mean (CLaS-Bench). The best (layer, strength) of "
+        "each method and operator is chosen on selection prompts and tested on held-out "
+        "test prompts. Resumable: cells and vectors are kept in --out/forcing/. Writes "
+        "forcing.json, forcing.csv (the test table) and figures/forcing*.",
+    )
+    add_common(p, "forcing")
+    p.add_argument(
+        "--langs",
+        type=languages,
+        nargs="+",
+        required=True,
+        metavar="LANG",
+        help=f"languages, space- or comma-separated, from {' '.join(FORCING_LANGS)}",
+    )
+    p.add_argument(
+        "--directions",
+        nargs="+",
+        choices=DIRECTIONS,
+        default=list(DIRECTIONS),
+        metavar="DIRECTION",
+        help="to_english: prompts in the language, English wanted; from_english: English "
+        f"prompts, the language wanted (default: {' '.join(DIRECTIONS)})",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHOD_NAMES,
+        default=["mean_diff"],
+        metavar="METHOD",
+        help=f"fitting methods, from {', '.join(METHOD_NAMES)} (default: mean_diff)",
+    )
+    p.add_argument(
+        "--operators",
+        nargs="+",
+        choices=OPERATOR_CHOICES,
+        default=["add"],
+        metavar="OPERATOR",
+        help=f"steering operators, from {', '.join(OPERATOR_CHOICES)} (default: add)",
+    )
+    p.add_argument(
+        "--layers",
+        type=ints,
+        nargs="+",
+        metavar="LAYER",
+        help="layers, e.g. 2 4 6, 2,4,6 or 2-8 (default: all)",
+    )
+    defaults = " ".join(f"{op}={','.join(f'{x:g}' for x in v)}"
+                        for op, v in FORCING_STRENGTHS.items())  # fmt: skip
+    p.add_argument(
+        "--strengths",
+        type=operator_strengths,
+        nargs="+",
+        metavar="OP=S1,S2",
+        help="strengths per operator, positive (the sign comes from the direction): add "
+        "ratios ‖αv‖/‖h‖, ablate the share removed (at most 1), rotate degrees (at most "
+        f"180), clamp multiples of ‖h‖; an operator not named keeps its default ({defaults})",
+    )
+    add_choice(p, "--source", ("flores", "tatoeba"), "flores", "parallel corpus of the prompts")
+    group = p.add_argument_group("sizes (per language; the three must not overlap)")
+    group.add_argument(
+        "--n-fit", type=count, default=200,
+        help="pairs to fit on, from the end of the corpus (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--n-select", type=count, default=16,
+        help="selection prompts: corpus lines 0..N-1 (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--n-test", type=count, default=32,
+        help="held-out test prompts, after the selection ones (default: %(default)s)",
+    )  # fmt: skip
+    add_choice(p, "--positions", POSITION_MODES, "all", "where the vector acts")
+    p.add_argument(
+        "--k", type=count, default=4,
+        help="distractor prompts per continuation for relevance; chance is 1/(k+1) "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-new-tokens", type=count, default=32, metavar="N",
+        help="tokens generated per prompt (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-size", type=count, default=8, help="prompts per batch (default: %(default)s)"
+    )
+    p.add_argument(
+        "--seed", type=nonnegative, default=0,
+        help="seed of the distractor draws and intervals (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse the finished cells and vectors of --out/forcing/ (--no-resume: start "
+        "over) (default: resume)",
+    )
+
+
 def _add_demo(sub: Any) -> None:
     """``interp-steer demo``."""
     p = sub.add_parser(
@@ -270,6 +403,7 @@ SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
     _add_lens,
     _add_similarity,
     _add_transfer,
+    _add_forcing,
     _add_demo,
 )
 """One builder per subcommand, in the order ``--help`` lists them."""
@@ -279,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the ``interp-steer`` parser with every subcommand and its options.
 
     >>> sorted(build_parser()._subparsers._group_actions[0].choices)
-    ['demo', 'eval', 'fit', 'lens', 'similarity', 'sweep', 'transfer']
+    ['demo', 'eval', 'fit', 'forcing', 'lens', 'similarity', 'sweep', 'transfer']
     """
     parser = _Parser(
         prog="interp-steer",
@@ -373,6 +507,8 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 __all__ = [
+    "LENS_CHOICES",
+    "OPERATOR_CHOICES",
     "build_parser",
     "main",
 ]

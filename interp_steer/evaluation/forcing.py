@@ -41,7 +41,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -530,6 +530,35 @@ def _logprobs(
     return out
 
 
+REPEAT_NGRAM: Final = 3
+"""Token n-grams :func:`repetition` counts."""
+
+MAX_REPETITION: Final = 0.5
+"""A continuation more repetitive than this (:func:`repetition`) is degenerate: not relevant."""
+
+RELEVANCE_RULE: Final = (
+    f"margin > 0 and repetition <= {MAX_REPETITION} ({REPEAT_NGRAM}-grams of tokens)"
+)
+"""The relevance verdict, recorded in every result and run folder that it decides."""
+
+
+def repetition(tokens: Sequence[int], n: int = REPEAT_NGRAM) -> float:
+    """The share of a sequence's token ``n``-grams that repeat an earlier one (0 to 1).
+
+    Degenerate steered output ("nauli nauli nauli", "herherher") repeats a fragment,
+    often one taken from the prompt, and the prompt then explains it better than any other
+    prompt: the margin alone would count it as relevant. Ordinary sentences of a few dozen
+    tokens repeat almost no token 3-gram.
+
+    >>> repetition([1, 2, 3, 4, 5, 6]), repetition([7, 8] * 6)
+    (0.0, 0.8)
+    >>> repetition([1, 2])  # no n-gram at all: nothing repeats
+    0.0
+    """
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
 def _check_scoring(n: int, k: int, batch_size: int, minimum: int, what: str) -> None:
     check_count("k", k)
     check_count("batch_size", batch_size)
@@ -567,7 +596,8 @@ def relevance_margins(
     Args:
         model: The model.
         prompts: The prompts, each the context of its continuation.
-        continuations: One continuation per prompt; one with nothing but whitespace gets
+        continuations: One continuation per prompt; one with nothing but whitespace, or
+            a degenerate one (:func:`repetition` above :data:`MAX_REPETITION`), gets
             ``-inf`` (not relevant) and is not scored.
         k: Distractor prompts per continuation.
         seed: Seed of the distractor draw.
@@ -600,7 +630,12 @@ def relevance_margins(
     n = len(prompts)
     _check_scoring(n, k, batch_size, k + 1, "relevance")
     drawn = _distractors(n, k, np.random.default_rng(seed))
-    scored = [i for i in range(n) if continuations[i].strip()]
+    scored = [
+        i
+        for i in range(n)
+        if continuations[i].strip()
+        and repetition(token_ids(model, continuations[i], bos=False)) <= MAX_REPETITION
+    ]
     rows = [(prompts[c], continuations[i]) for i in scored for c in (i, *drawn[i])]
     logp = _logprobs(model, rows, batch_size, progress, "relevance").reshape(len(scored), k + 1)
     margins = np.full(n, -math.inf)
@@ -892,13 +927,16 @@ def forcing_run(
         "start": prompts.start,
         "source": prompts.source,
         "fingerprint": prompts.fingerprint,
+        "relevance": RELEVANCE_RULE,
     }
     return ForcingResult.from_outputs(model_name(model), prompts, outputs, margins, settings)
 
 
 __all__ = [
     "FORMAT",
+    "MAX_REPETITION",
     "REFERENCE_SEPARATOR",
+    "RELEVANCE_RULE",
     "ForcingPrompts",
     "ForcingResult",
     "RelevanceCheck",
@@ -906,5 +944,6 @@ __all__ = [
     "forcing_run",
     "harmonic_mean",
     "relevance_margins",
+    "repetition",
     "validate_relevance",
 ]

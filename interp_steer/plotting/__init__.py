@@ -6,6 +6,7 @@ from interp_steer.plotting.export import (
     static_export_available,
     write_plotly_js,
 )
+from interp_steer.plotting.forcing import plot_forcing, plot_forcing_layers
 from interp_steer.plotting.lens import plot_language_shares, plot_token_table
 from interp_steer.plotting.report import Report, Section, write_report
 from interp_steer.plotting.similarity import (
@@ -31,6 +32,8 @@ __all__ = [
     "language_color",
     "language_colors",
     "legend_below",
+    "plot_forcing",
+    "plot_forcing_layers",
     "plot_language_shares",
     "plot_language_trajectory",
     "plot_similarity",

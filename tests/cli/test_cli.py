@@ -23,7 +23,8 @@ def test_built_in_methods_are_the_cli_choices():
 
 def test_every_option_of_every_command_has_help(capsys):
     sub = build_parser()._subparsers._group_actions[0]
-    assert set(sub.choices) == {"fit", "eval", "sweep", "lens", "similarity", "transfer", "demo"}
+    expected = {"fit", "eval", "sweep", "lens", "similarity", "transfer", "forcing", "demo"}
+    assert set(sub.choices) == expected
     for name, parser in sub.choices.items():
         for action in parser._actions:
             assert action.help, f"{name} {action.option_strings} has no help"

@@ -21,7 +21,9 @@ from interp_steer.evaluation import (
     validate_relevance,
     wilson_interval,
 )
+from interp_steer.evaluation.forcing import MAX_REPETITION, RELEVANCE_RULE, repetition
 from interp_steer.models import generate_texts
+from interp_steer.models.batching import token_ids
 from interp_steer.steering import SteeringVector, steer
 
 
@@ -222,6 +224,7 @@ def test_settings_record_every_option(tiny, unit_vector):
         "start": 5,
         "source": "tatoeba",
         "fingerprint": prompts.fingerprint,
+        "relevance": RELEVANCE_RULE,
     }
     assert (r.model, r.lang, r.direction, r.ids) == ("tiny", "sw", "from_english", prompts.ids)
     assert (
@@ -377,3 +380,22 @@ def test_relevance_ranks_the_reference_above_an_off_topic_one_on_gemma(gemma):
             prompts = forcing_prompts(lang, direction, n=32)
             shares[lang, direction] = validate_relevance(gemma, prompts, progress=False).share
     assert all(share >= 0.9 for share in shares.values()), shares
+
+
+def test_a_degenerate_continuation_is_not_relevant(tiny):
+    """A repeated fragment of the prompt ("nauli nauli ...") is explained best by its own
+    prompt, but it is degenerate: margin -inf, never relevant (found on gemma-3-270m, where
+    steered cells repeating a prompt word scored 8 of 10 relevant)."""
+    prompts = ["Nauli ya basi ni ghali sana.", "Mvua ilinyesha jana.", "Ninapenda chai."]
+    looped = " nauli" * 12
+    assert repetition(token_ids(tiny, looped, bos=False)) > MAX_REPETITION
+    fluent = " Ni kweli, nauli imepanda mwaka huu."
+    assert repetition(token_ids(tiny, fluent, bos=False)) <= MAX_REPETITION
+    margins = relevance_margins(tiny, prompts, [looped, fluent, " Ndiyo."], k=2, progress=False)
+    assert margins[0] == -math.inf and math.isfinite(margins[1]) and math.isfinite(margins[2])
+
+
+def test_the_relevance_rule_is_recorded(tiny):
+    p = forcing_prompts("de", "to_english", n=3, source="tatoeba")
+    run = forcing_run(tiny, p, k=1, max_new_tokens=2, progress=False)
+    assert run.settings["relevance"] == RELEVANCE_RULE
