@@ -39,6 +39,7 @@ from interp_steer.plotting.style import (
     language_colors,
     language_label,
     legend_below,
+    rgba,
     style_figure,
 )
 
@@ -355,7 +356,7 @@ def plot_forcing_layers(
         low, high = curve["score_low"].to_numpy(float), curve["score_high"].to_numpy(float)
         fig.add_trace(go.Scatter(
             x=layers + layers[::-1], y=np.concatenate([high, low[::-1]]), fill="toself",
-            mode="lines", fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
+            mode="lines", fillcolor=rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
             legendgroup=code, showlegend=False, name=f"{label} 95% interval",
         ))  # fmt: skip
         hover = [
@@ -417,12 +418,6 @@ def plot_forcing_layers(
             width=820,
         )
     )
-
-
-def _rgba(color: str, alpha: float) -> str:
-    code = color.lstrip("#")
-    r, g, b = (int(code[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha:g})"
 
 
 __all__ = [

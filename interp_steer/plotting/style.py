@@ -339,6 +339,17 @@ def add_family_labels(
     return fig
 
 
+def rgba(color: str, alpha: float) -> str:
+    """``"#RRGGBB"`` as ``"rgba(r, g, b, alpha)"``: a translucent band of a line's colour.
+
+    >>> rgba("#0072B2", 0.2)
+    'rgba(0, 114, 178, 0.2)'
+    """
+    code = color.lstrip("#")
+    r, g, b = (int(code[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r}, {g}, {b}, {alpha:g})"
+
+
 __all__ = [
     "BUCKET_COLORS",
     "DIVERGING",
@@ -355,6 +366,7 @@ __all__ = [
     "language_label",
     "legend_below",
     "legend_entries",
+    "rgba",
     "show_token",
     "style_figure",
 ]

@@ -27,14 +27,9 @@ from interp_steer.plotting.style import (
     language_colors,
     language_label,
     legend_below,
+    rgba,
     style_figure,
 )
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    h = hex_color.lstrip("#")
-    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def _boundaries(ordered: list[str]) -> list[tuple[str, int, int]]:
@@ -89,7 +84,7 @@ def plot_sweep(result: SweepResult) -> go.Figure:
         value, low, high = vals[li, :, 0], vals[li, :, 1], vals[li, :, 2]
         fig.add_trace(go.Scatter(
             x=layers + layers[::-1], y=np.concatenate([high, low[::-1]]), fill="toself",
-            mode="lines", fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
+            mode="lines", fillcolor=rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
             legendgroup=lang, showlegend=False, name=f"{label} 95% CI",
         ))  # fmt: skip
         strengths = [_strength_label(result, result.strengths[s]) for s in idx[li]]

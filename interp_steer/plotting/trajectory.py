@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 
 from interp_steer.analysis.trajectory import QUANTITIES, TrajectoryResult
 from interp_steer.data.languages import ENGLISH, get_language
-from interp_steer.plotting.style import language_colors, legend_below, style_figure
+from interp_steer.plotting.style import language_colors, legend_below, rgba, style_figure
 
 Mode = Literal["overlay", "side_by_side"]
 """How a steered run is drawn: dashed over the base run, or in a second column."""
@@ -104,7 +104,7 @@ def plot_language_trajectory(result: TrajectoryResult, *, mode: Mode = "overlay"
                     x=layers + layers[::-1],
                     y=np.concatenate([high[r, q], low[r, q][::-1]]),
                     fill="toself",
-                    fillcolor=_rgba(color, 0.12 if dashed else 0.2),
+                    fillcolor=rgba(color, 0.12 if dashed else 0.2),
                     line={"width": 0},
                     mode="lines",
                     name=f"{name} 95% interval",
@@ -173,17 +173,6 @@ def _title(result: TrajectoryResult) -> str:
     )
     steering = result.steering_label()
     return title if steering is None else f"{title}<br><sup>steered: {steering}</sup>"
-
-
-def _rgba(color: str, alpha: float) -> str:
-    """``"#RRGGBB"`` as ``"rgba(r, g, b, alpha)"``.
-
-    >>> _rgba("#0072B2", 0.2)
-    'rgba(0, 114, 178, 0.2)'
-    """
-    code = color.lstrip("#")
-    r, g, b = (int(code[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r}, {g}, {b}, {alpha:g})"
 
 
 __all__ = [
