@@ -223,10 +223,8 @@ def main(argv: list[str] | None = None) -> None:
             device, lambda: build(args.size, device, dtype, Path(tmp))
         )
     n_params = sum(p.numel() for p in hf.parameters())
-    shared = all(
-        a.data_ptr() == b.data_ptr()
-        for a, b in zip(hf.parameters(), model.original_model.parameters(), strict=True)
-    )
+    bridged = {p.data_ptr() for p in model.original_model.parameters()}
+    shared = all(p.data_ptr() in bridged for p in hf.parameters())
     print(
         f"0. built and booted in {t_load:.1f} s: {n_params / 1e9:.2f}B parameters, "
         f"{model.cfg.n_layers} layers, d_model {model.cfg.d_model}; peak {mem_load:.2f} GiB; "
