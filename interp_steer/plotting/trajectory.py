@@ -144,7 +144,11 @@ def plot_language_trajectory(result: TrajectoryResult, *, mode: Mode = "overlay"
         fig.update_xaxes(title_text="layer", dtick=dtick, row=2, col=col)
     fig.update_yaxes(range=[0, 1], row=1)
     fig.update_yaxes(title_text="probability", row=1, col=1)
-    fig.update_yaxes(title_text="entropy (nats)", rangemode="tozero", row=2, col=1)
+    top = float(np.nanmax(high[:, QUANTITIES.index("entropy")], initial=0.0))
+    # an explicit range: with shared y axes and the steered layer's line, Plotly's
+    # autorange cut the side-by-side strip at 4 nats while gemma's layers reach 6
+    fig.update_yaxes(range=[0, 1.05 * top if top > 0 else 1], row=2)
+    fig.update_yaxes(title_text="entropy (nats)", row=2, col=1)
     title = _title(result)
     lines = title.count("<br>")
     fig = style_figure(

@@ -116,3 +116,11 @@ def test_a_cloze_title_names_one_language():
     title = plot_language_trajectory(cloze).layout.title.text
     assert title.startswith("Latent language · tiny · Chinese<br>")
     assert "4 cloze prompts" in title
+
+
+def test_the_entropy_strip_shows_the_highest_band_in_both_columns():
+    res = _result()
+    fig = plot_language_trajectory(res, mode="side_by_side")
+    top = float(res.interval[2][:, 2].max())  # [run, quantity (target, english, entropy), layer]
+    for axis in (fig.layout.yaxis3, fig.layout.yaxis4):  # row 2, both columns
+        assert axis.range[0] == 0 and axis.range[1] >= top
