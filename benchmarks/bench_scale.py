@@ -172,6 +172,24 @@ def measured(device: torch.device, fn: Callable[[], Any]) -> tuple[Any, float, f
     return out, seconds, mem["peak"]
 
 
+def interleaved_runs(
+    device: torch.device, fns: dict[str, Callable[[], Any]], repeats: int
+) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+    """Run ``fns`` in turn, ``repeats`` rounds (a busy machine slows each alike).
+
+    Returns each one's output of the last round, median seconds, and peak GiB.
+    """
+    outs: dict[str, Any] = {}
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    peaks = dict.fromkeys(fns, 0.0)
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            outs[key], seconds, peak = measured(device, fn)
+            times[key].append(seconds)
+            peaks[key] = max(peaks[key], peak)
+    return outs, {key: statistics.median(t) for key, t in times.items()}, peaks
+
+
 def words(n: int, rng: random.Random) -> str:
     """``n`` pseudo-random lower-case words (3–8 letters)."""
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -251,18 +269,13 @@ def main(argv: list[str] | None = None) -> None:
     def plain() -> Any:
         return hf(input_ids=ids, attention_mask=mask.long()).logits
 
-    times: dict[str, list[float]] = {"bridge": [], "steered": [], "hf": []}
-    peaks: dict[str, float] = {}
     with torch.inference_mode():
         for fn in (plain, bridge, steered):  # warm-up (CUDA kernels, allocator)
             fn()
-        for _ in range(args.repeats):
-            for key, fn in (("hf", plain), ("bridge", bridge), ("steered", steered)):
-                _, seconds, peak = measured(device, fn)
-                times[key].append(seconds)
-                peaks[key] = max(peaks.get(key, 0.0), peak)
-        same = float((bridge().float() - plain().float()).abs().max())
-    med = {k: statistics.median(v) for k, v in times.items()}
+        outs, med, peaks = interleaved_runs(
+            device, {"hf": plain, "bridge": bridge, "steered": steered}, args.repeats
+        )
+    same = float((outs["bridge"].float() - outs["hf"].float()).abs().max())
     tokens = ids.numel()
     print(
         f"1. forward {args.batch}x{ids.shape[1]} tokens: HF {med['hf'] * 1e3:.1f} ms "
@@ -285,17 +298,11 @@ def main(argv: list[str] | None = None) -> None:
         with steer(model, vector, alpha=4.0):
             return generate()
 
-    g_times: dict[str, list[float]] = {"plain": [], "steered": []}
-    g_peak = 0.0
-    made = 0
-    for _ in range(args.repeats):
-        out, seconds, peak = measured(device, generate)
-        made = sum(map(len, out))
-        g_times["plain"].append(seconds)
-        _, seconds, peak_s = measured(device, generate_steered)
-        g_times["steered"].append(seconds)
-        g_peak = max(g_peak, peak, peak_s)
-    g_plain, g_steer = (statistics.median(v) for v in g_times.values())
+    outs, g_med, g_peaks = interleaved_runs(
+        device, {"plain": generate, "steered": generate_steered}, args.repeats
+    )
+    made = sum(map(len, outs["plain"]))
+    g_plain, g_steer, g_peak = g_med["plain"], g_med["steered"], max(g_peaks.values())
     print(
         f"2. greedy generation, {args.batch} prompts x {args.new_tokens} new tokens (KV cache): "
         f"{g_plain:.2f} s ({made / g_plain:.1f} new tok/s), steered {g_steer:.2f} s -> "
@@ -320,14 +327,8 @@ def main(argv: list[str] | None = None) -> None:
             for b_ids, b_mask in batches:
                 hf_truncated(hf, b_ids, b_mask, layer)
 
-    f_times: dict[str, list[float]] = {"fit": [], "limit": []}
-    f_peak = 0.0
-    for _ in range(args.repeats):
-        _, seconds, peak = measured(device, fit)
-        f_times["fit"].append(seconds)
-        f_peak = max(f_peak, peak)
-        f_times["limit"].append(measured(device, limit)[1])
-    t_fit, t_limit = (statistics.median(v) for v in f_times.values())
+    _, f_med, f_peaks = interleaved_runs(device, {"fit": fit, "limit": limit}, args.repeats)
+    t_fit, t_limit, f_peak = f_med["fit"], f_med["limit"], f_peaks["fit"]
     print(
         f"3. fit_vectors('mean_diff', {args.pairs} pairs, layer {layer}): {t_fit:.2f} s "
         f"({n_tok / t_fit:.0f} tok/s); HF decoder stopped at the layer {t_limit:.2f} s -> "
