@@ -93,7 +93,7 @@ from interp_steer.evaluation.forcing import (
     forcing_prompts,
     forcing_run,
 )
-from interp_steer.fitting.fit import fit_vectors, resolve_method
+from interp_steer.fitting.fit import check_hyper, fit_vectors, resolve_method
 from interp_steer.models.backend import Model
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
@@ -105,6 +105,7 @@ from interp_steer.storage import (
     atomic_write_json,
     locks_run,
     nan_as_null,
+    plain_settings,
     require_settings,
 )
 
@@ -624,8 +625,16 @@ class _Cells:
     "result": the ForcingResult's dict}``, or ``{"cell": ..., "failed": why}``.
     """
 
-    def __init__(self, root: Path | None, model: Model, seed: int, resume: bool) -> None:
+    def __init__(
+        self,
+        root: Path | None,
+        model: Model,
+        seed: int,
+        resume: bool,
+        hyper: Mapping[str, Mapping[str, Any]],
+    ) -> None:
         self.root, self.model, self.seed, self.resume = root, model, seed, resume
+        self.hyper = hyper
         self.failed: dict[str, str] = {}
 
     def _path(self, key: str) -> Path:
@@ -697,18 +706,20 @@ class _Cells:
                 and path is not None
                 and path.with_name(path.name + ".safetensors").is_file()
             ):
-                saved = check_fitted(SteeringVector.load(path),
-                                     _fit_expected(self.model, lang, layer, method, corpus),
-                                     path)  # fmt: skip
+                expected = _fit_expected(self.model, lang, layer, method, corpus,
+                                         self.hyper.get(method, {}))  # fmt: skip
+                saved = check_fitted(SteeringVector.load(path), expected, path)
                 data = saved.meta.get("data") or {}
                 require_settings(path, {"fingerprint": data.get("fingerprint")},
                                  {"fingerprint": corpus.fingerprint}, what="a vector",
                                  hint="delete it to fit it again")  # fmt: skip
                 out[layer] = saved
         missing = [layer for layer in layers if layer not in out]
-        if missing:
+        if missing:  # the activations are collected once per language and layer set
+            cache = None if self.root is None else self.root / "activations"
             fitted = fit_vectors(self.model, corpus, layers=missing, method=method,
-                                 progress=progress)  # fmt: skip
+                                 cache_dir=cache, progress=progress,
+                                 **self.hyper.get(method, {}))  # fmt: skip
             for layer, vector in fitted.items():
                 path = self._vector_path(method, lang, layer)
                 if path is not None:
@@ -744,7 +755,12 @@ class _Vectors:
 
 
 def _fit_expected(
-    model: Model, lang: str, layer: int, method: str, corpus: ParallelCorpus
+    model: Model,
+    lang: str,
+    layer: int,
+    method: str,
+    corpus: ParallelCorpus,
+    hyper: Mapping[str, Any],
 ) -> dict[str, Any]:
     """What :func:`check_fitted` asks of a saved vector of a benchmark folder."""
     return {
@@ -757,7 +773,39 @@ def _fit_expected(
         "n": len(corpus),
         "pooling": "mean",
         "exclude_bos": True,
+        "hyper": dict(hyper),
     }
+
+
+def _check_hyper(
+    methods: Sequence[str], hyper: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """``hyper`` checked against the methods (names and each one's hyper-parameters)."""
+    given = dict(hyper or {})
+    names = {resolve_method(m).name: m for m in given}
+    stray = sorted(set(names) - set(methods))
+    if stray:
+        raise ValueError(
+            f"hyper names {stray}, which are not among the methods {tuple(methods)}; "
+            "give hyper-parameters only for methods the benchmark fits"
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for name, key in names.items():
+        options = given[key]
+        if not isinstance(options, Mapping):
+            raise ValueError(
+                f"hyper[{key!r}] must map hyper-parameter names to values, got {options!r}"
+            )
+        own = {"pooling", "exclude_bos", "cache_dir", "progress", "layers", "lang", "method"}
+        clash = sorted(set(options) & own)
+        if clash:
+            raise ValueError(
+                f"hyper[{key!r}] sets {clash}, which the benchmark fixes itself; give only "
+                "the method's own hyper-parameters"
+            )
+        check_hyper(name, options)
+        out[name] = plain_settings(dict(options))
+    return {name: out[name] for name in methods if name in out}
 
 
 def _tag(x: float) -> str:
@@ -822,6 +870,7 @@ def forcing_benchmark(
     directions: Sequence[Direction] = DIRECTIONS,  # type: ignore[assignment]
     layers: Sequence[int] | None = None,
     strengths: Mapping[Operator, Sequence[float]] | None = None,
+    hyper: Mapping[str, Mapping[str, Any]] | None = None,
     n_fit: int = 200,
     n_select: int = 16,
     n_test: int = 32,
@@ -855,6 +904,9 @@ def forcing_benchmark(
         layers: Layers to try; all by default.
         strengths: Per operator, the positive strengths to try (:data:`STRENGTH_UNITS`);
             :data:`~interp_steer.constants.FORCING_STRENGTHS` by default.
+        hyper: Per method, hyper-parameters passed on to
+            :func:`~interp_steer.fitting.fit_vectors` (e.g. ``{"lowrank": {"k": 4}}``);
+            each method's defaults otherwise. Recorded in ``config.json``.
         n_fit: Pairs to fit on, from the end of the corpus.
         n_select: Selection prompts: corpus lines ``[0, n_select)``.
         n_test: Test prompts: lines ``[n_select, n_select + n_test)``.
@@ -887,6 +939,7 @@ def forcing_benchmark(
     if not method_list or not all(isinstance(m, str) for m in method_list):
         raise ValueError(f"methods must name at least one fitting method, got {methods!r}")
     method_names = tuple(dict.fromkeys(resolve_method(m).name for m in method_list))
+    method_hyper = _check_hyper(method_names, hyper)
     ops = _check_names("operators", operators, OPERATORS)
     grid = _check_grid(ops, strengths)
     layer_tuple = check_layers(model, range(int(model.cfg.n_layers)) if layers is None else layers)
@@ -935,17 +988,18 @@ def forcing_benchmark(
         "positions": positions,
         "n_boot": N_BOOT,
         "fit": {"dataset": source, "split": splits[codes[0]]["split"], "n": n_fit,
-                "pairs": "last", "pooling": "mean", "exclude_bos": True, "hyper": {}},
+                "pairs": "last", "pooling": "mean", "exclude_bos": True,
+                "hyper": method_hyper},
     }  # fmt: skip
     root = None if run_dir is None else Path(run_dir)
     if root is not None and not resume:
-        for name in ("cells", "vectors", "data"):
+        for name in ("cells", "vectors", "data", "activations"):
             shutil.rmtree(root / name, ignore_errors=True)
         (root / "config.json").unlink(missing_ok=True)
     store = CellStore(root)
     store.check_config({**model_settings(model), **settings, "relevance": RELEVANCE_RULE})
     store.check_data(fingerprints)
-    cells = _Cells(root, model, seed, resume)
+    cells = _Cells(root, model, seed, resume, method_hyper)
 
     rows: list[dict[str, Any]] = []
     run_args: dict[str, Any] = {"positions": positions, "k": k, "max_new_tokens": max_new_tokens,

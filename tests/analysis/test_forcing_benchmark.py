@@ -231,6 +231,10 @@ def test_changed_setting_is_refused_naming_it(tiny, fake, tmp_path):
         (dict(layers=[]), "at least one layer"),
         (dict(n_select=1), "n_select=1 is too few prompts"),
         (dict(n_fit=0), "n_fit must be a positive int"),
+        (dict(hyper={"pca": {"center": False}}), r"hyper names \['pca'\], which are not"),
+        (dict(methods=("lowrank",), hyper={"lowrank": {"lr": 1}}), "has no hyper-parameter lr"),
+        (dict(hyper={"mean_diff": {"pooling": "last"}}), r"sets \['pooling'\], which the"),
+        (dict(hyper={"mean_diff": 3}), r"hyper\['mean_diff'\] must map|parameter 'hyper'"),
     ],
 )
 def test_bad_input_fails_before_any_work(tiny, fake, tmp_path, kw, message):
@@ -343,3 +347,39 @@ def test_a_cell_that_turns_non_finite_is_kept_and_never_selected(tiny, monkeypat
     monkeypatch.setattr(bench_module, "forcing_run", again)
     _same(bench, _run(tiny, run_dir=tmp_path / "run"))
     assert again.calls == []
+
+
+def test_hyper_reaches_the_fit_is_recorded_and_a_change_is_refused(tiny, fake, tmp_path):
+    run = tmp_path / "run"
+    args = dict(methods=("lowrank",), run_dir=run)
+    two = _run(tiny, hyper={"lowrank": {"k": 2}}, **args)
+    assert json.loads((run / "config.json").read_text())["fit"]["hyper"] == {"lowrank": {"k": 2}}
+    assert two.meta["settings"]["fit"]["hyper"] == {"lowrank": {"k": 2}}
+    fitted = [c["vector"] for c in fake.calls if c["vector"] is not None]
+    assert fitted and all(v.meta["hyper"]["k"] == 2 for v in fitted)
+    with pytest.raises(SettingsError, match=r"fit\.hyper"):
+        _run(tiny, hyper={"lowrank": {"k": 3}}, **args)
+    one = _run(tiny, hyper={"lowrank": {"k": 1}}, methods=("lowrank",))  # no run folder
+    vec = next(c["vector"] for c in reversed(fake.calls) if c["vector"] is not None)
+    assert vec.meta["hyper"]["k"] == 1 and one.meta["settings"]["fit"]["hyper"]["lowrank"]
+
+
+def test_methods_share_one_activation_pass_per_language(tiny, fake, tmp_path, monkeypatch):
+    import interp_steer.activations.collect as collect
+
+    passes, collected = [], []
+    fit, run_collection = bench_module.fit_vectors, collect._collect
+
+    def fit_spy(*args, **kwargs):
+        passes.append(kwargs.get("cache_dir"))
+        return fit(*args, **kwargs)
+
+    def collect_spy(*args, **kwargs):
+        collected.append(args[2])  # the layers
+        return run_collection(*args, **kwargs)
+
+    monkeypatch.setattr(bench_module, "fit_vectors", fit_spy)
+    monkeypatch.setattr(collect, "_collect", collect_spy)
+    _run(tiny, methods=("mean_diff", "pca", "lda"), run_dir=tmp_path / "run")
+    assert passes == [tmp_path / "run" / "activations"] * 3
+    assert collected == [(1, 2)]  # the second and third method read the cache
