@@ -6,18 +6,22 @@ fitting method's steering vector, or the LoRA fine-tune ``sft`` (the paper's §7
 comparison), trained on the same pairs.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from interp_steer.constants import FORCING_LANGS
 
 __all__ = [
     "ADAPTER_ROWS",
     "AS_TRAINED",
     "BASELINE_ROWS",
     "BIPO_NOTE",
+    "FORCING_QUICK",
     "HYPER",
     "QUICK",
     "SFT_NOTE",
     "STUDY",
+    "ForcingConfig",
     "Row",
     "RowKind",
     "StudyConfig",
@@ -112,6 +116,73 @@ def method_rows(methods: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class ForcingConfig:
+    """Sizes of the study's language-forcing benchmark (:mod:`repro.forcing`).
+
+    The prompts are FLORES devtest lines: selection ``[0, n_select)``, test the next
+    ``n_test``, vectors fitted on the last ``n_fit`` pairs
+    (:func:`~interp_steer.analysis.forcing_benchmark`).
+
+    Attributes:
+        langs: Languages of the method comparison (both directions).
+        methods: Fitting methods compared (all with ``add``).
+        layers: Layers of the method comparison.
+        ratios: ``add`` strengths (``‖alpha v‖ / ‖h‖``) of every part.
+        curve_langs: Languages of the per-layer curve (``mean_diff``, ``add``, from English).
+        curve_layers: Its layers.
+        operator_langs: Languages of the operator comparison (``mean_diff``, from English).
+        angles: ``rotate`` angles (degrees) of the operator comparison.
+        clamps: ``clamp`` values (multiples of ``‖h‖``) of the operator comparison.
+        control_langs: Languages the control model is benchmarked on (both directions,
+            every method).
+        control_layers: The control model's layers.
+        n_fit: Fitting pairs per vector.
+        n_select: Selection prompts per cell.
+        n_test: Test prompts per selected cell.
+        k: Distractor prompts of the relevance score (chance ``1 / (k + 1)``).
+        max_new_tokens: Tokens generated per continuation.
+    """
+
+    langs: tuple[str, ...] = FORCING_LANGS
+    methods: tuple[str, ...] = ("mean_diff", "pca", "lda", "probe", "lowrank")
+    layers: tuple[int, ...] = (4, 8)
+    ratios: tuple[float, ...] = (0.1, 0.25, 0.5)
+    curve_langs: tuple[str, ...] = ("de", "sw", "zh")
+    curve_layers: tuple[int, ...] = (2, 4, 6, 8, 10, 12, 14, 16)
+    operator_langs: tuple[str, ...] = ("de", "sw")
+    angles: tuple[float, ...] = (10.0, 20.0, 40.0)
+    clamps: tuple[float, ...] = (0.1, 0.25, 0.5)
+    control_langs: tuple[str, ...] = ("de", "sw")
+    control_layers: tuple[int, ...] = (7, 13)
+    n_fit: int = 200
+    n_select: int = 8
+    n_test: int = 24
+    k: int = 4
+    max_new_tokens: int = 24
+
+
+FORCING_QUICK = ForcingConfig(
+    langs=("de", "sw"),
+    methods=("mean_diff", "pca"),
+    layers=(1, 2),
+    ratios=(0.5,),
+    curve_langs=("de",),
+    curve_layers=(0, 1, 2, 3),
+    operator_langs=("de",),
+    angles=(30.0,),
+    clamps=(0.25,),
+    control_langs=("sw",),
+    control_layers=(1, 2),
+    n_fit=4,
+    n_select=2,
+    n_test=2,
+    k=1,
+    max_new_tokens=2,
+)
+"""The forcing part of :data:`QUICK` (seconds on the tiny model)."""
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """Sizes of a study run (the defaults are what ``make results`` runs).
 
@@ -152,6 +223,7 @@ class StudyConfig:
             word-translation prompts (:mod:`repro.trajectory`).
         n_trajectory: Concepts of that figure (the concept set's first ones; those whose
             target and English answers share a first token are left out).
+        forcing: The language-forcing benchmark's sizes (:mod:`repro.forcing`).
     """
 
     model: str = "gemma-3-270m"
@@ -185,6 +257,7 @@ class StudyConfig:
     n_bipo_lr_fit: int = 128
     trajectory_langs: tuple[str, str] = ("fr", "zh")
     n_trajectory: int = 157
+    forcing: ForcingConfig = field(default_factory=ForcingConfig)
 
 
 STUDY = StudyConfig()
@@ -215,5 +288,6 @@ QUICK = StudyConfig(
     bipo_lrs=(1e-4, 1e-3),
     n_bipo_lr_fit=4,
     n_trajectory=8,
+    forcing=FORCING_QUICK,
 )
 """A smoke run on the tiny model (seconds)."""

@@ -2,8 +2,8 @@
 
 Every number on the page is read from the run folder; nothing is typed in by hand except
 the paper's own Table 2 averages, quoted for comparison. The sections are built by
-:mod:`repro.page_xcopa`, :mod:`repro.page_lens`, :mod:`repro.page_control` and
-:mod:`repro.page_generation`.
+:mod:`repro.page_xcopa`, :mod:`repro.page_lens`, :mod:`repro.page_control`,
+:mod:`repro.page_generation` and :mod:`repro.page_forcing`.
 """
 
 import json
@@ -17,6 +17,7 @@ from interp_steer.analysis import SimilarityResult
 from interp_steer.plotting import save_figure
 from interp_steer.storage import atomic_write_text
 from repro.page_control import control_section
+from repro.page_forcing import forcing_section
 from repro.page_generation import generation_section
 from repro.page_lens import trajectory_section
 from repro.page_xcopa import xcopa_section
@@ -66,7 +67,8 @@ def write_results(
         root, img, tuple(study["config"].get("gen_methods", ())), study["config"]
     )
     lens_text, lens_figs = trajectory_section(root, img)
-    figs = {**gen_figs, **ctrl_figs, **xcopa_figs, **lens_figs}
+    forcing_text, forcing_figs = forcing_section(root, img)
+    figs = {**gen_figs, **ctrl_figs, **xcopa_figs, **lens_figs, **forcing_figs}
     fig_dir.mkdir(parents=True, exist_ok=True)
     for name, fig in figs.items():
         written = save_figure(fig, root / "figures" / name)
@@ -85,6 +87,7 @@ interrupted invocation records the time it spent): {_times(study)}. Settings:
 {lens_text}
 {ctrl_text}
 {gen_text}
+{forcing_text}
 ## Not in this study
 
 - **Full fine-tuning.** The `sft` rows are LoRA fine-tunes on each language's own pairs;

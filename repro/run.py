@@ -17,7 +17,9 @@ Aligning Representations through Steering* (arXiv 2505.12584) on XCOPA:
    (the selected vector on the English MT items, the paper's Table 4);
 4. the similarity of every FLORES language to English per layer, the transfer matrix of
    the study languages, the logit lens base vs steered, and Wendler's latent-language
-   figure (logit and tuned lens, base vs steered; :mod:`repro.trajectory`).
+   figure (logit and tuned lens, base vs steered; :mod:`repro.trajectory`);
+5. the language-forcing benchmark (control × relevance, after CLaS-Bench) over the
+   fitting methods, layers and operators, and the control model (:mod:`repro.forcing`).
 
 Everything lands in a resumable run folder; :func:`repro.page.write_results` turns it into
 the Markdown page and the figures. The stages are in :mod:`repro.xcopa` (the above),
@@ -42,6 +44,7 @@ from interp_steer.models import load_model, model_name
 from interp_steer.storage import atomic_write_json, locks_run
 from repro.config import QUICK, STUDY, StudyConfig
 from repro.control import control_stage
+from repro.forcing import forcing_stage
 from repro.generation import (
     bipo_lr_stage,
     bipo_pairing_stage,
@@ -87,6 +90,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("gen_kl", gen_kl),
     ("gen_table", gen_table),
     ("gen_transfer", gen_transfer),
+    ("forcing", forcing_stage),
 )
 """The stages in the order :func:`run_study` runs them, by the names ``study.json`` times.
 

@@ -81,6 +81,9 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
     assert "Through the logit lens, base: English peaks at" in latent
     control = text.split("## Control")[1].split("## Generation")[0]
     assert "| level |" in control and "translate_test" in control
+    forcing = text.split("## Language forcing: control × relevance (CLaS-Bench)")[1]
+    assert "| method | score to English | score from English |" in forcing
+    assert "results_forcing_methods" in forcing and "## Not in this study" in forcing
     # resumable: a second run reuses every evaluation file
     run = tmp_path / "run"
     files = [*(run / "eval").glob("*.json"), *(run / "gen_eval").glob("*.json"),

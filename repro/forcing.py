@@ -1,0 +1,107 @@
+"""The study's language-forcing benchmark (CLaS-Bench's two axes): ``forcing/`` in the run folder.
+
+:func:`forcing_stage` runs :func:`~interp_steer.analysis.forcing_benchmark` (language
+control × semantic relevance, selection on held-out FLORES lines, test on the next ones)
+in four parts, :data:`PARTS`, sized by ``cfg.forcing`` (:class:`~repro.config.ForcingConfig`):
+
+1. ``methods``: every language of ``cfg.forcing.langs`` in both directions, every fitting
+   method of ``cfg.forcing.methods`` with ``add``, at ``layers`` × ``ratios``: does
+   DiffMean (``mean_diff``) win, as in CLaS-Bench?
+2. ``layers``: ``mean_diff`` / ``add`` from English at ``curve_layers`` for
+   ``curve_langs``: where language structure emerges;
+3. ``operators``: ``mean_diff`` from English with ``add``, ``rotate`` and ``clamp`` for
+   ``operator_langs``;
+4. ``control``: the control model (``cfg.control_model``, English-centric) on
+   ``control_langs``, both directions, every method, at ``control_layers``.
+
+The study model's three parts share one run folder, ``forcing/study`` (cells and vectors
+one part has computed are reused by the others: the same settings make the same cell);
+the control model has ``forcing/control``. Each part's result is saved as
+``forcing/<part>.json``, and ``forcing/compute.json`` accumulates the seconds each part
+has taken over every invocation (a resumed run adds what it spent).
+"""
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from interp_steer.analysis import ForcingBenchmark, forcing_benchmark
+from interp_steer.models import load_model
+from interp_steer.storage import atomic_write_json
+from repro.config import ForcingConfig, StudyConfig
+
+__all__ = ["PARTS", "SOURCE", "forcing_parts", "forcing_stage"]
+
+SOURCE = "flores"
+"""The parallel corpus of every part (its relevance measure is validated on FLORES)."""
+
+PARTS = ("methods", "layers", "operators", "control")
+"""The parts of the stage, in the order they run."""
+
+
+def forcing_parts(cfg: StudyConfig) -> dict[str, dict[str, Any]]:
+    """Each part's :func:`~interp_steer.analysis.forcing_benchmark` grid.
+
+    ``control`` only where the study has a control model.
+
+    >>> from repro.config import QUICK
+    >>> parts = forcing_parts(QUICK)
+    >>> list(parts), parts["layers"]["methods"], parts["operators"]["operators"]
+    (['methods', 'layers', 'operators', 'control'], ('mean_diff',), ('add', 'rotate', 'clamp'))
+    """
+    f: ForcingConfig = cfg.forcing
+    add = {"add": f.ratios}
+    parts: dict[str, dict[str, Any]] = {
+        "methods": {"langs": f.langs, "methods": f.methods, "operators": ("add",),
+                    "directions": ("to_english", "from_english"), "layers": f.layers,
+                    "strengths": add},
+        "layers": {"langs": f.curve_langs, "methods": ("mean_diff",), "operators": ("add",),
+                   "directions": ("from_english",), "layers": f.curve_layers,
+                   "strengths": add},
+        "operators": {"langs": f.operator_langs, "methods": ("mean_diff",),
+                      "operators": ("add", "rotate", "clamp"),
+                      "directions": ("from_english",), "layers": f.layers,
+                      "strengths": {**add, "rotate": f.angles, "clamp": f.clamps}},
+    }  # fmt: skip
+    if cfg.control_model is not None:
+        parts["control"] = {
+            "langs": f.control_langs,
+            "methods": f.methods,
+            "operators": ("add",),
+            "directions": ("to_english", "from_english"),
+            "layers": f.control_layers,
+            "strengths": add,
+        }
+    return parts
+
+
+def forcing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """Run every part of the benchmark into ``root / "forcing"`` (resumably)."""
+    f = cfg.forcing
+    folder = root / "forcing"
+    sizes: dict[str, Any] = {"n_fit": f.n_fit, "n_select": f.n_select, "n_test": f.n_test, "k": f.k,
+             "max_new_tokens": f.max_new_tokens, "source": SOURCE}  # fmt: skip
+    compute_path = folder / "compute.json"
+    for part, grid in forcing_parts(cfg).items():
+        start = time.perf_counter()
+        try:
+            if part == "control":
+                assert cfg.control_model is not None  # forcing_parts checked
+                runner, run_dir = load_model(cfg.control_model), folder / "control"
+            else:
+                runner, run_dir = model, folder / "study"
+            print(f"  forcing: {part}", flush=True)
+            bench: ForcingBenchmark = forcing_benchmark(
+                runner, **grid, **sizes, run_dir=run_dir, progress=True
+            )
+            bench.save(folder / f"{part}.json")
+        finally:  # an interrupted part's time counts too
+            spent = time.perf_counter() - start
+            compute = (
+                json.loads(compute_path.read_text(encoding="utf-8"))
+                if compute_path.is_file()
+                else {}
+            )
+            compute[part] = compute.get(part, 0.0) + spent
+            atomic_write_json(compute_path, compute)

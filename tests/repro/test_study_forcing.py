@@ -1,0 +1,137 @@
+"""The study's language-forcing stage and its page section, on the tiny model."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from interp_steer.analysis import ForcingBenchmark
+from repro import run as study
+from repro.config import QUICK
+from repro.forcing import PARTS, forcing_parts
+from repro.page_forcing import (
+    REFERENCE,
+    SECTION,
+    diffmean_finding,
+    forcing_section,
+    language_table,
+    method_table,
+)
+
+
+def _img(name):
+    return f"![{name}](figures/{name}.png)"
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory, tiny):
+    root = tmp_path_factory.mktemp("forcing") / "run"
+    study.run_study(root, QUICK, model=tiny, stages=("forcing",))
+    return root
+
+
+def test_stage_runs_every_part_and_resumes(run_folder, tiny):
+    folder = run_folder / "forcing"
+    f = QUICK.forcing
+    parts = {p: ForcingBenchmark.load(folder / f"{p}.json") for p in PARTS}
+    methods = parts["methods"]
+    assert methods.langs == f.langs and methods.methods == f.methods
+    assert methods.directions == ("to_english", "from_english")
+    assert methods.layers == f.layers and methods.strengths == {"add": f.ratios}
+    assert parts["layers"].layers == f.curve_layers
+    assert parts["operators"].operators == ("add", "rotate", "clamp")
+    assert parts["operators"].strengths["rotate"] == f.angles
+    assert parts["control"].langs == f.control_langs
+    assert parts["control"].layers == f.control_layers
+    for bench in parts.values():
+        settings = bench.meta["settings"]
+        assert (settings["n_select"], settings["n_test"], settings["n_fit"], settings["k"]) == (
+            f.n_select, f.n_test, f.n_fit, f.k)  # fmt: skip
+        assert settings["source"] == "flores"
+    # the study model's parts share one run folder; a cell both need is run once
+    shared = set(forcing_parts(QUICK)["layers"]["layers"]) & set(f.layers)
+    assert shared
+    assert {m.meta["run_dir"] for m in (methods, parts["layers"], parts["operators"])} == {
+        str(folder / "study")
+    }
+    frame = parts["layers"].to_frame()
+    mine = methods.to_frame()
+    key = ["lang", "direction", "method", "operator", "layer", "strength", "split"]
+    both = frame.merge(mine, on=key, suffixes=("_a", "_b"))
+    assert len(both) and np.array_equal(both["score_a"], both["score_b"], equal_nan=True)
+    compute = json.loads((folder / "compute.json").read_text(encoding="utf-8"))
+    assert set(compute) == set(PARTS) and all(s > 0 for s in compute.values())
+
+    # resumed: every cell is read back, the results are identical, the compute grows
+    stamps = {p: p.stat().st_mtime_ns for p in (folder / "study" / "cells").rglob("*.json")}
+    study.run_study(run_folder, QUICK, model=tiny, stages=("forcing",))
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+    again = ForcingBenchmark.load(folder / "methods.json")
+    pd.testing.assert_frame_equal(again.to_frame(), methods.to_frame())
+    later = json.loads((folder / "compute.json").read_text(encoding="utf-8"))
+    assert all(later[p] > compute[p] for p in PARTS)
+
+
+def test_no_control_model_no_control_part():
+    from dataclasses import replace
+
+    assert "control" not in forcing_parts(replace(QUICK, control_model=None))
+
+
+def _bench(scores: dict[str, list[float]]) -> ForcingBenchmark:
+    """Two languages, one direction, methods with the given test scores (select = test)."""
+    methods = tuple(scores)
+    rows = []
+    for li in range(2):
+        rows.append((li, -1, False, 0.1))
+        rows.append((li, -1, True, 0.1))
+        for mi, m in enumerate(methods):
+            rows.append((li, mi, False, scores[m][li]))
+            rows.append((li, mi, True, scores[m][li]))
+    n = len(rows)
+    a = np.array
+    score = a([[s, max(s - 0.1, 0), min(s + 0.1, 1)] for *_, s in rows])
+    return ForcingBenchmark(
+        "m", ("de", "sw"), ("to_english",), methods, ("add",), (1,), {"add": (0.5,)},
+        lang_idx=a([r[0] for r in rows]), direction_idx=np.zeros(n, int),
+        method_idx=a([r[1] for r in rows]), operator_idx=a([0 if r[1] >= 0 else -1 for r in rows]),
+        layer=a([1 if r[1] >= 0 else -1 for r in rows]),
+        strength=a([0.5 if r[1] >= 0 else np.nan for r in rows]), test=a([r[2] for r in rows]),
+        applied=np.zeros(n), control=score, relevance=score, score=score, n=np.full(n, 4),
+        selected=a([r[1] >= 0 for r in rows]),
+    )  # fmt: skip
+
+
+def test_method_table_and_finding_are_computed_from_the_scores():
+    bench = _bench({"mean_diff": [0.6, 0.4], "pca": [0.2, 0.3]})
+    table = method_table(bench).set_index("method")
+    assert table.loc["mean_diff", "score to English"] == pytest.approx(0.5)
+    assert table.loc["pca", "score to English"] == pytest.approx(0.25)
+    assert table.loc["mean_diff", "best in"] == "2/2" and table.loc["pca", "best in"] == "0/2"
+    assert table.loc["pca", "lower/higher"] == "2/0"
+    assert table.loc["pca", "gain"] == pytest.approx(0.15)
+    text = diffmean_finding(bench)
+    assert "DiffMean wins here" in text and "scores 0.500" in text
+    flipped = diffmean_finding(_bench({"mean_diff": [0.2, 0.3], "pca": [0.6, 0.4]}))
+    assert "DiffMean does not win here" in flipped and "`pca` has the highest mean" in flipped
+    langs = language_table(bench, "to_english")
+    assert langs["lang"].tolist() == ["de", "sw"] and langs[REFERENCE].tolist() == [0.6, 0.4]
+    assert langs["unsteered"].tolist() == [0.1, 0.1]
+
+
+def test_section_names_every_part_with_figures(run_folder):
+    text, figs = forcing_section(run_folder, _img)
+    assert text.startswith(SECTION)
+    for needle in ("**Methods**", "**Layers**", "**Operators**", "**Control model**",
+                   "Compute (minutes", "_img", "DiffMean"):  # fmt: skip
+        if needle == "_img":
+            needle = _img("results_forcing_methods")
+        assert needle in text, needle
+    assert set(figs) == {"results_forcing_methods", "results_forcing_layers"}
+    assert len(figs["results_forcing_methods"].data) > 0
+
+
+def test_section_without_the_stage_says_so(tmp_path):
+    text, figs = forcing_section(tmp_path, _img)
+    assert "has not run" in text and figs == {}
