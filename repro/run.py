@@ -196,7 +196,17 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these stages, comma-separated, in this order (of: "
         f"{', '.join(dict(STAGES))}); the page is not written",
     )
+    parser.add_argument(
+        "--page-only",
+        action="store_true",
+        help="run no stage: write the page from the run folder as it stands (a folder that "
+        "has not run every stage gives a partial page that says which parts are missing)",
+    )
     args = parser.parse_args(argv)
+    if args.page_only:
+        write_results(args.out, page=args.page, figures=args.figures)
+        print(f"wrote {args.page} and {args.figures}/ from {args.out} as it stands")
+        return 0
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the run like Ctrl-C: times saved
     if args.threads:
         torch.set_num_threads(args.threads)
