@@ -26,7 +26,6 @@ Example:
     True
 """
 
-import contextlib
 import functools
 import re
 from collections.abc import Mapping, Sequence
@@ -44,7 +43,7 @@ from interp_steer.analysis.token_languages import (
     token_language,
 )
 from interp_steer.analysis.tuned_lens import LENSES, LensLike, TunedLens, lens_meta, resolve_lens
-from interp_steer.analysis.vocab_projection import ReadOut, readout_residuals, top_tokens
+from interp_steer.analysis.vocab_projection import ReadOut, readout_runs, top_tokens
 from interp_steer.constants import Positions
 from interp_steer.data.language_id import UND, detect_language
 from interp_steer.data.languages import canonical
@@ -53,7 +52,6 @@ from interp_steer.models.batching import context_tokens
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
 from interp_steer.progress import progress_bar
-from interp_steer.steering.intervention import steer
 from interp_steer.steering.vectors import SteeringVector
 from interp_steer.storage import SavedResult
 
@@ -371,25 +369,9 @@ def logit_lens(
     item_token = [_decode(tok, int(tokens[p][q])) for p, q in pairs]
 
     variants = ["base"] if vector is None else ["base", "steered"]
-    batches = [tokens[i : i + batch_size] for i in range(0, len(tokens), batch_size)]
-    runs = []
-    with progress_bar(
-        total=len(variants) * len(batches), desc="logit lens", unit="batch", progress=progress
-    ) as bar:
-        for variant in variants:
-            steering = (
-                steer(model, vector, alpha=alpha, positions=steer_positions)
-                if variant == "steered" and vector is not None
-                else contextlib.nullcontext()
-            )
-            parts = []
-            with steering:
-                for batch in batches:
-                    parts.append(
-                        readout_residuals(model, batch, layer_tuple, positions, batch_size)
-                    )
-                    bar.update(1)
-            runs.append({layer: torch.cat([p[layer] for p in parts]) for layer in layer_tuple})
+    runs = readout_runs(model, tokens, layer_tuple, positions, batch_size, vector=vector,
+                        alpha=alpha, steer_positions=steer_positions, desc="logit lens",
+                        progress=progress)  # fmt: skip
 
     shape = (len(variants), len(layer_tuple), len(item_prompt), k)
     rows = torch.cat(

@@ -28,7 +28,6 @@ Example:
     ['run', 'layer', 'quantity', 'mean', 'low', 'high']
 """
 
-import contextlib
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from interp_steer.analysis.tuned_lens import (
     lens_meta,
     resolve_lens,
 )
-from interp_steer.analysis.vocab_projection import project_to_vocab, readout_residuals
+from interp_steer.analysis.vocab_projection import project_to_vocab, readout_runs
 from interp_steer.constants import Positions
 from interp_steer.data.concepts import ConceptPrompts
 from interp_steer.data.languages import ENGLISH
@@ -53,8 +52,6 @@ from interp_steer.models.backend import Model
 from interp_steer.models.batching import context_tokens
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
-from interp_steer.progress import progress_bar
-from interp_steer.steering.intervention import steer
 from interp_steer.steering.vectors import SteeringVector
 from interp_steer.storage import SavedResult
 
@@ -376,24 +373,9 @@ def language_trajectory(
         )
 
     runs = RUNS[:1] if vector is None else RUNS
-    batches = [tokens[i : i + batch_size] for i in range(0, len(tokens), batch_size)]
-    resid: list[dict[int, torch.Tensor]] = []
-    with progress_bar(
-        total=len(runs) * len(batches), desc="language trajectory", unit="batch",
-        progress=progress,
-    ) as bar:  # fmt: skip
-        for run in runs:
-            steering = (
-                steer(model, vector, alpha=alpha, positions=positions)
-                if run == "steered" and vector is not None
-                else contextlib.nullcontext()
-            )
-            parts = []
-            with steering:
-                for batch in batches:
-                    parts.append(readout_residuals(model, batch, layer_tuple, "last", batch_size))
-                    bar.update(1)
-            resid.append({layer: torch.cat([p[layer] for p in parts]) for layer in layer_tuple})
+    resid = readout_runs(model, tokens, layer_tuple, "last", batch_size, vector=vector,
+                         alpha=alpha, steer_positions=positions, desc="language trajectory",
+                         progress=progress)  # fmt: skip
 
     rows = torch.cat(
         [_translated(run[layer], layer, tuned) for run in resid for layer in layer_tuple]

@@ -4,8 +4,9 @@
 residual stream, then the model's own output-logits transform (Gemma-2/3 soft-capping,
 Cohere's ``logit_scale``, Granite's ``logits_scaling``), so at the last layer it
 reproduces the model's logits exactly. :func:`readout_residuals`
-collects the residuals to project, at chosen layers and read-out positions, and
-:func:`top_tokens` projects them in memory-bounded chunks and keeps the top ``k``.
+collects the residuals to project, at chosen layers and read-out positions (and
+:func:`readout_runs` does so unsteered, then steered), and :func:`top_tokens` projects
+them in memory-bounded chunks and keeps the top ``k``.
 
 Example:
     >>> from interp_steer import load_model
@@ -17,11 +18,13 @@ Example:
     (torch.Size([1, 64]), torch.Size([1, 2]), torch.Size([1, 2]))
 """
 
+import contextlib
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from interp_steer.constants import Positions
 from interp_steer.models.backend import (
     Model,
     final_logits,
@@ -29,6 +32,9 @@ from interp_steer.models.backend import (
     run_to_layer,
 )
 from interp_steer.models.batching import left_pad
+from interp_steer.progress import progress_bar
+from interp_steer.steering.intervention import steer
+from interp_steer.steering.vectors import SteeringVector
 from interp_steer.types import AnyResidual, Residual, VocabLogits
 
 ReadOut = Literal["last", "all"]
@@ -148,6 +154,66 @@ def readout_residuals(
             state["keep"] = mask
             run_to_layer(model, ids, mask, top)  # the lens projects by itself
     return {layer: torch.cat(parts) for layer, parts in out.items()}
+
+
+def readout_runs(
+    model: Model,
+    tokens: list[Tensor],
+    layers: tuple[int, ...],
+    positions: ReadOut,
+    batch_size: int,
+    *,
+    vector: SteeringVector | None = None,
+    alpha: float = 0.0,
+    steer_positions: Positions = "all",
+    desc: str = "read-out",
+    progress: bool | None = None,
+) -> list[dict[int, Tensor]]:
+    """:func:`readout_residuals` unsteered, then (given a vector) steered: one dict per run.
+
+    The steered run reads the same prompts inside
+    :func:`~interp_steer.steering.steer` (``vector``, ``alpha``, ``steer_positions``).
+
+    Args:
+        model: The model.
+        tokens: One 1-D token-id tensor per prompt (see :func:`readout_residuals`).
+        layers: Layers to read, ascending.
+        positions: Read-out positions, ``"last"`` or ``"all"``.
+        batch_size: Prompts per forward pass.
+        vector: The steering vector of the second run; None reads only the unsteered one.
+        alpha: Its strength.
+        steer_positions: Where it acts.
+        desc: The progress bar's label (one step per batch and run).
+        progress: None follows :func:`~interp_steer.progress.set_progress`.
+
+    >>> from interp_steer import load_model
+    >>> model = load_model("tiny")
+    >>> tokens = [model.to_tokens("Hallo Welt", move_to_device=False)[0]]
+    >>> v = SteeringVector(torch.ones(64), layer=1, method="mean_diff")
+    >>> base, steered = readout_runs(model, tokens, (0, 2), "last", 8, vector=v, alpha=1.0,
+    ...                              progress=False)
+    >>> torch.equal(base[0], steered[0]), torch.equal(base[2], steered[2])
+    (True, False)
+    """
+    steered = [False] if vector is None else [False, True]
+    batches = [tokens[i : i + batch_size] for i in range(0, len(tokens), batch_size)]
+    out: list[dict[int, Tensor]] = []
+    with progress_bar(
+        total=len(steered) * len(batches), desc=desc, unit="batch", progress=progress
+    ) as bar:
+        for on in steered:
+            steering = (
+                steer(model, vector, alpha=alpha, positions=steer_positions)
+                if on and vector is not None
+                else contextlib.nullcontext()
+            )
+            parts = []
+            with steering:
+                for batch in batches:
+                    parts.append(readout_residuals(model, batch, layers, positions, batch_size))
+                    bar.update(1)
+            out.append({layer: torch.cat([p[layer] for p in parts]) for layer in layers})
+    return out
 
 
 __all__ = [
