@@ -9,8 +9,11 @@ the in-memory weights, passed on to ``TransformerBridge.boot_transformers``) and
 in one run:
 
 1. a forward pass of ``--batch`` × ``--seq`` tokens: the bridge unsteered, steered
-   (one vector, every position) and the plain Hugging Face model
-   [steered <= 1.1x unsteered, bridge <= 1.1x HF]
+   (one vector, every position) and the plain Hugging Face model (its default attention,
+   and eager attention as the bridge runs it) [steered <= 1.1x unsteered, bridge <= 1.1x
+   HF]; and the forward scoring takes, the exact fast path
+   (:func:`interp_steer.models.fast_forward`), unsteered and steered, against plain HF,
+   with its logits against the bridge's [fast <= 1.1x HF]
 2. greedy generation of ``--new-tokens`` tokens with the KV cache, steered vs unsteered
 3. ``fit_vectors`` (mean_diff, one layer) on ``--pairs`` pairs against the physical limit:
    the Hugging Face decoder run on the same texts and stopped after that layer
@@ -52,7 +55,13 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from interp_steer.data import ParallelCorpus, TaskItem, TaskSet
 from interp_steer.evaluation import evaluate
 from interp_steer.fitting import fit_vectors
-from interp_steer.models import greedy_generate, left_pad, load_model
+from interp_steer.models import (
+    fast_forward,
+    fast_path_blocker,
+    greedy_generate,
+    left_pad,
+    load_model,
+)
 from interp_steer.models.batching import token_ids
 from interp_steer.models.loading import tiny_tokenizer
 from interp_steer.steering import SteeringVector, steer
@@ -125,7 +134,7 @@ def build(size: str, device: torch.device, dtype: torch.dtype, folder: Path) -> 
     torch.manual_seed(0)
     with torch.device(device):
         hf = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
-    plain = copy.deepcopy(hf, memo={id(p): p for p in hf.parameters()})
+    plain = copy.deepcopy(hf, memo={id(p): p for p in hf.parameters()})  # before the bridge
     config.save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     with warnings.catch_warnings():
@@ -269,12 +278,36 @@ def main(argv: list[str] | None = None) -> None:
     def plain() -> Any:
         return hf(input_ids=ids, attention_mask=mask.long()).logits
 
+    # the bridge forces eager attention (its hooks see the pattern); a plain copy that runs
+    # it too, sharing the weights, tells the bridge's own cost from the attention kernel's
+    hf_eager = copy.deepcopy(hf, memo={id(p): p for p in hf.parameters()})
+    hf_eager.set_attn_implementation("eager")
+
+    def plain_eager() -> Any:
+        return hf_eager(input_ids=ids, attention_mask=mask.long()).logits
+
+    def fast() -> Any:
+        return fast_forward(model, ids, mask)
+
+    taken: list[bool] = []
+
+    def fast_steered() -> Any:
+        with steer(model, vector, alpha=4.0):
+            taken.append(fast_path_blocker(model) is None)
+            return fast_forward(model, ids, mask)
+
+    fns = {
+        "hf": plain,
+        "hf_eager": plain_eager,
+        "bridge": bridge,
+        "steered": steered,
+        "fast": fast,
+        "fast_steered": fast_steered,
+    }
     with torch.inference_mode():
-        for fn in (plain, bridge, steered):  # warm-up (CUDA kernels, allocator)
+        for fn in fns.values():  # warm-up (CUDA kernels, allocator)
             fn()
-        outs, med, peaks = interleaved_runs(
-            device, {"hf": plain, "bridge": bridge, "steered": steered}, args.repeats
-        )
+        outs, med, peaks = interleaved_runs(device, fns, args.repeats)
     same = float((outs["bridge"].float() - outs["hf"].float()).abs().max())
     tokens = ids.numel()
     print(
@@ -284,6 +317,19 @@ def main(argv: list[str] | None = None) -> None:
         f"[<= 1.1x], steered / unsteered {med['steered'] / med['bridge']:.2f}x [<= 1.1x]; "
         f"peak {peaks['bridge']:.2f} GiB (steered {peaks['steered']:.2f}); bridge vs HF logits: "
         f"max abs difference {same:.1e}"
+    )
+    real = mask.bool()  # pads are never read
+    fast_same = float((outs["fast"] - outs["bridge"]).float()[real].abs().max())
+    fast_same_steered = float((outs["fast_steered"] - outs["steered"]).float()[real].abs().max())
+    print(
+        f"   scoring forward, the fast path (taken under steering: {all(taken)}): "
+        f"{med['fast'] * 1e3:.1f} ms, steered {med['fast_steered'] * 1e3:.1f} ms; HF with eager "
+        f"attention as the bridge {med['hf_eager'] * 1e3:.1f} ms -> fast / HF "
+        f"{med['fast'] / med['hf']:.2f}x [<= 1.1x], steered fast / HF "
+        f"{med['fast_steered'] / med['hf']:.2f}x, fast / HF eager "
+        f"{med['fast'] / med['hf_eager']:.2f}x, bridge / HF eager "
+        f"{med['bridge'] / med['hf_eager']:.2f}x; fast vs bridge logits: max abs difference "
+        f"{fast_same:.1e} (steered {fast_same_steered:.1e})"
     )
 
     # 2. greedy generation with the KV cache

@@ -8,6 +8,7 @@ from interp_steer.models.adapters import (
 )
 from interp_steer.models.backend import Model, basis_mismatch, is_hooked, weight_basis
 from interp_steer.models.batching import generate_texts, left_pad, score_continuations
+from interp_steer.models.fast import fast_forward, fast_path_blocker
 from interp_steer.models.generation import generating, greedy_generate, kv_cache_fix
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
 from interp_steer.models.loading import (
@@ -28,6 +29,8 @@ __all__ = [
     "basis_mismatch",
     "cache_dir",
     "check_layers",
+    "fast_forward",
+    "fast_path_blocker",
     "generate_texts",
     "generating",
     "greedy_generate",

@@ -4,7 +4,8 @@ Both take plain strings, tokenise each row on its own (BOS as the model's ``to_t
 adds it), left-pad with an explicit attention mask, and run under whatever hooks are active
 (so :func:`interp_steer.steering.steer` applies). Log-likelihood scoring puts every
 continuation of every context into ONE forward pass and computes logits only for the last
-positions, where the continuations sit.
+positions, where the continuations sit; that pass takes the exact fast path of
+:mod:`interp_steer.models.fast` (the Hugging Face modules without the bridge's wrappers).
 
 Example:
     >>> from interp_steer import load_model
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from interp_steer.models.backend import Model
+from interp_steer.models.fast import fast_forward
 from interp_steer.models.generation import greedy_generate, keeps_logits
 from interp_steer.types import Mask, Tokens
 
@@ -133,7 +135,10 @@ def left_pad(model: Model, rows: Sequence[Sequence[int]]) -> tuple[Tokens, Mask]
 def tail_logits(model: Model, ids: Tokens, mask: Mask, keep: int) -> torch.Tensor:
     """Logits of the last ``keep`` positions, ``[batch, keep, d_vocab]``, in one forward.
 
-    Only those positions are unembedded where the model takes ``logits_to_keep``.
+    Only those positions are unembedded where the model takes ``logits_to_keep``. The
+    forward is :func:`~interp_steer.models.fast.fast_forward`: a bridge's Hugging Face
+    modules alone, with the active hooks (``steer``'s) fired as the bridge fires them, or
+    the bridge itself where a hook needs it.
 
     Example:
         >>> from interp_steer import load_model
@@ -143,8 +148,8 @@ def tail_logits(model: Model, ids: Tokens, mask: Mask, keep: int) -> torch.Tenso
         >>> torch.allclose(tail_logits(model, ids, mask, 1), full, atol=1e-5)  # float rounding
         True
     """
-    extra = {"logits_to_keep": keep} if keeps_logits(model) else {}
-    return model(ids, attention_mask=mask.long(), **extra)[:, -keep:]
+    logits = fast_forward(model, ids, mask, logits_to_keep=keep if keeps_logits(model) else None)
+    return logits[:, -keep:]
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:

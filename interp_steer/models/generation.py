@@ -71,6 +71,10 @@ def _cache_by_new_name(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     return None
 
 
+CACHE_RENAMING_HOOKS = (_alias_cache, _cache_by_new_name)
+"""The pre-hooks this module installs; they only rename a KV cache (no cache: no effect)."""
+
+
 def _attention_bridges(model: Model) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, AttentionBridge)]
 
@@ -411,6 +415,7 @@ def greedy_generate(
 
 
 __all__ = [
+    "CACHE_RENAMING_HOOKS",
     "cache_argument",
     "current_generation",
     "eos_ids",

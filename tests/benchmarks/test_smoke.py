@@ -54,6 +54,11 @@ STEPS = {
         r"^tiny-llama \(random weights\), torch\.float32, on CPU",
         r"^0\. built and booted in .* parameters, 2 layers, d_model 64; peak [0-9.]+ GiB",
         r"^1\. forward 2x\d+ tokens: .* bridge / HF [0-9.]+x .* steered / unsteered [0-9.]+x",
+        # the fast path is taken under steer and equals the bridge to float32 rounding
+        r"^   scoring forward, the fast path \(taken under steering: True\): .* fast / HF "
+        r"[0-9.]+x .* steered fast / HF [0-9.]+x, fast / HF eager [0-9.]+x, bridge / HF eager "
+        r"[0-9.]+x; fast vs bridge logits: max abs difference (0\.0e\+00|\d\.\de-0[6-9]) "
+        r"\(steered (0\.0e\+00|\d\.\de-0[6-9])\)$",
         r"^2\. greedy generation, 2 prompts x 2 new tokens \(KV cache\): .* peak",
         r"^3\. fit_vectors\('mean_diff', 4 pairs, layer 1\): .* the physical limit",
         r"^4\. BiPO step, batch 1, 2 pairs at layer 1: .* fast",
