@@ -414,6 +414,87 @@ class SettingsError(ValueError):
         return f"{self.where} holds {self.what} with different settings ({changed}); {hint}"
 
 
+def json_meta(meta: Mapping[str, Any]) -> str:
+    """``meta`` as JSON text for a file's header, or one clear error.
+
+    >>> json_meta({"n": 4})
+    '{"n": 4}'
+    >>> json_meta({"f": len})
+    Traceback (most recent call last):
+    ...
+    ValueError: meta must be JSON-serialisable to be saved: ...
+    """
+    try:
+        return json.dumps(dict(meta), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"meta must be JSON-serialisable to be saved: {err}") from None
+
+
+def write_tensors(
+    path: PathLike,
+    tensors: Mapping[str, Any],
+    header: Mapping[str, str],
+    readable: Mapping[str, Any],
+    *,
+    last: str = "tensors",
+    framework: str = "pt",
+    root: PathLike | None = None,
+) -> tuple[Path, Path]:
+    """Write a safetensors file and its readable JSON twin as one atomic group.
+
+    ``path`` names either file or their stem: the tensors go to ``<stem>.safetensors``
+    (``header`` as their string metadata) and ``readable`` to ``<stem>.json``, indented.
+
+    Args:
+        path: The files' stem (a ``.safetensors`` or ``.json`` suffix is replaced).
+        tensors: Name -> torch tensor (``framework="pt"``) or numpy array (``"np"``).
+        header: The safetensors metadata (strings).
+        readable: What the JSON file holds (JSON-serialisable; NaN refused).
+        last: ``"tensors"`` or ``"json"``: the file renamed last, the one readers trust
+            (see :func:`atomic_write_group`).
+        framework: ``"pt"`` or ``"np"``, as :func:`read_safetensors` reads them back.
+        root: The run folder both belong to (see :func:`atomic_write`).
+
+    Returns:
+        ``(tensor path, JSON path)``.
+
+    >>> import tempfile, torch
+    >>> run = Path(tempfile.mkdtemp())
+    >>> st, js = write_tensors(run / "v", {"d": torch.ones(2)}, {"k": "v"}, {"k": "v"})
+    >>> st.name, js.name, read_safetensors(st, what="demo")[0]
+    ('v.safetensors', 'v.json', {'k': 'v'})
+    """
+    stem = Path(path)
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    tensor_path, json_path = (
+        stem.with_name(stem.name + ".safetensors"),
+        stem.with_name(stem.name + ".json"),
+    )
+    try:
+        text = json.dumps(dict(readable), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"meta must be JSON-serialisable to be saved: {err}") from None
+    if framework == "pt":
+        cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+        save: Callable[..., Any] = safetensors.torch.save_file
+    elif framework == "np":
+        cpu = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+        save = safetensors.numpy.save_file
+    else:
+        raise ValueError(f"framework must be 'pt' or 'np', got {framework!r}")
+    writes: list[tuple[PathLike, Callable[[str], Any]]] = [
+        (json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8")),
+        (tensor_path, lambda tmp: save(cpu, tmp, metadata=dict(header))),
+    ]
+    if last == "json":
+        writes.reverse()
+    elif last != "tensors":
+        raise ValueError(f"last must be 'tensors' or 'json', got {last!r}")
+    atomic_write_group(writes, root=root)
+    return tensor_path, json_path
+
+
 def read_safetensors(
     path: PathLike, *, what: str, framework: str = "pt"
 ) -> tuple[dict[str, str], dict[str, Any]]:
@@ -612,6 +693,7 @@ __all__ = [
     "SettingsError",
     "atomic_write",
     "atomic_write_group",
+    "json_meta",
     "atomic_write_json",
     "atomic_write_text",
     "changed_settings",
@@ -623,6 +705,7 @@ __all__ = [
     "plain_settings",
     "read_result",
     "read_safetensors",
+    "write_tensors",
     "require_settings",
     "run_lock",
     "write_result",

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
 
 from interp_steer.activations.cache import model_fingerprint
 from interp_steer.analysis.vocab_projection import project_to_vocab, readout_residuals
@@ -63,7 +63,7 @@ from interp_steer.models.backend import Model, output_logits, own_parameters
 from interp_steer.models.batching import context_tokens
 from interp_steer.models.loading import cache_dir, model_name
 from interp_steer.progress import progress_bar
-from interp_steer.storage import atomic_write_group
+from interp_steer.storage import write_tensors
 
 FORMAT = "interp_steer.TunedLens"
 FORMAT_VERSION = "1"
@@ -245,24 +245,18 @@ class TunedLens:
         """
         stem = _stem(Path(path))
         header = {"format": FORMAT, "format_version": FORMAT_VERSION, "checksum": self.checksum}
-        try:
-            text = json.dumps(
-                {**header, "model": self.model, "fingerprint": self.fingerprint,
-                 "n_layers": self.n_layers, "d_model": self.d_model, "meta": self.meta},
-                indent=2, ensure_ascii=False, allow_nan=False,
-            )  # fmt: skip
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"meta must be JSON-serialisable to be saved: {err}") from None
+        readable = {
+            **header,
+            "model": self.model,
+            "fingerprint": self.fingerprint,
+            "n_layers": self.n_layers,
+            "d_model": self.d_model,
+            "meta": self.meta,
+        }
         tensors = {"weight": torch.from_numpy(self.weight), "bias": torch.from_numpy(self.bias)}
-        written = atomic_write_group(
-            [
-                (stem.with_suffix(".safetensors"),
-                 lambda tmp: save_file(tensors, tmp, metadata=header)),
-                (stem.with_suffix(".json"),
-                 lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8")),
-            ]
-        )  # fmt: skip
-        return written[1]
+        _, written = write_tensors(stem.with_suffix(".safetensors"), tensors, header, readable,
+                                   last="json")  # fmt: skip
+        return written
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "TunedLens":

@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.numpy import save_file
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp_steer.models.adapters import weight_deltas, weights_fingerprint
 from interp_steer.models.loading import model_name
-from interp_steer.storage import atomic_write_group, read_safetensors
+from interp_steer.storage import json_meta, read_safetensors, write_tensors
 
 FORMAT = "interp_steer.LoraAdapter"
 FORMAT_VERSION = "1"
@@ -172,7 +171,6 @@ class LoraAdapter:
         Returns:
             The path of the safetensors file.
         """
-        target = _with_suffix(Path(path))
         header = self._header()
         tensors = {f"{_A}/{n}": self.lora_a[n] for n in self.names}
         tensors |= {f"{_B}/{n}": self.lora_b[n] for n in self.names}
@@ -180,21 +178,11 @@ class LoraAdapter:
             k: json.loads(v) if k in _JSON_FIELDS else v for k, v in header.items()
         }
         readable["modules"] = self.to_frame().drop(columns="module").to_dict("records")
-        text = json.dumps(readable, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-        atomic_write_group(
-            [
-                (target.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text, "utf-8")),
-                (target, lambda tmp: save_file(tensors, tmp, metadata=header)),
-            ],
-            root=root,
-        )
+        target, _ = write_tensors(_with_suffix(Path(path)), tensors, header, readable,
+                                  framework="np", root=root)  # fmt: skip
         return target
 
     def _header(self) -> dict[str, str]:
-        try:
-            meta = json.dumps(self.meta, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"meta must be JSON-serialisable to be saved: {err}") from None
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -203,7 +191,7 @@ class LoraAdapter:
             "target_modules": json.dumps(list(self.target_modules)),
             "model_name": json.dumps(self.model_name),
             "model_fingerprint": json.dumps(self.model_fingerprint),
-            "meta": meta,
+            "meta": json_meta(self.meta),
             "checksum": self.checksum,
         }
 

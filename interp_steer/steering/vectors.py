@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
-from interp_steer.storage import atomic_write_group, read_safetensors
+from interp_steer.storage import json_meta, read_safetensors, write_tensors
 from interp_steer.types import Direction
 
 FORMAT = "interp_steer.SteeringVector"
@@ -160,28 +159,16 @@ class SteeringVector:
         Returns:
             The path of the safetensors file.
         """
-        target = _with_suffix(Path(path))
         header = self._header()
-        tensor = self.direction.detach().to("cpu").contiguous()
         readable: dict[str, Any] = {
             k: json.loads(v) if k == "meta" else v for k, v in header.items()
         }
         readable["norm"] = self.norm
-        text = json.dumps(readable, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-        atomic_write_group(
-            [
-                (target.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text, "utf-8")),
-                (target, lambda tmp: save_file({"direction": tensor}, tmp, metadata=header)),
-            ],
-            root=root,
-        )
+        target, _ = write_tensors(_with_suffix(Path(path)), {"direction": self.direction},
+                                  header, readable, root=root)  # fmt: skip
         return target
 
     def _header(self) -> dict[str, str]:
-        try:
-            meta = json.dumps(self.meta, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"meta must be JSON-serialisable to be saved: {err}") from None
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -191,7 +178,7 @@ class SteeringVector:
             "source_lang": json.dumps(self.source_lang),
             "target_lang": json.dumps(self.target_lang),
             "model_name": json.dumps(self.model_name),
-            "meta": meta,
+            "meta": json_meta(self.meta),
             "checksum": self.checksum,
         }
 
