@@ -146,12 +146,12 @@ class ForcingConfig:
     langs: tuple[str, ...] = FORCING_LANGS
     methods: tuple[str, ...] = ("mean_diff", "pca", "lda", "probe", "lowrank")
     layers: tuple[int, ...] = (4, 8)
-    ratios: tuple[float, ...] = (0.1, 0.25, 0.5)
+    ratios: tuple[float, ...] = (0.05, 0.1, 0.25)
     curve_langs: tuple[str, ...] = ("de", "sw", "zh")
     curve_layers: tuple[int, ...] = (2, 4, 6, 8, 10, 12, 14, 16)
     operator_langs: tuple[str, ...] = ("de", "sw")
-    angles: tuple[float, ...] = (10.0, 20.0, 40.0)
-    clamps: tuple[float, ...] = (0.1, 0.25, 0.5)
+    angles: tuple[float, ...] = (5.0, 10.0, 20.0)
+    clamps: tuple[float, ...] = (0.05, 0.1, 0.25)
     control_langs: tuple[str, ...] = ("de", "sw")
     control_layers: tuple[int, ...] = (7, 13)
     n_fit: int = 200
