@@ -18,7 +18,8 @@ The study model's three parts share one run folder, ``forcing/study`` (cells and
 one part has computed are reused by the others: the same settings make the same cell);
 the control model has ``forcing/control``. Each part's result is saved as
 ``forcing/<part>.json``, and ``forcing/compute.json`` accumulates the seconds each part
-has taken over every invocation (a resumed run adds what it spent).
+has taken over every invocation (a resumed run adds what it spent; written every few
+minutes while a part runs, so a killed run loses little: :func:`~repro.timing.heartbeat`).
 """
 
 import json
@@ -30,6 +31,7 @@ from interp_steer.analysis import ForcingBenchmark, forcing_benchmark
 from interp_steer.models import load_model
 from interp_steer.storage import atomic_write_json
 from repro.config import ForcingConfig, StudyConfig
+from repro.timing import heartbeat
 
 __all__ = ["PARTS", "SOURCE", "forcing_parts", "forcing_stage"]
 
@@ -84,8 +86,16 @@ def forcing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
              "max_new_tokens": f.max_new_tokens, "source": SOURCE}  # fmt: skip
     compute_path = folder / "compute.json"
     for part, grid in forcing_parts(cfg).items():
+        base = (
+            json.loads(compute_path.read_text(encoding="utf-8")) if compute_path.is_file() else {}
+        )
         start = time.perf_counter()
-        try:
+
+        def record(part: str = part, base: dict[str, float] = base, start: float = start) -> None:
+            spent = base.get(part, 0.0) + time.perf_counter() - start
+            atomic_write_json(compute_path, {**base, part: spent})
+
+        with heartbeat(record):  # every few minutes and at the end: a kill loses little
             if part == "control":
                 assert cfg.control_model is not None  # forcing_parts checked
                 runner, run_dir = load_model(cfg.control_model), folder / "control"
@@ -96,12 +106,3 @@ def forcing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
                 runner, **grid, **sizes, run_dir=run_dir, progress=True
             )
             bench.save(folder / f"{part}.json")
-        finally:  # an interrupted part's time counts too
-            spent = time.perf_counter() - start
-            compute = (
-                json.loads(compute_path.read_text(encoding="utf-8"))
-                if compute_path.is_file()
-                else {}
-            )
-            compute[part] = compute.get(part, 0.0) + spent
-            atomic_write_json(compute_path, compute)

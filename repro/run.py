@@ -56,6 +56,7 @@ from repro.generation import (
     gen_vectors,
 )
 from repro.page import write_results
+from repro.timing import heartbeat
 from repro.trajectory import trajectory_stage
 from repro.xcopa import (
     adapters_stage,
@@ -119,22 +120,33 @@ def run_study(
         raise ValueError(f"unknown stage(s) {unknown}; expected some of {list(by_name)}")
     model = load_model(config.model) if model is None else model
     timings: dict[str, float] = {}
+    summary_path = root / "study.json"
+    old = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    base = dict(old.get("compute_s", {}))  # what earlier invocations spent
     t0 = time.perf_counter()
+    running: dict[str, float] = {}  # the stage now running -> its start
     complete = False
-    try:
+
+    def record() -> None:  # every HEARTBEAT_S seconds and at the end: a kill loses little
+        now = time.perf_counter()
+        spent = dict(timings)
+        for stage, start in list(running.items()):
+            spent[stage] = spent.get(stage, 0.0) + now - start
+        _summary(root, config, model, spent, now - t0, complete=complete, base=base)
+
+    with heartbeat(record):
         for stage in chosen:
             fn = by_name[stage]
             start = time.perf_counter()
             print(f"[{(start - t0) / 60:5.1f} min] {stage}", flush=True)
+            running[stage] = start
             try:
                 fn(model, config, root)
             finally:  # an interrupted stage's time counts too
-                timings[stage] = time.perf_counter() - start
+                timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+                running.pop(stage)
         complete = stages is None
-    finally:
-        total = time.perf_counter() - t0
-        path = _summary(root, config, model, timings, total, complete=complete)
-    return path
+    return summary_path
 
 
 def _summary(
@@ -145,16 +157,19 @@ def _summary(
     total: float,
     *,
     complete: bool,
+    base: dict[str, float],
 ) -> Path:
     """Write ``study.json``: config, this invocation's stage times, compute summed over all.
 
+    ``base`` is the compute earlier invocations recorded (read when this one started), so
+    writing again during the run (:func:`~repro.timing.heartbeat`) never counts twice.
     The config (and model) of a folder that already has one is replaced only by a run
     that completed: a run that failed (e.g. on a saved stage with other settings) or was
     interrupted leaves the record of the run its files come from.
     """
     summary_path = root / "study.json"
     old = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    compute = dict(old.get("compute_s", {}))
+    compute = dict(base)
     for stage, seconds in timings.items():
         compute[stage] = compute.get(stage, 0.0) + seconds
     keep = not complete and "config" in old

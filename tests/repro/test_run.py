@@ -142,6 +142,26 @@ def test_an_interrupted_study_still_records_its_compute(tmp_path, tiny, monkeypa
     assert record["compute_s"]["sweep"] >= 1.05
 
 
+def test_a_long_stage_records_its_compute_while_it_runs(tmp_path, tiny, monkeypatch):
+    """A process killed mid-stage (no signal to catch) keeps what the heartbeat wrote."""
+    import repro.timing
+
+    monkeypatch.setattr(repro.timing, "HEARTBEAT_S", 0.05)
+    seen = []
+
+    def long(model, cfg, root):
+        time.sleep(0.4)
+        seen.append(json.loads((root / "study.json").read_text(encoding="utf-8")))
+
+    monkeypatch.setattr(study, "STAGES", (("sweep", long), *study.STAGES[1:]))
+    (tmp_path / "study.json").write_text(json.dumps({"compute_s": {"sweep": 1.0}}))
+    study.run_study(tmp_path, QUICK, model=tiny, stages=("sweep",))
+    during = seen[0]["compute_s"]["sweep"]  # written while the stage ran
+    assert 1.2 <= during < 1.4 and seen[0]["timings_s"]["sweep"] >= 0.2
+    after = json.loads((tmp_path / "study.json").read_text(encoding="utf-8"))
+    assert 1.4 <= after["compute_s"]["sweep"] < 1.6  # counted once, not once per write
+
+
 def test_stages_run_alone_in_the_order_given(tmp_path, tiny, monkeypatch, capsys):
     ran = []
     fake = tuple((name, lambda model, cfg, root, name=name: ran.append(name))
