@@ -24,6 +24,7 @@ from repro.page_generation import generation_section
 from repro.page_lens import trajectory_section
 from repro.page_xcopa import xcopa_section
 from repro.tables import runs_frame, similarity_levels
+from repro.trajectory import LENS_FILES
 
 __all__ = ["write_results"]
 
@@ -45,7 +46,7 @@ def _times(study: dict[str, Any]) -> str:
 SECTION_FILES: dict[str, tuple[str, ...]] = {
     "XCOPA": ("sweep.json", "similarity.json", "transfer.json", "lens.json", "eval"),
     "Generation tasks": ("gen_sweep.json", "gen_transfer.json", "gen_eval"),
-    "Latent language": ("trajectory/logit.json", "trajectory/tuned.json"),
+    "Latent language": tuple(f"trajectory/{name}" for name in LENS_FILES.values()),
     "Language forcing": ("forcing/methods.json",),
 }
 """The files each part of the page is drawn from, in the run folder. The stages run in
