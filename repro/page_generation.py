@@ -6,7 +6,7 @@ puts them on the page. Every number is computed from the run folder.
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "PAIRS_OF_INTEREST",
     "TASK_LABELS",
     "comparison_phrase",
+    "edge_note",
     "generation_findings",
     "generation_section",
     "hyper_table",
@@ -122,9 +123,34 @@ def _hyper_text(found: tuple[pd.DataFrame, HyperSelection] | None, what: str, us
         f"pairs of `{sel.lang}` at layer {sel.layer}, applied as trained (α = 1), and was "
         f"scored on held-out selection pairs ({sel.selection}; unsteered "
         f"{-sel.baseline[0]:.3f} nats) and on test pairs (unsteered "
-        f"{-sel.test_baseline[0]:.3f}), which play no part in the choice. {use}\n\n"
+        f"{-sel.test_baseline[0]:.3f}), which play no part in the choice. {use}"
+        f"{_edge_note(sel)}\n\n"
         f"{markdown_table(table, digits=3)}\n"
     )
+
+
+def _edge_note(sel: HyperSelection) -> str:
+    """A sentence when a one-name numeric grid's choice is its smallest or largest value."""
+    if len(sel.names) != 1 or sel.chosen is None:
+        return ""
+    return edge_note(sel.names[0], [p[sel.names[0]] for p in sel.points], sel.chosen)
+
+
+def edge_note(name: str, values: Sequence[Any], chosen: int) -> str:
+    """A sentence when ``values[chosen]`` is the smallest or largest of numeric ``values``.
+
+    >>> edge_note("lr", [1e-4, 1e-3], 1)
+    ' The choice is the largest `lr` tried: a larger one might do better still.'
+    >>> edge_note("lr", [1e-4, 3e-4, 1e-3], 1), edge_note("pairing", ["copy", "x"], 0)
+    ('', '')
+    """
+    if len(values) < 2 or not all(isinstance(v, int | float) for v in values):
+        return ""
+    for end, extreme in (("largest", max(values)), ("smallest", min(values))):
+        if values[chosen] == extreme:
+            more = "larger" if end == "largest" else "smaller"
+            return f" The choice is the {end} `{name}` tried: a {more} one might do better still."
+    return ""
 
 
 def kl_cells(root: Path) -> dict[str, dict[str, list[float]]] | None:
