@@ -253,7 +253,7 @@ class StudyConfig:
     gen_kl_methods: tuple[str, ...] = ("mean_diff", "pca", "mse", "bipo", "sft")
     n_gen_kl: int = 128
     bipo_lr_lang: str = "sw"
-    bipo_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3)
+    bipo_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
     n_bipo_lr_fit: int = 128
     trajectory_langs: tuple[str, str] = ("fr", "zh")
     n_trajectory: int = 157
