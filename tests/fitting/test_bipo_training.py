@@ -101,8 +101,8 @@ def test_lr_is_scaled_by_the_prompts_residual_norm(tiny):
     v, m = bipo_direction(tiny, one, layer=2, warmup_steps=0, n_eval=0)
     norms = collect_activations(tiny, PROMPTS[:1], layers=[2], exclude_bos=True).norms[2]
     assert m["lr_resid_norm"] == pytest.approx(float(norms.mean()), rel=1e-6)
-    assert (m["lr"], m["lr_scale"]) == (1e-4, "resid")
-    assert m["lr_effective"] == pytest.approx(1e-4 * m["lr_resid_norm"], rel=1e-12)
+    assert (m["lr"], m["lr_scale"]) == (1e-3, "resid")
+    assert m["lr_effective"] == pytest.approx(1e-3 * m["lr_resid_norm"], rel=1e-12)
     assert m["lr_effective"] > 5 * 1e-4  # the tiny model's residual norm is well above 1
     # Adam's first step moves every coordinate with a gradient by the rate itself
     moved = v[v != 0].abs()
