@@ -52,7 +52,7 @@ from interp_steer.models.batching import context_tokens
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
 from interp_steer.progress import progress_bar
-from interp_steer.steering.vectors import SteeringVector
+from interp_steer.steering.vectors import SteeringVector, steering_label, vector_summary
 from interp_steer.storage import SavedResult
 
 FORMAT = "interp_steer.LogitLensResult"
@@ -194,13 +194,11 @@ class LogitLensResult(SavedResult):
         >>> res.steering_label()
         'vector mean_diff de→en at layer 1, α = 2'
         """
-        info = self.meta.get("vector")
-        if "steered" not in self.variants or not isinstance(info, Mapping):
+        if "steered" not in self.variants:
             return None
-        name = info.get("name") or _default_vector_name(info)
-        label = f"vector {name} at layer {info.get('layer')}, α = {self.meta.get('alpha'):.4g}"
-        where = self.meta.get("steer_positions")
-        return label if where in (None, "all") else f"{label} ({where} positions)"
+        return steering_label(
+            self.meta.get("vector"), self.meta.get("alpha"), self.meta.get("steer_positions")
+        )
 
     def _variant(self, variant: str) -> int:
         if variant not in self.variants:
@@ -399,7 +397,7 @@ def logit_lens(
         "alpha": alpha if vector is not None else None,
         "steer_positions": steer_positions if vector is not None else None,
         "lang_detected": lang is None,
-        "vector": _vector_info(vector, vector_name),
+        "vector": None if vector is None else vector_summary(vector, name=vector_name),
         "n_ctx": getattr(model.cfg, "n_ctx", None),
         "n_truncated": n_cut,
         **lens_meta(tuned),
@@ -451,25 +449,6 @@ def cloze_prompts(texts: str | Sequence[str]) -> list[str]:
             raise ValueError(f"cannot cut {text!r} before a last word: too short for a cloze")
         out.append(prompt.rstrip())
     return out
-
-
-def _vector_info(vector: SteeringVector | None, name: str | None) -> dict[str, Any] | None:
-    if vector is None:
-        return None
-    return {
-        "name": name,
-        "layer": vector.layer,
-        "method": vector.method,
-        "source_lang": vector.source_lang,
-        "target_lang": vector.target_lang,
-        "model_name": vector.model_name,
-        "norm": vector.norm,
-    }
-
-
-def _default_vector_name(info: Mapping[str, Any]) -> str:
-    langs = f"{info.get('source_lang') or '?'}→{info.get('target_lang') or '?'}"
-    return f"{info.get('method') or 'custom'} {langs}"
 
 
 def _decode(tokenizer: Any, token_id: int) -> str:

@@ -52,7 +52,7 @@ from interp_steer.models.backend import Model
 from interp_steer.models.batching import context_tokens
 from interp_steer.models.layers import check_layers
 from interp_steer.models.loading import model_name
-from interp_steer.steering.vectors import SteeringVector
+from interp_steer.steering.vectors import SteeringVector, steering_label, vector_summary
 from interp_steer.storage import SavedResult
 
 FORMAT = "interp_steer.TrajectoryResult"
@@ -212,16 +212,11 @@ class TrajectoryResult(SavedResult):
 
     def steering_label(self) -> str | None:
         """``"vector <name> at layer <l>, α = <alpha>"`` for a steered result, else None."""
-        info = self.meta.get("vector")
-        if "steered" not in self.runs or not isinstance(info, Mapping):
+        if "steered" not in self.runs:
             return None
-        name = info.get("name") or (
-            f"{info.get('method') or 'custom'} "
-            f"{info.get('source_lang') or '?'}→{info.get('target_lang') or '?'}"
+        return steering_label(
+            self.meta.get("vector"), self.meta.get("alpha"), self.meta.get("positions")
         )
-        label = f"vector {name} at layer {info.get('layer')}, α = {self.meta.get('alpha'):.4g}"
-        where = self.meta.get("positions")
-        return label if where in (None, "all") else f"{label} ({where} positions)"
 
     def to_frame(self) -> pd.DataFrame:
         """One row per run, layer and quantity: ``run, layer, quantity, mean, low, high``."""
@@ -391,7 +386,7 @@ def language_trajectory(
         "confidence": CONFIDENCE,
         "alpha": alpha if vector is not None else None,
         "positions": positions if vector is not None else None,
-        "vector": None if vector is None else _vector_info(vector, vector_name),
+        "vector": None if vector is None else vector_summary(vector, name=vector_name),
         **lens_meta(tuned),
     }
     return TrajectoryResult(
@@ -454,18 +449,6 @@ def _padded(sets: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         ids[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
         weight[i, : len(s)] = 1.0
     return ids, weight
-
-
-def _vector_info(vector: SteeringVector, name: str | None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "layer": vector.layer,
-        "method": vector.method,
-        "source_lang": vector.source_lang,
-        "target_lang": vector.target_lang,
-        "model_name": vector.model_name,
-        "norm": vector.norm,
-    }
 
 
 __all__ = [

@@ -57,7 +57,6 @@ from interp_steer.constants import (
 from interp_steer.data.language_id import detect_languages
 from interp_steer.data.languages import ENGLISH, canonical
 from interp_steer.data.parallel import load_parallel
-from interp_steer.evaluation.harness import vector_summary
 from interp_steer.evaluation.prompts import forcing_prompt
 from interp_steer.evaluation.statistics import wilson_interval
 from interp_steer.models.backend import Model
@@ -71,7 +70,7 @@ from interp_steer.steering.intervention import (
     check_vector,
     steer,
 )
-from interp_steer.steering.vectors import SteeringVector
+from interp_steer.steering.vectors import SteeringVector, vector_summary
 from interp_steer.storage import SavedResult, plain_settings
 
 FORMAT = "interp_steer.ForcingResult"

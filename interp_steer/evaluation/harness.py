@@ -20,7 +20,6 @@ Example:
 """
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -56,25 +55,10 @@ from interp_steer.models.backend import Model
 from interp_steer.models.loading import model_name
 from interp_steer.progress import progress_bar
 from interp_steer.steering.intervention import check_vector
-from interp_steer.steering.vectors import SteeringVector
+from interp_steer.steering.vectors import SteeringVector, vector_summary
 from interp_steer.storage import locks_run
 
 Translator = Callable[[str], str] | str
-
-
-def vector_summary(vector: SteeringVector) -> dict[str, Any]:
-    """The provenance of a vector kept in a result (with a hash of its direction)."""
-    raw = vector.direction.detach().float().cpu().contiguous().numpy().tobytes()
-    return {
-        "method": vector.method,
-        "layer": vector.layer,
-        "hook_name": vector.hook_name,
-        "norm": round(vector.norm, 6),
-        "source_lang": vector.source_lang,
-        "target_lang": vector.target_lang,
-        "model_name": vector.model_name,
-        "sha1": hashlib.sha1(raw).hexdigest()[:16],
-    }
 
 
 # ----------------------------------------------------------------- one run
@@ -477,5 +461,4 @@ __all__ = [
     "EnglishDamage",
     "english_damage",
     "evaluate",
-    "vector_summary",
 ]

@@ -256,6 +256,54 @@ def tensor_checksum(tensor: torch.Tensor) -> str:
     return "sha256:" + hashlib.sha256(raw.numpy().tobytes()).hexdigest()
 
 
+def vector_summary(vector: SteeringVector, name: str | None = None) -> dict[str, Any]:
+    """The provenance of a vector kept in a result (with a hash of its direction).
+
+    ``name``, when given, comes first: the label a figure or table shows for the vector.
+
+    >>> v = SteeringVector(torch.ones(4), layer=1, method="mean_diff", source_lang="de")
+    >>> s = vector_summary(v, name="de-L1")
+    >>> s["name"], s["layer"], s["norm"], s["sha1"]
+    ('de-L1', 1, 2.0, 'df87141c4e5d8879')
+    """
+    raw = vector.direction.detach().float().cpu().contiguous().numpy().tobytes()
+    return {
+        **({} if name is None else {"name": name}),
+        "method": vector.method,
+        "layer": vector.layer,
+        "hook_name": vector.hook_name,
+        "norm": round(vector.norm, 6),
+        "source_lang": vector.source_lang,
+        "target_lang": vector.target_lang,
+        "model_name": vector.model_name,
+        "sha1": hashlib.sha1(raw).hexdigest()[:16],
+    }
+
+
+def steering_label(
+    summary: Mapping[str, Any] | None, alpha: float | None, positions: str | None = None
+) -> str | None:
+    """``"vector <name> at layer <l>, α = <alpha>"`` from a result's :func:`vector_summary`.
+
+    Without a ``name`` the vector is named by its method and languages; positions other
+    than ``"all"`` are added in parentheses. None without a summary.
+
+    >>> steering_label({"method": "pca", "source_lang": "sw", "layer": 4}, 0.5, "last")
+    'vector pca sw→? at layer 4, α = 0.5 (last positions)'
+    >>> steering_label({"name": "zh-mean_diff", "layer": 4}, 2.0), steering_label(None, 1.0)
+    ('vector zh-mean_diff at layer 4, α = 2', None)
+    """
+    if not isinstance(summary, Mapping):
+        return None
+    name = summary.get("name") or (
+        f"{summary.get('method') or 'custom'} "
+        f"{summary.get('source_lang') or '?'}→{summary.get('target_lang') or '?'}"
+    )
+    strength = "?" if alpha is None else f"{alpha:.4g}"
+    label = f"vector {name} at layer {summary.get('layer')}, α = {strength}"
+    return label if positions in (None, "all") else f"{label} ({positions} positions)"
+
+
 def check_hook(layer: int, hook_name: str) -> None:
     """Raise ``ValueError`` unless ``hook_name`` is block ``layer``'s residual stream.
 
@@ -380,5 +428,7 @@ __all__ = [
     "alpha_for_ratio",
     "check_hook",
     "check_resid_norm",
+    "steering_label",
     "tensor_checksum",
+    "vector_summary",
 ]
