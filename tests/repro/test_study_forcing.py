@@ -17,6 +17,7 @@ from repro.page_forcing import (
     forcing_section,
     language_table,
     method_table,
+    selection_finding,
 )
 
 
@@ -79,15 +80,16 @@ def test_no_control_model_no_control_part():
     assert "control" not in forcing_parts(replace(QUICK, control_model=None))
 
 
-def _bench(scores: dict[str, list[float]]) -> ForcingBenchmark:
-    """Two languages, one direction, methods with the given test scores (select = test)."""
+def _bench(scores: dict[str, list[float]], select: dict | None = None) -> ForcingBenchmark:
+    """Two languages, one direction, methods with the given test (and selection) scores."""
     methods = tuple(scores)
+    select = scores if select is None else select
     rows = []
     for li in range(2):
         rows.append((li, -1, False, 0.1))
         rows.append((li, -1, True, 0.1))
         for mi, m in enumerate(methods):
-            rows.append((li, mi, False, scores[m][li]))
+            rows.append((li, mi, False, select[m][li]))
             rows.append((li, mi, True, scores[m][li]))
     n = len(rows)
     a = np.array
@@ -118,6 +120,16 @@ def test_method_table_and_finding_are_computed_from_the_scores():
     langs = language_table(bench, "to_english")
     assert langs["lang"].tolist() == ["de", "sw"] and langs[REFERENCE].tolist() == [0.6, 0.4]
     assert langs["unsteered"].tolist() == [0.1, 0.1]
+
+
+def test_selection_finding_measures_the_fall_from_selection_to_test():
+    scores = {"mean_diff": [0.6, 0.4], "pca": [0.2, 0.3]}
+    bench = _bench(scores, select={"mean_diff": [0.9, 0.4], "pca": [0.2, 0.5]})
+    assert method_table(bench).set_index("method")["select"].tolist() == pytest.approx([0.65, 0.35])
+    text = selection_finding(bench)
+    assert "over the 4 selected cells the test score is 0.125 below" in text
+    assert "lower in 2;" in text and "`mean_diff` de to English (0.90 → 0.60)" in text
+    assert "0.000 below" in selection_finding(_bench(scores))  # select = test: no fall
 
 
 def test_section_names_every_part_with_figures(run_folder):
