@@ -56,10 +56,9 @@ def method_table(bench: ForcingBenchmark) -> pd.DataFrame:
     Columns: ``method``, the mean score per direction, ``control``, ``relevance``,
     ``gain`` (over the unsteered model on the same prompts), ``select`` (the chosen cells'
     mean score on the selection prompts: optimistic, the best of the grid on the prompts
-    it was chosen on), ``best in`` (cases where the
-    method's score is the highest, ties included), and against ``mean_diff``: ``Δ score``
-    (mean difference, 95% bootstrap interval), ``lower/higher`` (cases) and the sign
-    test's ``p``.
+    it was chosen on), ``best in`` (cases where the method's score is the highest, ties
+    included), and against ``mean_diff``: ``Δ score`` (mean difference, 95% bootstrap
+    interval), ``lower/higher`` (cases) and the sign test's ``p``.
     """
     table = bench.table()
     table = table[table["operator"] == "add"]
@@ -139,12 +138,24 @@ def selection_finding(bench: ForcingBenchmark) -> str:
     if not len(table):
         return ""
     drop = table["select_score"] - table["score"]
+    mean, n = float(drop.mean()), len(table)
+    if mean > 0:
+        head = (
+            f"Selection is optimistic: over the {n} selected cells the test score is "
+            f"{mean:.3f} below the selection score on average (the `select` column)"
+        )
+    else:
+        head = (
+            f"Over the {n} selected cells the test score is {abs(mean):.3f} above the selection "
+            "score on average (the `select` column): no sign of optimism"
+        )
+    lower = int((drop > 0).sum())
+    if not lower:
+        return f"{head}; no cell scores lower on test."
     worst = table.loc[drop.idxmax()]
     return (
-        f"Selection is optimistic: over the {len(table)} selected cells the test score is "
-        f"{drop.mean():.3f} below the selection score on average (the `select` column), "
-        f"and lower in {int((drop > 0).sum())}; the largest fall is "
-        f"`{worst['method']}` {worst['lang']} {_DIRECTIONS[str(worst['direction'])]} "
+        f"{head}, and lower in {lower}; the largest fall is `{worst['method']}` "
+        f"{worst['lang']} {_DIRECTIONS[str(worst['direction'])]} "
         f"({worst['select_score']:.2f} → {worst['score']:.2f})."
     )
 

@@ -129,7 +129,9 @@ def test_selection_finding_measures_the_fall_from_selection_to_test():
     text = selection_finding(bench)
     assert "over the 4 selected cells the test score is 0.125 below" in text
     assert "lower in 2;" in text and "`mean_diff` de to English (0.90 → 0.60)" in text
-    assert "0.000 below" in selection_finding(_bench(scores))  # select = test: no fall
+    same = selection_finding(_bench(scores))  # select = test: no fall
+    assert "is 0.000 above" in same and "no cell scores lower on test" in same
+    assert "optimistic:" not in same
 
 
 def test_section_names_every_part_with_figures(run_folder):
