@@ -12,11 +12,13 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from interp_steer.analysis import ForcingBenchmark
 from interp_steer.plotting import plot_forcing, plot_forcing_layers
+from interp_steer.steering import SteeringVector
 from repro.forcing import PARTS
 from repro.tables import markdown_table, paired_difference
 
@@ -26,6 +28,7 @@ __all__ = [
     "diffmean_finding",
     "forcing_section",
     "language_table",
+    "lowrank_finding",
     "method_table",
     "operator_table",
     "selection_finding",
@@ -160,6 +163,34 @@ def selection_finding(bench: ForcingBenchmark) -> str:
     )
 
 
+def lowrank_finding(bench: ForcingBenchmark) -> str:
+    """How much of the mean difference the benchmark's ``lowrank`` vectors keep.
+
+    Read from the vectors saved in the benchmark's run folder (their ``mean_captured``
+    metric, ``‖v‖² / ‖m‖²``); '' without ``lowrank`` or without saved vectors.
+    """
+    run_dir = bench.meta.get("run_dir")
+    if "lowrank" not in bench.methods or not run_dir:
+        return ""
+    paths = sorted((Path(run_dir) / "vectors" / "lowrank").glob("*/*.safetensors"))
+    vectors = [SteeringVector.load(p) for p in paths]
+    if not vectors:
+        return ""
+    least = float(np.min([v.meta["metrics"]["mean_captured"] for v in vectors]))
+    ks = ", ".join(str(k) for k in sorted({v.meta["hyper"]["k"] for v in vectors}))
+    text = (
+        f"Each of the {len(vectors)} `lowrank` vectors (k = {ks}) keeps at least "
+        f"{least:.2%} of the mean difference's squared norm (cosine with `mean_diff` "
+        f"≥ {math.sqrt(least):.4f})"
+    )
+    if least < 0.99:
+        return text + "."
+    return (
+        text + ": the differences are not centred, so their top singular directions hold "
+        "the pairs' common shift, and `lowrank` is `mean_diff` in all but name here."
+    )
+
+
 def language_table(bench: ForcingBenchmark, direction: str) -> pd.DataFrame:
     """Per language, the unsteered and each method's test score in one direction."""
     table = bench.table()
@@ -266,6 +297,7 @@ def forcing_section(root: Path, img: Callable[[str], str]) -> tuple[str, dict[st
         "",
         selection_finding(methods),
         "",
+        *((lowrank, "") if (lowrank := lowrank_finding(methods)) else ()),
         img("results_forcing_methods"),
         "",
     ]

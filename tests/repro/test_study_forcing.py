@@ -16,6 +16,7 @@ from repro.page_forcing import (
     diffmean_finding,
     forcing_section,
     language_table,
+    lowrank_finding,
     method_table,
     selection_finding,
 )
@@ -132,6 +133,33 @@ def test_selection_finding_measures_the_fall_from_selection_to_test():
     same = selection_finding(_bench(scores))  # select = test: no fall
     assert "is 0.000 above" in same and "no cell scores lower on test" in same
     assert "optimistic:" not in same
+
+
+def test_lowrank_finding_reads_the_saved_vectors(tmp_path):
+    from dataclasses import replace
+
+    import torch
+
+    from interp_steer.steering import SteeringVector
+
+    bench = _bench({"mean_diff": [0.6, 0.4], "lowrank": [0.6, 0.4]})
+    assert lowrank_finding(bench) == ""  # no run folder
+    bench = replace(bench, meta={"run_dir": str(tmp_path)})
+    assert lowrank_finding(bench) == ""  # no saved vectors
+    for lang, captured in (("de", 0.9999), ("sw", 0.995)):
+        meta = {"hyper": {"k": 4}, "metrics": {"mean_captured": captured}}
+        v = SteeringVector(torch.ones(8), layer=1, method="lowrank", source_lang=lang, meta=meta)
+        v.save(tmp_path / "vectors" / "lowrank" / lang / "L1")
+    text = lowrank_finding(bench)
+    assert "Each of the 2 `lowrank` vectors (k = 4) keeps at least 99.50%" in text
+    assert "≥ 0.9975)" in text and "in all but name" in text
+    low = SteeringVector(torch.ones(8), layer=2, method="lowrank", source_lang="sw",
+                         meta={"hyper": {"k": 4}, "metrics": {"mean_captured": 0.5}})  # fmt: skip
+    low.save(tmp_path / "vectors" / "lowrank" / "sw" / "L2")
+    text = lowrank_finding(bench)
+    assert "at least 50.00%" in text and "in all but name" not in text
+    without = replace(_bench({"mean_diff": [0.6, 0.4]}), meta={"run_dir": str(tmp_path)})
+    assert lowrank_finding(without) == ""  # the benchmark has no lowrank method
 
 
 def test_section_names_every_part_with_figures(run_folder):
