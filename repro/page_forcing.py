@@ -43,10 +43,15 @@ REFERENCE = "mean_diff"
 _DIRECTIONS = {"to_english": "to English", "from_english": "from English"}
 
 
+def _added(bench: ForcingBenchmark) -> pd.DataFrame:
+    """The rows of :meth:`ForcingBenchmark.table` whose operator is ``add``."""
+    table = bench.table()
+    return table[table["operator"] == "add"]
+
+
 def _scores(bench: ForcingBenchmark) -> pd.DataFrame:
     """Test scores, one row per (lang, direction), one column per method (NaN: no cell)."""
-    table = bench.table()
-    table = table[table["operator"] == "add"]
+    table = _added(bench)
     wide = table.pivot_table(index=["lang", "direction"], columns="method", values="score")
     return wide.reindex(columns=list(bench.methods))
 
@@ -63,8 +68,7 @@ def method_table(bench: ForcingBenchmark) -> pd.DataFrame:
     included), and against ``mean_diff``: ``Δ score`` (mean difference, 95% bootstrap
     interval), ``lower/higher`` (cases) and the sign test's ``p``.
     """
-    table = bench.table()
-    table = table[table["operator"] == "add"]
+    table = _added(bench)
     wide = _scores(bench)
     best = wide.max(axis=1)
     rows = []
@@ -136,8 +140,7 @@ def selection_finding(bench: ForcingBenchmark) -> str:
     With a few selection prompts and a grid of cells the best one is partly chosen for
     luck, so its selection score overstates it; the test prompts say by how much.
     """
-    table = bench.table()
-    table = table[table["operator"] == "add"]
+    table = _added(bench)
     if not len(table):
         return ""
     drop = table["select_score"] - table["score"]
@@ -193,8 +196,8 @@ def lowrank_finding(bench: ForcingBenchmark) -> str:
 
 def language_table(bench: ForcingBenchmark, direction: str) -> pd.DataFrame:
     """Per language, the unsteered and each method's test score in one direction."""
-    table = bench.table()
-    table = table[(table["operator"] == "add") & (table["direction"] == direction)]
+    table = _added(bench)
+    table = table[table["direction"] == direction]
     out = []
     for lang in bench.langs:
         at = table[table["lang"] == lang]
@@ -233,8 +236,8 @@ def _control_table(control: ForcingBenchmark, study: ForcingBenchmark) -> pd.Dat
     out = []
     langs = set(control.langs)
     for model, bench in ((control.model, control), (study.model, study)):
-        table = bench.table()
-        table = table[(table["operator"] == "add") & table["lang"].isin(langs)]
+        table = _added(bench)
+        table = table[table["lang"].isin(langs)]
         for method in control.methods:
             row: dict[str, object] = {"model": model, "method": method}
             for direction in control.directions:
@@ -273,6 +276,7 @@ def forcing_section(root: Path, img: Callable[[str], str]) -> tuple[str, dict[st
     compute_path = folder / "compute.json"
     compute = json.loads(compute_path.read_text(encoding="utf-8")) if compute_path.is_file() else {}
     figs: dict[str, go.Figure] = {"results_forcing_methods": plot_forcing(methods)}
+    lowrank = lowrank_finding(methods)
     lines = [
         SECTION,
         "",
@@ -297,7 +301,7 @@ def forcing_section(root: Path, img: Callable[[str], str]) -> tuple[str, dict[st
         "",
         selection_finding(methods),
         "",
-        *((lowrank, "") if (lowrank := lowrank_finding(methods)) else ()),
+        *([lowrank, ""] if lowrank else []),
         img("results_forcing_methods"),
         "",
     ]

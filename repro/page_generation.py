@@ -6,7 +6,7 @@ puts them on the page. Every number is computed from the run folder.
 """
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,32 +124,33 @@ def _hyper_text(found: tuple[pd.DataFrame, HyperSelection] | None, what: str, us
         f"scored on held-out selection pairs ({sel.selection}; unsteered "
         f"{-sel.baseline[0]:.3f} nats) and on test pairs (unsteered "
         f"{-sel.test_baseline[0]:.3f}), which play no part in the choice. {use}"
-        f"{_edge_note(sel)}\n\n"
+        f"{edge_note(sel.names, sel.points, sel.chosen)}\n\n"
         f"{markdown_table(table, digits=3)}\n"
     )
 
 
-def _edge_note(sel: HyperSelection) -> str:
-    """A sentence when a one-name numeric grid's choice is its smallest or largest value."""
-    if len(sel.names) != 1 or sel.chosen is None:
-        return ""
-    return edge_note(sel.names[0], [p[sel.names[0]] for p in sel.points], sel.chosen)
+def edge_note(names: Sequence[str], points: Sequence[Mapping[str, Any]], chosen: int | None) -> str:
+    """A sentence when a one-name numeric grid's choice is its smallest or largest value.
 
+    ``names``, ``points`` and ``chosen`` as in a :class:`~interp_steer.analysis.HyperSelection`.
 
-def edge_note(name: str, values: Sequence[Any], chosen: int) -> str:
-    """A sentence when ``values[chosen]`` is the smallest or largest of numeric ``values``.
-
-    >>> edge_note("lr", [1e-4, 1e-3], 1)
+    >>> edge_note(("lr",), [{"lr": 1e-4}, {"lr": 1e-3}], 1)
     ' The choice is the largest `lr` tried: a larger one might do better still.'
-    >>> edge_note("lr", [1e-4, 3e-4, 1e-3], 1), edge_note("pairing", ["copy", "x"], 0)
+    >>> lrs = [{"lr": 1e-4}, {"lr": 3e-4}, {"lr": 1e-3}]
+    >>> edge_note(("lr",), lrs, 1), edge_note(("pairing",), [{"pairing": "copy"}], 0)
     ('', '')
     """
+    if len(names) != 1 or chosen is None:
+        return ""
+    values = [p[names[0]] for p in points]
     if len(values) < 2 or not all(isinstance(v, int | float) for v in values):
         return ""
-    for end, extreme in (("largest", max(values)), ("smallest", min(values))):
-        if values[chosen] == extreme:
-            more = "larger" if end == "largest" else "smaller"
-            return f" The choice is the {end} `{name}` tried: a {more} one might do better still."
+    if values[chosen] == max(values):
+        return f" The choice is the largest `{names[0]}` tried: a larger one might do better still."
+    if values[chosen] == min(values):
+        return (
+            f" The choice is the smallest `{names[0]}` tried: a smaller one might do better still."
+        )
     return ""
 
 
