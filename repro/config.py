@@ -15,7 +15,6 @@ __all__ = [
     "ADAPTER_ROWS",
     "AS_TRAINED",
     "BASELINE_ROWS",
-    "BIPO_NOTE",
     "FORCING_QUICK",
     "HYPER",
     "QUICK",
@@ -25,6 +24,7 @@ __all__ = [
     "Row",
     "RowKind",
     "StudyConfig",
+    "bipo_note",
     "method_rows",
     "steered_rows",
 ]
@@ -47,13 +47,21 @@ the paper's AdamW training; ``bipo`` is trained as the paper trains it (batch 1,
 warm-up steps, one epoch over every fitting pair) with the scale-aware learning rate, its
 ``lr`` selected on held-out pairs (:func:`repro.generation.bipo_lr`)."""
 
-BIPO_NOTE = (
-    "`bipo` is BiPO trained as the paper trains it (β 0.1, AdamW with weight decay 0.05, "
-    "cosine schedule with 100 warm-up steps, batch 1, one epoch, EOS after each response), "
-    "with the scale-aware learning rate (1e-4 × the layer's mean residual norm: at the "
-    "paper's literal 5e-4 a vector on this model stays ≈1e-5 of ‖h‖ and changes nothing)"
-)
-"""How the pages describe the ``bipo`` row (the caller adds the pairs)."""
+
+def bipo_note(lr: float) -> str:
+    """How the pages describe the ``bipo`` row trained at ``lr`` (the caller adds the pairs).
+
+    >>> bipo_note(1e-3).endswith("changes nothing)")
+    True
+    """
+    return (
+        "`bipo` is BiPO trained as the paper trains it (β 0.1, AdamW with weight decay 0.05, "
+        "cosine schedule with 100 warm-up steps, batch 1, one epoch, EOS after each "
+        f"response), with the scale-aware learning rate ({lr:g} × the layer's mean residual "
+        "norm, the rate chosen on held-out pairs: at the paper's literal 5e-4 a vector on "
+        "this model stays ≈1e-5 of ‖h‖ and changes nothing)"
+    )
+
 
 SFT_NOTE = (
     "`sft` is a LoRA fine-tune (the paper's §7 SFT comparison, scaled to this model; "

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from interp_steer.analysis import HyperSelection, SweepResult, TransferResult
 from interp_steer.plotting import plot_sweep, plot_transfer
-from repro.config import BASELINE_ROWS, BIPO_NOTE, SFT_NOTE, method_rows
+from repro.config import BASELINE_ROWS, SFT_NOTE, bipo_note, method_rows
 from repro.tables import (
     gains_table,
     kl_tests,
@@ -25,6 +25,7 @@ from repro.tables import (
     runs_frame,
     trained_ratios,
 )
+from repro.vectors import bipo_lr
 
 __all__ = [
     "FLOOR",
@@ -414,7 +415,7 @@ and language forcing on {cfg["n_forcing"]} FLORES sentences per language (the sh
 of the XCOPA table (`self_translate`: the model first translates the question into
 English; `xlt`; `k_shot`: {shots} of MGSM's worked exemplars in the language, which
 MSVAMP borrows as it has none) and every fitting method, added at every position.
-`mse` and `bipo` are applied as trained (α = 1). {BIPO_NOTE} on the same
+`mse` and `bipo` are applied as trained (α = 1). {bipo_note(bipo_lr(root))} on the same
 {cfg["n_gen_fit"]} `train` pairs (the paper trains on 1000 per language; MSVAMP's `train`
 half has 500, the last {500 - cfg["n_gen_fit"]} held out for selection).{sft_note}
 Forcing has only `basic` and the steered rows: the other baselines change the prompt, not

@@ -21,8 +21,9 @@ from interp_steer.plotting import (
     plot_sweep,
     plot_transfer,
 )
-from repro.config import BASELINE_ROWS, BIPO_NOTE, SFT_NOTE, method_rows
+from repro.config import BASELINE_ROWS, SFT_NOTE, bipo_note, method_rows
 from repro.tables import gains_table, main_table, markdown_table, middle_layers, trained_ratios
+from repro.vectors import bipo_lr
 
 __all__ = ["PAPER_TABLE2", "xcopa_findings", "xcopa_section"]
 
@@ -129,8 +130,8 @@ def xcopa_section(
     lens = LogitLensResult.load(root / "lens.json")
     cfg = study["config"]
     rows = (*BASELINE_ROWS, *method_rows(tuple(cfg["methods"])))
-    bipo_note = (
-        f"{BIPO_NOTE} on the same {cfg['n_fit']} FLORES pairs, applied at α = 1."
+    trained_note = (
+        f"{bipo_note(bipo_lr(root))} on the same {cfg['n_fit']} FLORES pairs, applied at α = 1."
         if "bipo" in rows
         else ""
     ) + (f" {SFT_NOTE} on the same pairs." if "sft" in rows else "")
@@ -157,7 +158,7 @@ def xcopa_section(
 First {int(runs["n"].max())} XCOPA test items per language. Steering vectors are added at
 every position at the layer and strength the sweep selected on XCOPA's **validation**
 split (below); `mse` is the paper's AdamW training (lr 1e-8) applied at α = 1;
-`mean_diff` and `pca` use the selected relative strength. {bipo_note} `translate_test`
+`mean_diff` and `pca` use the selected relative strength. {trained_note} `translate_test`
 reads Google MT's English; `self_translate` has the model translate each premise and choice
 into English first (greedy, unsteered). Chance is 50%.
 

@@ -36,7 +36,7 @@ from interp_steer.data.parallel import ParallelCorpus, load_parallel
 from interp_steer.data.tasks import load_task
 from interp_steer.evaluation.harness import evaluate
 from interp_steer.evaluation.prompts import get_baseline
-from interp_steer.fitting.fit import check_hyper, fit_vectors, resolve_method
+from interp_steer.fitting.fit import REGISTRY, check_hyper, fit_vectors, resolve_method
 from interp_steer.models.adapters import active_adapters
 from interp_steer.models.backend import BASIS_FLAGS, Model, weight_basis
 from interp_steer.models.loading import model_name
@@ -486,7 +486,9 @@ def check_fitted(
     """Return ``vector`` if it was fitted with every setting ``expected`` names.
 
     Keys as in :func:`vector_settings`; only those given are compared, ``hyper`` entries
-    one by one (a method's defaults need not be given). ``n`` also matches a vector fitted
+    one by one. For a registered ``method`` every hyper-parameter is compared: those not
+    given at their current defaults (:func:`~interp_steer.fitting.fit.check_hyper`), so a
+    vector fitted under another default is refused too. ``n`` also matches a vector fitted
     on every pair of a dataset that holds fewer than ``n``.
 
     Raises:
@@ -496,15 +498,19 @@ def check_fitted(
     >>> v = SteeringVector(torch.ones(4), layer=2, method="pca", source_lang="de")
     >>> check_fitted(v, {"layer": 2, "lang": "de"}, "v").layer
     2
-    >>> check_fitted(v, {"layer": 3, "method": "pca"}, "vectors/de/L3")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    interp_steer.storage.SettingsError: vectors/de/L3 holds a vector with ... (layer: 2 → 3); ...
+    >>> from interp_steer.storage import SettingsError
+    >>> try:  # pca's default center=False is compared too
+    ...     check_fitted(v, {"layer": 3, "method": "pca"}, "vectors/de/L3")
+    ... except SettingsError as err:
+    ...     print(err.changes)
+    ('hyper.center: (none) → False', 'layer: 2 → 3')
     """
     actual = vector_settings(vector)
     now = {k: v for k, v in expected.items() if k != "hyper"}
     saved = {k: actual.get(k) for k in now}
     hyper = dict(expected.get("hyper") or {})
+    if expected.get("method") in REGISTRY:
+        hyper = check_hyper(expected["method"], hyper)
     if hyper:
         now["hyper"] = hyper
         saved["hyper"] = {k: v for k, v in actual["hyper"].items() if k in hyper}

@@ -50,7 +50,7 @@ training and restored in a ``finally`` block, gradients are taken with
 import inspect
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -109,6 +109,21 @@ class _Pair:
     prompt: Tensor
     chosen: Tensor
     rejected: Tensor
+
+
+def resolve_bipo_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
+    """``hyper`` with ``lr=None`` replaced by the rate it stands for in :func:`bipo_direction`.
+
+    The default ``lr`` depends on ``lr_scale``; a vector records the rate it was trained
+    at, so one trained under another default is never taken for one trained under this.
+
+    >>> resolve_bipo_hyper({"lr": None, "lr_scale": "none", "beta": 0.1})
+    {'lr': 0.0005, 'lr_scale': 'none', 'beta': 0.1}
+    """
+    lr_scale = hyper.get("lr_scale", "resid")
+    check_choice("lr_scale", lr_scale, _LR_SCALES)
+    lr = hyper.get("lr")
+    return {**hyper, "lr": _DEFAULT_LR[lr_scale] if lr is None else lr}
 
 
 def bipo_direction(
@@ -216,7 +231,7 @@ def bipo_direction(
     check_choice("lr_scale", lr_scale, _LR_SCALES)
     check_choice("pairing", pairing, _PAIRINGS)
     check_choice("step", step, _STEPS)
-    lr = _DEFAULT_LR[lr_scale] if lr is None else lr
+    lr = resolve_bipo_hyper({"lr": lr, "lr_scale": lr_scale})["lr"]
     _check_hyper(beta, lr, weight_decay, warmup_steps, epochs, batch_size, max_response_tokens)
     if max_grad_norm is not None and not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
         raise ValueError(

@@ -35,7 +35,7 @@ from interp_steer.activations.collect import collect_activations
 from interp_steer.activations.pooled import Pooling
 from interp_steer.data.language_id import UND
 from interp_steer.data.parallel import CorpusLike, ParallelCorpus
-from interp_steer.fitting.bipo import bipo_direction
+from interp_steer.fitting.bipo import bipo_direction, resolve_bipo_hyper
 from interp_steer.fitting.directions import (
     alignment_metrics,
     lda_direction,
@@ -66,6 +66,11 @@ class Method:
             as a :class:`~interp_steer.data.ParallelCorpus`.
         needs_model: Whether ``fit`` takes the model and corpus (BiPO) rather than pooled
             activations.
+        resolve: For defaults that ``fit`` works out itself (``None`` in its signature,
+            e.g. BiPO's ``lr``, which depends on ``lr_scale``): given every
+            hyper-parameter, returns them with those replaced by the values ``fit`` uses.
+            Vectors record these values, so changing such a default never lets a vector
+            fitted under the old one pass as fitted under the new.
 
     >>> Method("pca", pca_direction).needs_model
     False
@@ -74,6 +79,7 @@ class Method:
     name: str
     fit: Callable[..., Any]
     needs_model: bool = False
+    resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 REGISTRY: dict[str, Method] = {}
@@ -103,7 +109,7 @@ for _builtin in (
     Method("mean_diff", mean_diff_direction),
     Method("pca", pca_direction),
     Method("mse", mse_direction),
-    Method("bipo", bipo_direction, needs_model=True),
+    Method("bipo", bipo_direction, needs_model=True, resolve=resolve_bipo_hyper),
     Method("lda", lda_direction),
     Method("probe", probe_direction),
     Method("lowrank", lowrank_direction),
@@ -242,7 +248,7 @@ def fit_vectors(
     layer_tuple = check_layers(model, layers)
     spec = resolve_method(method)
     name, fn, needs_model = spec.name, spec.fit, spec.needs_model
-    call_hyper, recorded = _bind_hyper(name, fn, hyper, progress)
+    call_hyper, recorded = _bind_hyper(spec, hyper, progress)
     if pooling not in ("mean", "last"):
         raise ValueError(f"pooling for fitting must be 'mean' or 'last', got {pooling!r}")
     acts = collect_activations(
@@ -313,13 +319,21 @@ def fit_vectors(
     return vectors
 
 
-def check_hyper(method: str | Method | Callable[..., Any], options: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` now if ``fit_vectors(method=method, **options)`` would refuse them.
+def check_hyper(
+    method: str | Method | Callable[..., Any], options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The hyper-parameters ``fit_vectors(method=method, **options)`` records, or its error.
 
     ``options`` may mix :func:`fit_vectors`'s own options (``pooling``, ...) with the
-    method's hyper-parameters; runs call this before they write anything.
+    method's hyper-parameters; the result holds every hyper-parameter of the method, its
+    defaults included, as a fitted vector's ``meta["hyper"]`` does. Runs call this before
+    they write anything, and :func:`~interp_steer.analysis.check_fitted` compares a saved
+    vector with it.
 
     >>> check_hyper("pca", {"pooling": "mean", "center": True})
+    {'center': True}
+    >>> check_hyper("bipo", {"lr_scale": "none"})["lr"]
+    0.0005
     >>> check_hyper("pca", {"lr": 0.1})
     Traceback (most recent call last):
     ...
@@ -327,14 +341,20 @@ def check_hyper(method: str | Method | Callable[..., Any], options: Mapping[str,
     """
     own = set(inspect.signature(fit_vectors).parameters)
     spec = resolve_method(method)
-    _bind_hyper(spec.name, spec.fit, {k: v for k, v in options.items() if k not in own}, False)
+    method_options = {k: v for k, v in options.items() if k not in own}
+    return _bind_hyper(spec, method_options, False)[1]
 
 
 def _bind_hyper(
-    name: str, fn: Callable[..., Any], hyper: dict[str, Any], progress: bool | None
+    spec: Method, hyper: dict[str, Any], progress: bool | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check ``hyper`` against ``fn``'s signature; return (call kwargs, recorded hyper)."""
-    params = list(inspect.signature(fn).parameters.values())[2:]
+    """Check ``hyper`` against ``spec``'s signature; return (call kwargs, recorded hyper).
+
+    The record holds every hyper-parameter, defaults included, with the defaults the
+    method works out itself resolved (:attr:`Method.resolve`); the call passes these same
+    values.
+    """
+    params = list(inspect.signature(spec.fit).parameters.values())[2:]
     kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     accepted = {p.name: p for p in params if p.kind in kinds and p.name != "layer"}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
@@ -342,13 +362,15 @@ def _bind_hyper(
     if unknown and not takes_any:
         valid = ", ".join(sorted(set(accepted) - {"progress"})) or "none"
         raise ValueError(
-            f"method {name!r} has no hyper-parameter {', '.join(unknown)}; valid: {valid}"
+            f"method {spec.name!r} has no hyper-parameter {', '.join(unknown)}; valid: {valid}"
         )
-    call = dict(hyper)
-    if "progress" in accepted and "progress" not in call:
-        call["progress"] = progress
     defaults = {k: p.default for k, p in accepted.items() if p.default is not p.empty}
     recorded = {k: v for k, v in {**defaults, **hyper}.items() if k != "progress"}
+    if spec.resolve is not None:
+        recorded = spec.resolve(recorded)
+    call = dict(recorded)
+    if "progress" in accepted and "progress" not in call:
+        call["progress"] = progress
     return call, _jsonable(recorded)
 
 

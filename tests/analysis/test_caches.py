@@ -10,6 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from interp_steer.analysis import (
     CellStore,
@@ -17,6 +18,7 @@ from interp_steer.analysis import (
     SimilarityResult,
     TaskEvaluator,
     cells,
+    check_fitted,
     cross_lingual_similarity,
     evaluator_settings,
     layer_sweep,
@@ -24,7 +26,8 @@ from interp_steer.analysis import (
 )
 from interp_steer.analysis.cells import fitted_vectors
 from interp_steer.data import load_parallel
-from interp_steer.fitting import fit_vector
+from interp_steer.fitting import check_hyper, fit_vector
+from interp_steer.steering import SteeringVector
 from interp_steer.storage import SettingsError, changed_settings, check_settings
 
 # ----------------------------------------------------------------- the filed scenario
@@ -158,6 +161,22 @@ def test_fitted_vectors_use_a_vector_with_the_same_fit_settings(tiny, tmp_path):
     with pytest.raises(SettingsError) as err:
         fitted_vectors(tiny, "de", [1], store, {**FIT, "method": "pca", "hyper": {"center": True}})
     assert err.value.changes == ("hyper.center: (none) → True", "method: 'mean_diff' → 'pca'")
+
+
+@pytest.mark.parametrize("saved_lr", [None, 1e-4])
+def test_a_vector_fitted_under_another_default_is_refused(tiny, tmp_path, saved_lr):
+    # A BiPO vector saved before lr was resolved recorded lr=None (then 1e-4 of the residual
+    # norm); one trained under an older default records that rate. Neither is today's
+    # default, which the expected settings leave out.
+    recorded = {**check_hyper("bipo", {}), "lr": saved_lr}
+    vector = SteeringVector(torch.ones(tiny.cfg.d_model), layer=1, method="bipo",
+                            source_lang="de", meta={"hyper": recorded})  # fmt: skip
+    expected = {"layer": 1, "method": "bipo", "hyper": {"warmup_steps": 100}}
+    with pytest.raises(SettingsError) as err:
+        check_fitted(vector, expected, tmp_path / "v")
+    assert err.value.changes == (f"hyper.lr: {saved_lr} → 0.001",)
+    current = dataclasses.replace(vector, meta={"hyper": check_hyper("bipo", {})})
+    assert check_fitted(current, expected, tmp_path / "v") is current
 
 
 # ----------------------------------------------------------------- the property

@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from interp_steer.data import ParallelCorpus
-from interp_steer.fitting import METHODS, REGISTRY, Method, fit_vector, fit_vectors, register_method
+from interp_steer.fitting import (
+    METHODS,
+    REGISTRY,
+    Method,
+    check_hyper,
+    fit_vector,
+    fit_vectors,
+    register_method,
+)
 from interp_steer.fitting.directions import (
     alignment_metrics,
     mean_diff_direction,
@@ -303,6 +311,15 @@ def test_bipo_gets_the_same_pairs_from_any_form(tiny):
     b = fit_vector(tiny, {"english": ["The cat.", "Hello."], "target": ["Die Katze.", "Hallo."]},
                    **kwargs)  # fmt: skip
     torch.testing.assert_close(a.direction, b.direction, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("lr_scale, lr", [("resid", 1e-3), ("none", 5e-4)])
+def test_a_bipo_vector_records_the_learning_rate_it_was_trained_at(tiny, lr_scale, lr):
+    # lr=None stands for a default that depends on lr_scale; the record holds the rate used
+    options = {"lr_scale": lr_scale, "warmup_steps": 0, "n_eval": 0}
+    v = fit_vector(tiny, [("The cat.", "Die Katze.")], layer=1, method="bipo", **options)
+    assert v.meta["hyper"]["lr"] == v.meta["metrics"]["lr"] == lr
+    assert check_hyper("bipo", options) == v.meta["hyper"]
 
 
 @pytest.mark.parametrize(
