@@ -6,6 +6,7 @@ fitting method's steering vector, or the LoRA fine-tune ``sft`` (the paper's §7
 comparison), trained on the same pairs.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,21 +46,25 @@ HYPER: dict[str, dict[str, Any]] = {
 """Hyper-parameters the study passes (and checks on saved vectors) per method: ``mse`` is
 the paper's AdamW training; ``bipo`` is trained as the paper trains it (batch 1, 100
 warm-up steps, one epoch over every fitting pair) with the scale-aware learning rate, its
-``lr`` selected on held-out pairs (:func:`repro.generation.bipo_lr`)."""
+``lr``, then its ``epochs``, selected on held-out pairs (:func:`repro.vectors.bipo_hyper`)."""
 
 
-def bipo_note(lr: float) -> str:
-    """How the pages describe the ``bipo`` row trained at ``lr`` (the caller adds the pairs).
+def bipo_note(hyper: Mapping[str, Any]) -> str:
+    """How the pages describe the ``bipo`` row at the chosen ``lr`` and ``epochs``.
 
-    >>> bipo_note(1e-3).endswith("changes nothing)")
-    True
+    The caller adds the pairs.
+
+    >>> bipo_note({"lr": 1e-3, "epochs": 2})[-60:]
+    'for 2 epochs (the paper: one), both chosen on held-out pairs'
     """
+    epochs = hyper["epochs"]
     return (
         "`bipo` is BiPO trained as the paper trains it (β 0.1, AdamW with weight decay 0.05, "
-        "cosine schedule with 100 warm-up steps, batch 1, one epoch, EOS after each "
-        f"response), with the scale-aware learning rate ({lr:g} × the layer's mean residual "
-        "norm, the rate chosen on held-out pairs: at the paper's literal 5e-4 a vector on "
-        "this model stays ≈1e-5 of ‖h‖ and changes nothing)"
+        "cosine schedule with 100 warm-up steps, batch 1, EOS after each response), but at "
+        f"the scale-aware learning rate ({hyper['lr']:g} × the layer's mean residual norm: "
+        "at the paper's literal 5e-4 a vector on this model stays ≈1e-5 of ‖h‖ and changes "
+        f"nothing) and for {epochs} epoch{'s' if epochs != 1 else ''} (the paper: one), both "
+        "chosen on held-out pairs"
     )
 
 
@@ -226,6 +231,7 @@ class StudyConfig:
         bipo_lr_lang: The language BiPO's learning rate is selected on (held-out MSVAMP
             ``train`` pairs, EnglishKL); every BiPO vector of the study uses the choice.
         bipo_lrs: The learning rates tried (in units of the residual norm).
+        bipo_epochs: The numbers of epochs tried, at the chosen rate (the paper trains 1).
         n_bipo_lr_fit: MSVAMP ``train`` pairs each candidate is trained on.
         trajectory_langs: Source and target language of the latent-language figure's
             word-translation prompts (:mod:`repro.trajectory`).
@@ -262,6 +268,7 @@ class StudyConfig:
     n_gen_kl: int = 128
     bipo_lr_lang: str = "sw"
     bipo_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+    bipo_epochs: tuple[int, ...] = (1, 2)
     n_bipo_lr_fit: int = 128
     trajectory_langs: tuple[str, str] = ("fr", "zh")
     n_trajectory: int = 157
@@ -294,6 +301,7 @@ QUICK = StudyConfig(
     n_gen_kl=4,
     bipo_lr_lang="de",
     bipo_lrs=(1e-4, 1e-3),
+    bipo_epochs=(1, 2),
     n_bipo_lr_fit=4,
     n_trajectory=8,
     forcing=FORCING_QUICK,

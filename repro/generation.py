@@ -30,11 +30,12 @@ from interp_steer.data import ParallelCorpus, available_languages, load_parallel
 from interp_steer.evaluation import evaluate
 from interp_steer.storage import SettingsError, atomic_write_json, require_settings
 from repro.config import BASELINE_ROWS, HYPER, Row, StudyConfig, steered_rows
-from repro.vectors import Steering, bipo_lr, fit_rows, gen_selected, shared_cell, steering
+from repro.vectors import Steering, bipo_hyper, fit_rows, gen_selected, shared_cell, steering
 
 __all__ = [
     "GEN_ORDER",
     "MATH_TEMPLATE",
+    "bipo_epochs_stage",
     "bipo_lr_stage",
     "bipo_pairing_stage",
     "gen_adapters",
@@ -116,12 +117,39 @@ def bipo_lr_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     ).save(root / "gen_bipo_lr.json")  # fmt: skip
 
 
+def bipo_epochs_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """BiPO's number of epochs: each of ``cfg.bipo_epochs`` trained at the chosen rate.
+
+    Each candidate is trained like a :func:`bipo_lr_stage` candidate (the same pairs,
+    layer and scores) at the learning rate that stage chose, for that many passes over
+    the pairs (the cosine schedule spans them all). Saved as ``gen_bipo_epochs.json``
+    (resumable in ``gen_bipo_epochs/``); every BiPO vector of the study uses the choice.
+    """
+    lang = cfg.bipo_lr_lang
+    fixed = {k: v for k, v in HYPER["bipo"].items() if k != "epochs"}
+    select_hyper(
+        model, lang,
+        task=kl_evaluator(cfg, test=True),
+        layer=gen_selected(root, lang)["layer"],
+        grid={"epochs": cfg.bipo_epochs},
+        method="bipo",
+        fit_dataset="msvamp",
+        fit_split="train",
+        n_fit=cfg.n_bipo_lr_fit,
+        run_dir=root / "gen_bipo_epochs",
+        progress=True,
+        **fixed,
+        **bipo_hyper(root, ("lr",)),
+    ).save(root / "gen_bipo_epochs.json")  # fmt: skip
+
+
 def bipo_pairing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
-    """BiPO's two pairings compared on held-out pairs, at the chosen learning rate.
+    """BiPO's two pairings compared on held-out pairs, at the chosen rate and epochs.
 
     ``"copy"`` (translate vs copy the prompt's text; every BiPO vector of the study) and
     ``"continuation"`` (the model's own continuations of the English vs the native text),
-    each trained like a :func:`bipo_lr_stage` candidate at :func:`~repro.vectors.bipo_lr`;
+    each trained like a :func:`bipo_lr_stage` candidate at
+    :func:`~repro.vectors.bipo_hyper`'s rate and epochs;
     saved as ``gen_bipo_pairing.json`` (resumable in ``gen_bipo_pairing/``). Reported, not
     used: the study's vectors keep the ``"copy"`` pairing.
     """
@@ -137,8 +165,7 @@ def bipo_pairing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
         n_fit=cfg.n_bipo_lr_fit,
         run_dir=root / "gen_bipo_pairing",
         progress=True,
-        lr=bipo_lr(root),
-        **HYPER["bipo"],
+        **{**HYPER["bipo"], **bipo_hyper(root)},
     ).save(root / "gen_bipo_pairing.json")  # fmt: skip
 
 

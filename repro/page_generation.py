@@ -25,7 +25,7 @@ from repro.tables import (
     runs_frame,
     trained_ratios,
 )
-from repro.vectors import bipo_lr
+from repro.vectors import bipo_hyper
 
 __all__ = [
     "FLOOR",
@@ -376,15 +376,24 @@ def generation_section(
             f"{markdown_table(tests, digits=3)}\n"
         )
     )
-    lr_text = _hyper_text(
-        hyper_table(root / "gen_bipo_lr.json"),
-        "learning rate",
-        "The rate with the lowest selection KL (× the layer's mean residual norm) is used for "
-        "every BiPO vector of the study.",
-    ) + _hyper_text(
-        hyper_table(root / "gen_bipo_pairing.json"),
-        "pairing",
-        "At the chosen rate; the study's vectors keep the `copy` pairing.",
+    lr_text = (
+        _hyper_text(
+            hyper_table(root / "gen_bipo_lr.json"),
+            "learning rate",
+            "The rate with the lowest selection KL (× the layer's mean residual norm) is used for "
+            "every BiPO vector of the study.",
+        )
+        + _hyper_text(
+            hyper_table(root / "gen_bipo_epochs.json"),
+            "epochs",
+            "At the chosen rate; the number of epochs with the lowest selection KL is used for "
+            "every BiPO vector of the study.",
+        )
+        + _hyper_text(
+            hyper_table(root / "gen_bipo_pairing.json"),
+            "pairing",
+            "At the chosen rate and epochs; the study's vectors keep the `copy` pairing.",
+        )
     )
     trained = trained_ratios(root / "gen_vectors", methods)
     findings = "\n".join(
@@ -415,7 +424,7 @@ and language forcing on {cfg["n_forcing"]} FLORES sentences per language (the sh
 of the XCOPA table (`self_translate`: the model first translates the question into
 English; `xlt`; `k_shot`: {shots} of MGSM's worked exemplars in the language, which
 MSVAMP borrows as it has none) and every fitting method, added at every position.
-`mse` and `bipo` are applied as trained (α = 1). {bipo_note(bipo_lr(root))} on the same
+`mse` and `bipo` are applied as trained (α = 1). {bipo_note(bipo_hyper(root))} on the same
 {cfg["n_gen_fit"]} `train` pairs (the paper trains on 1000 per language; MSVAMP's `train`
 half has 500, the last {500 - cfg["n_gen_fit"]} held out for selection).{sft_note}
 Forcing has only `basic` and the steered rows: the other baselines change the prompt, not

@@ -23,7 +23,7 @@ from interp_steer.plotting import (
 )
 from repro.config import BASELINE_ROWS, SFT_NOTE, bipo_note, method_rows
 from repro.tables import gains_table, main_table, markdown_table, middle_layers, trained_ratios
-from repro.vectors import bipo_lr
+from repro.vectors import bipo_hyper
 
 __all__ = ["PAPER_TABLE2", "xcopa_findings", "xcopa_section"]
 
@@ -131,7 +131,7 @@ def xcopa_section(
     cfg = study["config"]
     rows = (*BASELINE_ROWS, *method_rows(tuple(cfg["methods"])))
     trained_note = (
-        f"{bipo_note(bipo_lr(root))} on the same {cfg['n_fit']} FLORES pairs, applied at α = 1."
+        f"{bipo_note(bipo_hyper(root))} on the same {cfg['n_fit']} FLORES pairs, applied at α = 1."
         if "bipo" in rows
         else ""
     ) + (f" {SFT_NOTE} on the same pairs." if "sft" in rows else "")

@@ -46,6 +46,7 @@ from repro.config import QUICK, STUDY, StudyConfig
 from repro.control import control_stage
 from repro.forcing import forcing_stage
 from repro.generation import (
+    bipo_epochs_stage,
     bipo_lr_stage,
     bipo_pairing_stage,
     gen_adapters,
@@ -77,6 +78,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("sweep", sweep_stage),
     ("gen_sweep", gen_sweep),
     ("bipo_lr", bipo_lr_stage),
+    ("bipo_epochs", bipo_epochs_stage),
     ("bipo_pairing", bipo_pairing_stage),
     ("vectors", vectors_stage),
     ("adapters", adapters_stage),
@@ -95,8 +97,9 @@ STAGES: tuple[tuple[str, Stage], ...] = (
 )
 """The stages in the order :func:`run_study` runs them, by the names ``study.json`` times.
 
-Both sweeps come first: BiPO's learning rate (``bipo_lr``) is chosen at the generation
-sweep's layer, and every BiPO vector (XCOPA's too) uses it."""
+Both sweeps come first: BiPO's learning rate (``bipo_lr``), then its epochs at that rate
+(``bipo_epochs``), are chosen at the generation sweep's layer, and every BiPO vector
+(XCOPA's too) uses them."""
 
 
 @locks_run("out")  # one study per run folder at a time

@@ -27,7 +27,7 @@ from repro.config import AS_TRAINED, HYPER, Row, RowKind, steered_rows
 
 __all__ = [
     "Steering",
-    "bipo_lr",
+    "bipo_hyper",
     "fit_rows",
     "fit_adapter_saved",
     "fit_saved",
@@ -144,16 +144,25 @@ def strength(vector: SteeringVector, row: Row, ratio: float) -> float:
     return alpha_for_ratio(vector, ratio)
 
 
-def bipo_lr(root: Path) -> float:
-    """The learning rate the study's BiPO vectors use: the one chosen on held-out pairs.
+def bipo_hyper(
+    root: Path, names: tuple[Literal["lr", "epochs"], ...] = ("lr", "epochs")
+) -> dict[str, Any]:
+    """The learning rate and epochs the study's BiPO vectors use, both chosen on held-out pairs.
+
+    ``lr`` is the ``bipo_lr`` stage's choice (``gen_bipo_lr.json``); ``epochs`` the
+    ``bipo_epochs`` stage's, made at that rate (``gen_bipo_epochs.json``). ``names``: which.
 
     Raises:
-        FileNotFoundError: The ``bipo_lr`` stage has not run (``gen_bipo_lr.json``).
+        FileNotFoundError: A stage that chooses one of them has not run.
     """
-    path = root / "gen_bipo_lr.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the bipo_lr stage chooses BiPO's rate")
-    return float(HyperSelection.load(path).best["lr"])
+    chosen: dict[str, Any] = {}
+    for name in names:
+        path = root / f"gen_bipo_{name}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: the bipo_{name} stage chooses it")
+        value = HyperSelection.load(path).best[name]
+        chosen[name] = float(value) if name == "lr" else int(value)
+    return chosen
 
 
 def fit_adapter_saved(model: Any, path: Path, corpus: ParallelCorpus) -> LoraAdapter:
@@ -199,8 +208,8 @@ def steering(
     """What steered ``row`` of ``lang`` runs with, fitted on ``corpus`` on first use.
 
     Vectors are saved in ``vectors/`` (``gen_vectors/`` for the generation part) and
-    applied at ``layer`` with :func:`strength` (BiPO at the learning rate
-    :func:`bipo_lr`); ``sft`` is a LoRA adapter saved in ``adapters/``
+    applied at ``layer`` with :func:`strength` (BiPO at the learning rate and epochs of
+    :func:`bipo_hyper`); ``sft`` is a LoRA adapter saved in ``adapters/``
     (``gen_adapters/``).
     """
     prefix = "gen_" if part == "gen" else ""
@@ -210,7 +219,7 @@ def steering(
     path = root / f"{prefix}vectors" / f"{lang}-{row.method}"
     hyper = dict(HYPER.get(row.method, {}))
     if row.method == "bipo":
-        hyper["lr"] = bipo_lr(root)
+        hyper.update(bipo_hyper(root))
     v = fit_saved(model, path, corpus, layer=layer, method=row.method, hyper=hyper)
     return Steering(vector=v, alpha=strength(v, row, ratio))
 

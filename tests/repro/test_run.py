@@ -65,14 +65,20 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
         assert f"| {row} | {vs} | de | {QUICK.n_gen_kl} |" in kl
     assert "- **Pair by pair** (KL, sign test p < 0.05). `bipo` − `basic`" in gen
     assert "### BiPO's learning rate (compared on held-out pairs)" in gen
+    assert "### BiPO's epochs (compared on held-out pairs)" in gen
     assert "### BiPO's pairing (compared on held-out pairs)" in gen
+    assert "| epochs | chosen | ‖v‖ |" in gen
     assert "| lr | chosen | ‖v‖ | AdamW rate | select KL | test KL |" in gen
     assert "| pairing | chosen | ‖v‖ |" in gen
-    chosen = HyperSelection.load(tmp_path / "run" / "gen_bipo_lr.json").best["lr"]
+    chosen = {name: HyperSelection.load(tmp_path / "run" / f"gen_bipo_{name}.json").best[name]
+              for name in ("lr", "epochs")}  # fmt: skip
+    assert chosen["epochs"] in QUICK.bipo_epochs
     bipo = [*(tmp_path / "run").glob("vectors/*-bipo.json"),
             *(tmp_path / "run").glob("gen_vectors/*-bipo.json")]  # fmt: skip
     assert len(bipo) == len(QUICK.langs) + len(QUICK.gen_langs)
-    assert {json.loads(p.read_text())["meta"]["hyper"]["lr"] for p in bipo} == {chosen}
+    hyper = [json.loads(p.read_text())["meta"]["hyper"] for p in bipo]
+    assert {(h["lr"], h["epochs"]) for h in hyper} == {(chosen["lr"], chosen["epochs"])}
+    assert f"for {chosen['epochs']} epoch" in gen
     kl_cells = json.loads((tmp_path / "run" / "gen_kl.json").read_text(encoding="utf-8"))
     assert len(kl_cells["de"]["bipo"]["kl"]) == QUICK.n_gen_kl
     latent = text.split("## Latent language (Wendler et al.)")[1].split("## Control")[0]
