@@ -101,20 +101,7 @@ def bipo_lr_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     no part in the choice. Saved as ``gen_bipo_lr.json``
     (:class:`~interp_steer.analysis.HyperSelection`; resumable in ``gen_bipo_lr/``).
     """
-    lang = cfg.bipo_lr_lang
-    select_hyper(
-        model, lang,
-        task=kl_evaluator(cfg, test=True),
-        layer=gen_selected(root, lang)["layer"],
-        grid={"lr": cfg.bipo_lrs},
-        method="bipo",
-        fit_dataset="msvamp",
-        fit_split="train",
-        n_fit=cfg.n_bipo_lr_fit,
-        run_dir=root / "gen_bipo_lr",
-        progress=True,
-        **HYPER["bipo"],
-    ).save(root / "gen_bipo_lr.json")  # fmt: skip
+    _bipo_selection(model, cfg, root, "lr", cfg.bipo_lrs, {})
 
 
 def bipo_epochs_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
@@ -125,22 +112,7 @@ def bipo_epochs_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     the pairs (the cosine schedule spans them all). Saved as ``gen_bipo_epochs.json``
     (resumable in ``gen_bipo_epochs/``); every BiPO vector of the study uses the choice.
     """
-    lang = cfg.bipo_lr_lang
-    fixed = {k: v for k, v in HYPER["bipo"].items() if k != "epochs"}
-    select_hyper(
-        model, lang,
-        task=kl_evaluator(cfg, test=True),
-        layer=gen_selected(root, lang)["layer"],
-        grid={"epochs": cfg.bipo_epochs},
-        method="bipo",
-        fit_dataset="msvamp",
-        fit_split="train",
-        n_fit=cfg.n_bipo_lr_fit,
-        run_dir=root / "gen_bipo_epochs",
-        progress=True,
-        **fixed,
-        **bipo_hyper(root, ("lr",)),
-    ).save(root / "gen_bipo_epochs.json")  # fmt: skip
+    _bipo_selection(model, cfg, root, "epochs", cfg.bipo_epochs, bipo_hyper(root, ("lr",)))
 
 
 def bipo_pairing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
@@ -149,24 +121,41 @@ def bipo_pairing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     ``"copy"`` (translate vs copy the prompt's text; every BiPO vector of the study) and
     ``"continuation"`` (the model's own continuations of the English vs the native text),
     each trained like a :func:`bipo_lr_stage` candidate at
-    :func:`~repro.vectors.bipo_hyper`'s rate and epochs;
-    saved as ``gen_bipo_pairing.json`` (resumable in ``gen_bipo_pairing/``). Reported, not
-    used: the study's vectors keep the ``"copy"`` pairing.
+    :func:`~repro.vectors.bipo_hyper`'s rate and epochs; saved as ``gen_bipo_pairing.json``
+    (resumable in ``gen_bipo_pairing/``). Reported, not used: the study's vectors keep the
+    ``"copy"`` pairing.
+    """
+    _bipo_selection(model, cfg, root, "pairing", ("copy", "continuation"), bipo_hyper(root))
+
+
+def _bipo_selection(
+    model: Any,
+    cfg: StudyConfig,
+    root: Path,
+    name: str,
+    values: tuple[Any, ...],
+    chosen: dict[str, Any],
+) -> None:
+    """BiPO trained at each of ``values`` of ``name`` (the rest: ``HYPER`` and ``chosen``).
+
+    On ``cfg.n_bipo_lr_fit`` MSVAMP ``train`` pairs of ``cfg.bipo_lr_lang`` at its selected
+    layer; saved as ``gen_bipo_<name>.json``, resumable in ``gen_bipo_<name>/``.
     """
     lang = cfg.bipo_lr_lang
+    fixed = {k: v for k, v in {**HYPER["bipo"], **chosen}.items() if k != name}
     select_hyper(
         model, lang,
         task=kl_evaluator(cfg, test=True),
         layer=gen_selected(root, lang)["layer"],
-        grid={"pairing": ("copy", "continuation")},
+        grid={name: values},
         method="bipo",
         fit_dataset="msvamp",
         fit_split="train",
         n_fit=cfg.n_bipo_lr_fit,
-        run_dir=root / "gen_bipo_pairing",
+        run_dir=root / f"gen_bipo_{name}",
         progress=True,
-        **{**HYPER["bipo"], **bipo_hyper(root)},
-    ).save(root / "gen_bipo_pairing.json")  # fmt: skip
+        **fixed,
+    ).save(root / f"gen_bipo_{name}.json")  # fmt: skip
 
 
 def _fit_pairs(cfg: StudyConfig, lang: str) -> ParallelCorpus:
