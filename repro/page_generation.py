@@ -305,13 +305,17 @@ def generation_findings(
         )
     )
     if kl is not None:
-        kl_mean = kl.set_index("lang").loc["mean"]
+        by_lang = kl.set_index("lang")
+        kl_mean, per_lang = by_lang.loc["mean"], by_lang.drop(index="mean")
         kl_rows = [c for c in kl.columns if c not in ("lang", "basic")]
+        below = {r: int((per_lang[r] < per_lang["basic"]).sum()) for r in kl_rows}
         lines.append(
             f"- **Methods on held-out pairs.** Mean KL to English on MSVAMP `eval` pairs: "
             f"{kl_mean['basic']:.3f} nats unsteered, "
             + ", ".join(f"`{r}` {kl_mean[r]:.3f}" for r in kl_rows)
-            + f"; lowest: `{kl_mean[kl_rows].idxmin()}`."
+            + f"; lowest: `{kl_mean[kl_rows].idxmin()}`. Below unsteered in "
+            + ", ".join(f"`{r}` {n} of {len(per_lang)}" for r, n in below.items())
+            + " languages."
             + (
                 " Further from English than unsteered: " + ", ".join(f"`{r}`" for r in worse) + "."
                 if (worse := [r for r in kl_rows if kl_mean[r] > kl_mean["basic"]])

@@ -112,11 +112,12 @@ def test_kl_table_reads_gen_kl_as_positive_nats_with_a_mean_row(tmp_path):
 
 def test_findings_name_the_methods_further_from_english_than_unsteered():
     runs, rows = _runs({"basic": 2.0, "mean_diff": 2.0}), ("basic", "mean_diff")
-    kl = pd.DataFrame({"lang": ["de", "mean"], "basic": [0.3, 0.3], "mean_diff": [0.2, 0.2],
-                       "bipo": [1.9, 1.9]})  # fmt: skip
+    kl = pd.DataFrame({"lang": ["de", "fr", "mean"], "basic": [0.3, 0.3, 0.3],
+                       "mean_diff": [0.1, 0.3, 0.2], "bipo": [0.2, 3.6, 1.9]})  # fmt: skip
     text = generation_findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, {}, kl)
     line = next(x for x in text.splitlines() if "Methods on held-out pairs" in x)
     assert "0.300 nats unsteered, `mean_diff` 0.200, `bipo` 1.900; lowest: `mean_diff`." in line
+    assert "Below unsteered in `mean_diff` 1 of 2, `bipo` 1 of 2 languages." in line
     assert line.endswith("Further from English than unsteered: `bipo`.")
     closer = kl.drop(columns="bipo")
     text = generation_findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, {}, closer)
