@@ -10,7 +10,8 @@ math problem in any language, so accuracy cannot rank the cells. The transfer ma
 nine vectors uses the same metric on ``eval`` pairs, and so does the comparison of every
 fitting method (``gen_kl``: one KL per pair, so methods are compared pair by pair). Called
 by :func:`repro.run.run_study`; files land in the study's run folder (``gen_sweep*``,
-``gen_vectors/``, ``gen_adapters/``, ``gen_eval/``, ``gen_transfer*``, ``gen_kl.json``).
+``gen_vectors/``, ``gen_adapters/``, ``gen_eval/``, ``gen_transfer*``, ``gen_kl.json``,
+``gen_bipo_*``: BiPO's selections and its library defaults in every language).
 """
 
 import functools
@@ -28,13 +29,23 @@ from interp_steer.analysis import (
 )
 from interp_steer.data import ParallelCorpus, available_languages, load_parallel
 from interp_steer.evaluation import evaluate
+from interp_steer.fitting import check_hyper
 from interp_steer.storage import SettingsError, atomic_write_json, require_settings
 from repro.config import BASELINE_ROWS, HYPER, Row, StudyConfig, steered_rows
-from repro.vectors import Steering, bipo_hyper, fit_rows, gen_selected, shared_cell, steering
+from repro.vectors import (
+    Steering,
+    bipo_hyper,
+    fit_rows,
+    fit_saved,
+    gen_selected,
+    shared_cell,
+    steering,
+)
 
 __all__ = [
     "GEN_ORDER",
     "MATH_TEMPLATE",
+    "bipo_defaults_stage",
     "bipo_epochs_stage",
     "bipo_lr_stage",
     "bipo_pairing_stage",
@@ -295,3 +306,41 @@ def gen_kl(model: Any, cfg: StudyConfig, root: Path) -> None:
                                 template=MATH_TEMPLATE, progress=False)  # fmt: skip
             cells[row.name] = {"kl": [float(x) for x in kl], "alpha": run.alpha}
             atomic_write_json(path, table)
+
+
+def bipo_defaults_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """BiPO with the library's defaults in every language, on :func:`gen_kl`'s pairs.
+
+    ``fit_vector(method="bipo")`` with no hyper-parameter given, on each language's fitting
+    pairs at its selected layer, applied as trained (α = 1); one KL to English per
+    MSVAMP ``eval`` pair, as :func:`gen_kl` computes them (its ``basic`` cells are the
+    unsteered side). Where the study's own choices are the defaults, its ``bipo`` vector
+    is this vector (read back, not trained again). Saved as ``gen_bipo_defaults.json``
+    (``{lang: {"kl": [...], "norm_ratio": ...}}`` with ``settings``), resumably.
+    """
+    path = root / "gen_bipo_defaults.json"
+    defaults = check_hyper("bipo", {})
+    settings = {
+        **model_settings(model),
+        "pairs": {"dataset": "msvamp", "split": "eval", "n": cfg.n_gen_kl},
+        "template": MATH_TEMPLATE,
+        "hyper": defaults,
+    }
+    table: dict[str, Any] = {"settings": settings}
+    if path.is_file():
+        table = json.loads(path.read_text(encoding="utf-8"))
+        require_settings(path, table.get("settings", {}), settings,
+                         hint="use another run folder, or delete the file")  # fmt: skip
+    study = {**defaults, **HYPER["bipo"], **bipo_hyper(root)}
+    name = "bipo" if study == defaults else "bipo_defaults"
+    for lang in cfg.gen_langs:
+        if lang in table:
+            continue
+        layer = gen_selected(root, lang)["layer"]
+        vector = fit_saved(model, root / "gen_vectors" / f"{lang}-{name}", _fit_pairs(cfg, lang),
+                           layer=layer, method="bipo", hyper={})  # fmt: skip
+        kl = english_kl(model, kl_pairs(cfg, lang), vector=vector, alpha=1.0,
+                        template=MATH_TEMPLATE, progress=False)  # fmt: skip
+        table[lang] = {"kl": [float(x) for x in kl],
+                       "norm_ratio": float(vector.meta["metrics"]["norm_ratio"])}  # fmt: skip
+        atomic_write_json(path, table)

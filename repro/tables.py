@@ -183,14 +183,17 @@ def paired_difference(
             "n": len(every), "lower": lower, "higher": higher, "p_value": p}  # fmt: skip
 
 
-def kl_tests(kl: Mapping[str, Mapping[str, Sequence[float] | np.ndarray]]) -> pd.DataFrame:
-    """Each :data:`KL_COMPARISONS` pair present, per language and pooled over languages.
+def kl_tests(
+    kl: Mapping[str, Mapping[str, Sequence[float] | np.ndarray]],
+    comparisons: Sequence[tuple[str, str]] = KL_COMPARISONS,
+) -> pd.DataFrame:
+    """Each ``(row, against)`` pair of ``comparisons`` present, per language and pooled.
 
     ``kl``: ``{lang: {row: per-pair KLs}}`` (``gen_kl.json`` without its settings). A
     negative ``diff`` means the first row brings the prompt closer to English.
     """
     out = []
-    for row, other in KL_COMPARISONS:
+    for row, other in comparisons:
         langs = [x for x in kl if row in kl[x] and other in kl[x]]
         groups = {x: (np.asarray(kl[x][row]), np.asarray(kl[x][other])) for x in langs}
         cells = [(x, [g]) for x, g in groups.items()]

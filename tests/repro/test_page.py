@@ -8,6 +8,7 @@ import pytest
 
 from interp_steer.analysis import SweepResult, TransferResult
 from repro.page_generation import (
+    bipo_defaults_text,
     comparison_phrase,
     generation_findings,
     kl_table,
@@ -108,6 +109,25 @@ def test_kl_table_reads_gen_kl_as_positive_nats_with_a_mean_row(tmp_path):
     assert list(table["lang"]) == ["de", "fr", "mean"]
     np.testing.assert_allclose(table["basic"], [0.2, 0.4, 0.3])
     np.testing.assert_allclose(table["mean_diff"], [0.1, 0.5, 0.3])
+
+
+def test_bipo_defaults_text_tests_each_language_against_its_unsteered_cells(tmp_path):
+    cells = {"de": {"basic": [1.0] * 8}, "fr": {"basic": [1.0] * 8}}
+    assert bipo_defaults_text(tmp_path, cells) == ""  # no file yet
+    data = {"settings": {"hyper": {"lr": 1e-3, "epochs": 1, "warmup_steps": 100}},
+            "de": {"kl": [0.5] * 8, "norm_ratio": 0.012},  # closer on all 8 pairs
+            "fr": {"kl": [1.5, 0.5] * 4, "norm_ratio": 0.007}}  # fmt: skip
+    (tmp_path / "gen_bipo_defaults.json").write_text(json.dumps(data), encoding="utf-8")
+    text = bipo_defaults_text(tmp_path, cells)
+    assert text.startswith("### BiPO with the library's defaults")
+    assert "`lr` 0.001 × ‖h‖, 1 epoch(s), 100 warm-up steps" in text
+    assert "below unsteered in 1 of 2 languages, significantly in 1;" in text
+    assert "‖v‖/‖h‖ is 0.0070 to 0.0120." in text
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in text.splitlines()
+            if r.startswith(("| de", "| fr"))]  # fmt: skip
+    assert rows[0][5:7] == ["8/8", "0.008"]  # lower, p (sign test: 2/2^8)
+    assert rows[1][5] == "4/8"
+    assert bipo_defaults_text(tmp_path, {"ja": {"basic": [1.0]}}) == ""  # no shared language
 
 
 def test_findings_name_the_methods_further_from_english_than_unsteered():

@@ -66,6 +66,10 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
     assert "- **Pair by pair** (KL, sign test p < 0.05). `bipo` − `basic`" in gen
     assert "### BiPO's learning rate (compared on held-out pairs)" in gen
     assert "### BiPO's epochs (compared on held-out pairs)" in gen
+    assert "### BiPO with the library's defaults" in gen
+    defaults = json.loads((tmp_path / "run" / "gen_bipo_defaults.json").read_text())
+    assert set(defaults) == {"settings", *QUICK.gen_langs}
+    assert len(defaults["de"]["kl"]) == QUICK.n_gen_kl
     assert "### BiPO's pairing (compared on held-out pairs)" in gen
     assert "| epochs | chosen | ‖v‖ |" in gen
     assert "| lr | chosen | ‖v‖ | AdamW rate | select KL | test KL |" in gen
@@ -73,6 +77,9 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
     chosen = {name: HyperSelection.load(tmp_path / "run" / f"gen_bipo_{name}.json").best[name]
               for name in ("lr", "epochs")}  # fmt: skip
     assert chosen["epochs"] in QUICK.bipo_epochs
+    # BiPO at the library's defaults is trained apart only where the study chose otherwise
+    own = (tmp_path / "run" / "gen_vectors" / "de-bipo_defaults.safetensors").is_file()
+    assert own == (chosen != {"lr": 1e-3, "epochs": 1})
     bipo = [*(tmp_path / "run").glob("vectors/*-bipo.json"),
             *(tmp_path / "run").glob("gen_vectors/*-bipo.json")]  # fmt: skip
     assert len(bipo) == len(QUICK.langs) + len(QUICK.gen_langs)
