@@ -435,18 +435,21 @@ def fit_settings(
     """The fit settings a sweep or transfer run records and checks its saved vectors by.
 
     ``method`` is recorded by name; ``hyper`` holds what is passed on to
-    :func:`~interp_steer.fitting.fit_vectors` (``pooling``, a method's hyper-parameters).
+    :func:`~interp_steer.fitting.fit_vectors` (``pooling``, a method's hyper-parameters),
+    with every hyper-parameter of the method not given at its current default
+    (:func:`~interp_steer.fitting.fit.check_hyper`): a run made under another default is
+    refused, naming it, rather than resumed.
 
-    >>> fit_settings("flores", 4, None, "pca", {"center": True})["method"]
-    'pca'
+    >>> fit_settings("flores", 4, None, "pca", {"pooling": "mean"})["hyper"]
+    {'center': False, 'pooling': 'mean'}
     """
-    check_hyper(method, hyper)  # an unknown hyper-parameter fails before any work
+    full = check_hyper(method, hyper)  # an unknown hyper-parameter fails before any work
     return {
         "dataset": dataset,
         "n": n,
         "split": split,
         "method": resolve_method(method).name,
-        "hyper": plain_settings(hyper),
+        "hyper": plain_settings({**hyper, **full}),
     }
 
 

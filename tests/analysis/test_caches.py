@@ -51,6 +51,20 @@ def test_a_sweep_folder_refuses_another_n_and_positions(tiny, tmp_path):
     assert files(tmp_path) == before  # nothing evaluated, nothing rewritten
 
 
+def test_a_sweep_folder_made_under_another_default_is_refused(tiny, tmp_path):
+    # The record holds every hyper-parameter, defaults included: a folder whose pca ran
+    # with center=True while that was the default is not resumed under today's False.
+    layer_sweep(tiny, ["sw"], n=4, run_dir=tmp_path, method="pca", **SWEEP)
+    config = tmp_path / "config.json"
+    saved = json.loads(config.read_text(encoding="utf-8"))
+    assert saved["fit"]["hyper"] == {"center": False}
+    saved["fit"]["hyper"]["center"] = True
+    config.write_text(json.dumps(saved), encoding="utf-8")
+    with pytest.raises(SettingsError) as err:
+        layer_sweep(tiny, ["sw"], n=4, run_dir=tmp_path, method="pca", **SWEEP)
+    assert err.value.changes == ("fit.hyper.center: True → False",)
+
+
 def test_a_transfer_folder_refuses_another_n_and_positions(tiny, tmp_path):
     kw = dict(task="xcopa", layer=1, n_fit=4, english=False)
     transfer_matrix(tiny, ["it", "sw"], n=2, run_dir=tmp_path, **kw)
