@@ -45,8 +45,9 @@ HYPER: dict[str, dict[str, Any]] = {
 }
 """Hyper-parameters the study passes (and checks on saved vectors) per method: ``mse`` is
 the paper's AdamW training; ``bipo`` is trained as the paper trains it (batch 1, 100
-warm-up steps, one epoch over every fitting pair) with the scale-aware learning rate, its
-``lr``, then its ``epochs``, selected on held-out pairs (:func:`repro.vectors.bipo_hyper`)."""
+warm-up steps, one epoch over every fitting pair: the learning-rate selection's setting)
+with the scale-aware learning rate; the study's vectors use the ``lr``, then the
+``epochs``, selected on held-out pairs (:func:`repro.vectors.bipo_hyper`)."""
 
 
 def bipo_note(hyper: Mapping[str, Any]) -> str:
