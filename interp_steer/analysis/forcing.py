@@ -103,6 +103,7 @@ from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
 from interp_steer.storage import (
     SavedResult,
     atomic_write_json,
+    check_settings,
     locks_run,
     nan_as_null,
     plain_settings,
@@ -993,12 +994,17 @@ def forcing_benchmark(
     }  # fmt: skip
     root = None if run_dir is None else Path(run_dir)
     if root is not None and not resume:
-        for name in ("cells", "vectors", "data", "activations"):
+        for name in ("cells", "vectors", "data", "activations", "hyper"):
             shutil.rmtree(root / name, ignore_errors=True)
         (root / "config.json").unlink(missing_ok=True)
     store = CellStore(root)
     store.check_config({**model_settings(model), **settings, "relevance": RELEVANCE_RULE})
     store.check_data(fingerprints)
+    if root is not None:  # per method: parts of one folder may fit different methods
+        for name in method_names:
+            full = plain_settings(check_hyper(name, method_hyper.get(name, {})))
+            check_settings(root / "hyper" / f"{name}.json", {"fit": {"hyper": {name: full}}},
+                           hint="use another run_dir", root=root)  # fmt: skip
     cells = _Cells(root, model, seed, resume, method_hyper)
 
     rows: list[dict[str, Any]] = []

@@ -364,6 +364,23 @@ def test_hyper_reaches_the_fit_is_recorded_and_a_change_is_refused(tiny, fake, t
     assert vec.meta["hyper"]["k"] == 1 and one.meta["settings"]["fit"]["hyper"]["lowrank"]
 
 
+def test_a_folder_made_under_another_default_is_refused_per_method(tiny, fake, tmp_path):
+    # config.json records the hyper-parameters given; hyper/<method>.json every one, its
+    # defaults included, per method (a later part may fit other methods in the folder)
+    run = tmp_path / "run"
+    _run(tiny, methods=("pca",), run_dir=run)
+    record = run / "hyper" / "pca.json"
+    assert json.loads(record.read_text())["fit"]["hyper"] == {"pca": {"center": False}}
+    _run(tiny, methods=("mean_diff",), run_dir=run)  # another method: a record of its own
+    assert (run / "hyper" / "mean_diff.json").is_file()
+    saved = json.loads(record.read_text())
+    saved["fit"]["hyper"]["pca"]["center"] = True  # as if True had been the default
+    record.write_text(json.dumps(saved))
+    with pytest.raises(SettingsError) as err:
+        _run(tiny, methods=("pca",), run_dir=run)
+    assert err.value.changes == ("fit.hyper.pca.center: True → False",)
+
+
 def test_methods_share_one_activation_pass_per_language(tiny, fake, tmp_path, monkeypatch):
     import interp_steer.activations.collect as collect
 
