@@ -283,11 +283,7 @@ def gen_kl(model: Any, cfg: StudyConfig, root: Path) -> None:
         "template": MATH_TEMPLATE,
         "positions": "all",
     }
-    table: dict[str, Any] = {"settings": settings}
-    if path.is_file():  # cells of other settings are never mixed in
-        table = json.loads(path.read_text(encoding="utf-8"))
-        require_settings(path, table.get("settings", {}), settings,
-                         hint="use another run folder, or delete the file")  # fmt: skip
+    table = _saved_table(path, settings)
     pairs = {lang: kl_pairs(cfg, lang) for lang in cfg.gen_langs}
     for row in (Row("basic"), *steered_rows(cfg.gen_kl_methods)):  # a row in every language
         for lang in cfg.gen_langs:  # before the next: the vectors' rows before sft's training
@@ -326,11 +322,7 @@ def bipo_defaults_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
         "template": MATH_TEMPLATE,
         "hyper": defaults,
     }
-    table: dict[str, Any] = {"settings": settings}
-    if path.is_file():
-        table = json.loads(path.read_text(encoding="utf-8"))
-        require_settings(path, table.get("settings", {}), settings,
-                         hint="use another run folder, or delete the file")  # fmt: skip
+    table = _saved_table(path, settings)
     study = {**defaults, **HYPER["bipo"], **bipo_hyper(root)}
     name = "bipo" if study == defaults else "bipo_defaults"
     for lang in cfg.gen_langs:
@@ -344,3 +336,17 @@ def bipo_defaults_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
         table[lang] = {"kl": [float(x) for x in kl],
                        "norm_ratio": float(vector.meta["metrics"]["norm_ratio"])}  # fmt: skip
         atomic_write_json(path, table)
+
+
+def _saved_table(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The cells saved at ``path`` (``{"settings": ..., lang: ...}``), or a new table.
+
+    Cells of other settings are never mixed in: a file made with others stops the run
+    naming them.
+    """
+    if not path.is_file():
+        return {"settings": settings}
+    table: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    require_settings(path, table.get("settings", {}), settings,
+                     hint="use another run folder, or delete the file")  # fmt: skip
+    return table

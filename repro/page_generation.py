@@ -369,10 +369,11 @@ def bipo_defaults_text(
         "### BiPO with the library's defaults\n\n"
         '`fit_vector(method="bipo")` with no hyper-parameter given (`lr` '
         f"{hyper['lr']:g} × ‖h‖, {hyper['epochs']} epoch(s), {hyper['warmup_steps']} warm-up "
-        "steps, batch 1), fitted on each language's `train` pairs above at its selected "
-        "layer and applied as trained (α = 1), on the same `eval` pairs (95% CI of the "
-        "difference from unsteered; `lower`: pairs closer to English than unsteered; "
-        f"exact sign test). Its mean KL is below unsteered in {below} of {len(langs)} "
+        f"steps, batch {hyper['batch_size']}), fitted on each language's `train` pairs above "
+        "at its selected layer and applied as trained (α = 1), on the same `eval` pairs "
+        "(95% CI of the difference from unsteered; `lower`: pairs closer to English than "
+        "unsteered; exact sign test)."
+        f" Its mean KL is below unsteered in {below} of {len(langs)} "
         f"languages, significantly in {sig}; ‖v‖/‖h‖ is {ratios.min():.4f} to "
         f"{ratios.max():.4f}.\n\n{markdown_table(table, digits=3)}\n"
     )

@@ -287,10 +287,18 @@ class CellStore:
         new record, while a changed data file under a recorded one raises
         :class:`~interp_steer.storage.SettingsError` naming it.
         """
+        self.check_records("data", {k: {"data": {k: fp}} for k, fp in fingerprints.items()})
+
+    def check_records(self, folder: str, records: Mapping[str, Mapping[str, Any]]) -> None:
+        """Keep each of ``records`` as ``<folder>/<key>.json``; refuse one that changed.
+
+        A new key is a new record; a key recorded with other settings raises
+        :class:`~interp_steer.storage.SettingsError` naming each change.
+        """
         if self.root is None:
             return
-        for key, fingerprint in fingerprints.items():
-            check_settings(self.root / "data" / f"{key}.json", {"data": {key: fingerprint}},
+        for key, settings in records.items():
+            check_settings(self.root / folder / f"{key}.json", settings,
                            hint="use another run_dir", root=self.root)  # fmt: skip
 
     def vector_path(self, lang: str, layer: int) -> Path | None:

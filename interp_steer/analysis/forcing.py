@@ -103,7 +103,6 @@ from interp_steer.steering.vectors import SteeringVector, alpha_for_ratio
 from interp_steer.storage import (
     SavedResult,
     atomic_write_json,
-    check_settings,
     locks_run,
     nan_as_null,
     plain_settings,
@@ -1000,11 +999,10 @@ def forcing_benchmark(
     store = CellStore(root)
     store.check_config({**model_settings(model), **settings, "relevance": RELEVANCE_RULE})
     store.check_data(fingerprints)
-    if root is not None:  # per method: parts of one folder may fit different methods
-        for name in method_names:
-            full = plain_settings(check_hyper(name, method_hyper.get(name, {})))
-            check_settings(root / "hyper" / f"{name}.json", {"fit": {"hyper": {name: full}}},
-                           hint="use another run_dir", root=root)  # fmt: skip
+    full = {name: plain_settings(check_hyper(name, method_hyper.get(name, {})))
+            for name in method_names}  # fmt: skip
+    # one record per method: parts of one folder may fit different methods
+    store.check_records("hyper", {m: {"fit": {"hyper": {m: h}}} for m, h in full.items()})
     cells = _Cells(root, model, seed, resume, method_hyper)
 
     rows: list[dict[str, Any]] = []

@@ -114,13 +114,14 @@ def test_kl_table_reads_gen_kl_as_positive_nats_with_a_mean_row(tmp_path):
 def test_bipo_defaults_text_tests_each_language_against_its_unsteered_cells(tmp_path):
     cells = {"de": {"basic": [1.0] * 8}, "fr": {"basic": [1.0] * 8}}
     assert bipo_defaults_text(tmp_path, cells) == ""  # no file yet
-    data = {"settings": {"hyper": {"lr": 1e-3, "epochs": 1, "warmup_steps": 100}},
+    data = {"settings": {"hyper": {"lr": 1e-3, "epochs": 1, "warmup_steps": 100,
+                                   "batch_size": 1}},
             "de": {"kl": [0.5] * 8, "norm_ratio": 0.012},  # closer on all 8 pairs
             "fr": {"kl": [1.5, 0.5] * 4, "norm_ratio": 0.007}}  # fmt: skip
     (tmp_path / "gen_bipo_defaults.json").write_text(json.dumps(data), encoding="utf-8")
     text = bipo_defaults_text(tmp_path, cells)
     assert text.startswith("### BiPO with the library's defaults")
-    assert "`lr` 0.001 × ‖h‖, 1 epoch(s), 100 warm-up steps" in text
+    assert "`lr` 0.001 × ‖h‖, 1 epoch(s), 100 warm-up steps, batch 1)" in text
     assert "below unsteered in 1 of 2 languages, significantly in 1;" in text
     assert "‖v‖/‖h‖ is 0.0070 to 0.0120." in text
     rows = [[c.strip() for c in r.strip("|").split("|")] for r in text.splitlines()
