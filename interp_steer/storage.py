@@ -13,10 +13,12 @@ import dataclasses
 import errno
 import fcntl
 import functools
+import hashlib
 import importlib.metadata
 import inspect
 import json
 import os
+import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +31,7 @@ import pandas as pd
 import safetensors
 import safetensors.numpy
 import safetensors.torch
+import torch
 
 PathLike = str | os.PathLike[str]
 
@@ -673,6 +676,91 @@ def check_settings(
     return target
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingCheckpoint:
+    """Where a training loop saves its state every few steps, to resume after a crash.
+
+    The state goes to ``<folder>/<name>-<digest>.pt``, where ``digest`` hashes
+    ``settings`` (every setting that changes the trained result: model, data fingerprint,
+    hyper-parameters): a run with other settings gets another file, a new cell, and never
+    resumes this one; the settings are stored inside too and checked again on reading (a
+    renamed file is refused, naming the settings that differ). Writes are atomic
+    (:func:`atomic_write`), so a crash mid-save leaves the previous checkpoint.
+
+    Attributes:
+        folder: The checkpoint folder (created on the first save).
+        name: What is trained (e.g. ``"bipo-layer4"``): the file's prefix.
+        settings: Every setting the state depends on (JSON-able, :func:`plain_settings`).
+        every: Steps between two saves.
+
+    >>> import tempfile, torch
+    >>> ckpt = TrainingCheckpoint(Path(tempfile.mkdtemp()), "demo", {"lr": 0.1}, every=2)
+    >>> ckpt.load() is None, ckpt.due(2, total=10), ckpt.due(10, total=10)
+    (True, True, False)
+    >>> _ = ckpt.save({"step": 2, "v": torch.ones(3)})
+    >>> ckpt.load()["v"].tolist(), ckpt.path.name.startswith("demo-")
+    ([1.0, 1.0, 1.0], True)
+    >>> ckpt.remove(); ckpt.path.exists()
+    False
+    """
+
+    folder: Path
+    name: str
+    settings: Mapping[str, Any]
+    every: int = 50
+
+    def __post_init__(self) -> None:
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"checkpoint_every must be a positive integer, got {self.every!r}")
+        object.__setattr__(self, "folder", Path(self.folder))
+        object.__setattr__(self, "settings", plain_settings(self.settings))
+
+    @property
+    def path(self) -> Path:
+        """The checkpoint file: ``<folder>/<name>-<hash of the settings>.pt``."""
+        digest = hashlib.sha256(_exact(self.settings).encode()).hexdigest()[:12]
+        return self.folder / f"{self.name}-{digest}.pt"
+
+    def due(self, step: int, *, total: int) -> bool:
+        """Whether to save after ``step`` steps (every ``every`` steps, never after the last)."""
+        return step % self.every == 0 and step < total
+
+    def save(self, state: Mapping[str, Any]) -> Path:
+        """Write ``state`` (tensors, numbers, lists, dicts) with the settings, atomically."""
+        payload = {"settings": json.dumps(self.settings, sort_keys=True), "state": dict(state)}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state, or None when there is none.
+
+        Raises:
+            SettingsError: The file holds another run's state (each setting named).
+            ValueError: The file is not a readable checkpoint.
+        """
+        if not self.path.is_file():
+            return None
+        try:
+            payload = torch.load(self.path, map_location="cpu", weights_only=True)
+            saved = json.loads(payload["settings"])
+            state = dict(payload["state"])
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError,
+                pickle.UnpicklingError) as err:  # fmt: skip
+            raise ValueError(
+                f"{self.path} is not a readable training checkpoint ({err}); delete it to "
+                "start the training again"
+            ) from None
+        require_settings(
+            self.path, saved, self.settings, what="a training checkpoint",
+            hint="delete it to start the training again",
+        )  # fmt: skip
+        return state
+
+    def remove(self) -> None:
+        """Delete the checkpoint (once training has finished)."""
+        self.path.unlink(missing_ok=True)
+
+
 def package_version() -> str:
     """The installed version of ``interp_steer`` (``"unknown"`` for an uninstalled copy).
 
@@ -691,6 +779,7 @@ __all__ = [
     "LOCK_NAME",
     "RunLockedError",
     "SettingsError",
+    "TrainingCheckpoint",
     "atomic_write",
     "atomic_write_group",
     "json_meta",

@@ -101,7 +101,8 @@ def fit_saved(
     paper's AdamW training; ``bipo``: trained as the paper trains it). A saved vector is
     used only if it was fitted with these settings (model, language, layer, method, corpus,
     its split and size, hyper-parameters); otherwise the run stops naming them
-    (:func:`~interp_steer.analysis.check_fitted`), never reusing it.
+    (:func:`~interp_steer.analysis.check_fitted`), never reusing it. BiPO saves its training
+    state in the run folder's ``checkpoints/`` as it trains and a killed run resumes it.
     """
     hyper = HYPER.get(method, {}) if hyper is None else hyper
     saved = path.with_suffix(".safetensors")
@@ -120,6 +121,11 @@ def fit_saved(
             "hyper": hyper,
         }
         return check_fitted(SteeringVector.load(path), expected, saved)
+    # BiPO trains for tens of minutes: its checkpoints (every 50 steps) are committed with
+    # the run folder, so a study killed at the end of a session resumes mid-training
+    runtime: dict[str, Any] = (
+        {"checkpoint_dir": path.parent.parent / "checkpoints"} if method == "bipo" else {}
+    )
     vector = fit_vector(
         model,
         corpus,
@@ -128,6 +134,7 @@ def fit_saved(
         cache_dir=path.parent.parent / "activations",
         progress=True,
         **hyper,
+        **runtime,
     )
     vector.save(path)
     return vector
@@ -171,7 +178,8 @@ def fit_adapter_saved(model: Any, path: Path, corpus: ParallelCorpus) -> LoraAda
     Training is :func:`~interp_steer.fitting.fit_lora` with its defaults. Beside it,
     ``<path>.study.json`` records what it was trained on (model, language, corpus, its
     split, size and fingerprint); a saved adapter of other settings stops the run naming
-    them, never reused.
+    them, never reused. Training saves its state in the run folder's ``checkpoints/`` and a
+    killed run resumes it.
     """
     meta = dict(getattr(corpus, "meta", {}) or {})
     settings = {
@@ -188,7 +196,8 @@ def fit_adapter_saved(model: Any, path: Path, corpus: ParallelCorpus) -> LoraAda
         require_settings(record, saved, settings, what="a LoRA adapter",
                          hint="delete it to train it again, or use another folder")  # fmt: skip
         return LoraAdapter.load(path)
-    adapter = fit_lora(model, corpus, progress=True)
+    adapter = fit_lora(model, corpus, checkpoint_dir=path.parent.parent / "checkpoints",
+                       progress=True)  # fmt: skip
     adapter.save(path)
     atomic_write_json(record, settings)
     return adapter

@@ -47,12 +47,15 @@ training and restored in a ``finally`` block, gradients are taken with
 ``torch.autograd.grad`` on ``v`` alone, so no parameter ever gets a ``.grad``.
 """
 
+import hashlib
 import inspect
 import math
+import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -61,6 +64,7 @@ from jaxtyping import Float
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from interp_steer.activations.cache import model_fingerprint
 from interp_steer.activations.collect import collect_activations
 from interp_steer.constants import check_choice
 from interp_steer.data.parallel import PairedTexts, check_pairs
@@ -70,6 +74,7 @@ from interp_steer.models.generation import keeps_logits
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
 from interp_steer.progress import progress_bar
 from interp_steer.steering.vectors import SteeringVector
+from interp_steer.storage import TrainingCheckpoint
 from interp_steer.types import Direction, Residual
 
 DEFAULT_PROMPT_TEMPLATE = "{text}\n\nRepeat the text above:\n"
@@ -147,6 +152,8 @@ def bipo_direction(
     max_response_tokens: int | None = 128,
     step: BipoStep = "fast",
     n_eval: int = 16,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 50,
     progress: bool | None = None,
 ) -> tuple[Direction, dict[str, Any]]:
     """Train a BiPO steering vector for ``layer`` on a parallel corpus.
@@ -198,6 +205,12 @@ def bipo_direction(
         step: ``"fast"`` (exact, module docstring) or ``"reference"``.
         n_eval: Pairs on which the margin ``log pi(r_T) - log pi(r_O)`` is measured with
             and without ``+v`` after training (0 to skip).
+        checkpoint_dir: Save the training state there every ``checkpoint_every`` steps
+            (:class:`~interp_steer.storage.TrainingCheckpoint`: one file per layer and
+            settings), resume from it when a run with the same settings finds one, and
+            delete it when training ends. The resumed run's vector and curves are
+            bit-identical to an uninterrupted run's. ``None``: no checkpoints.
+        checkpoint_every: Steps between two checkpoints.
         progress: Show progress bars; ``None`` follows
             :func:`~interp_steer.progress.set_progress`.
 
@@ -207,7 +220,8 @@ def bipo_direction(
         ``lr_resid_norm`` (the prompts' residual norm), ``lr_effective`` (AdamW's peak
         rate), ``lr_peak_reached``, ``n_clipped`` (steps whose gradient was clipped),
         ``step`` (the step that ran), ``pairing``, ``mapping``, ``append_eos``,
-        ``margin_before``/``margin_after``, the prompt template, and ``n_truncated``: the
+        ``margin_before``/``margin_after``, the prompt template, ``resumed_at`` (the step
+        a checkpoint resumed training from, or None), and ``n_truncated``: the
         pairs whose prompt and response together were longer than the model's context and
         were cut to it (one warning gives the count; see :func:`encode_pairs`).
 
@@ -266,35 +280,79 @@ def bipo_direction(
             gen = torch.Generator().manual_seed(seed)
             losses: list[float] = []
             grad_norms: list[float] = []
-            lr_peak, n_clipped = 0.0, 0
+            lr_peak, n_clipped, done = 0.0, 0, 0
+            per_epoch = math.ceil(n / batch_size)
+            perm: list[int] = []
+            ckpt, resumed_at = None, None
+            if checkpoint_dir is not None:
+                ckpt = TrainingCheckpoint(
+                    Path(checkpoint_dir),
+                    f"bipo-layer{layer}",
+                    {
+                        "model": model_fingerprint(model),
+                        "layer": layer,
+                        "pairs": _texts_fingerprint(prompts, chosen, rejected),
+                        "hyper": {
+                            "beta": beta, "lr_effective": lr_effective,
+                            "weight_decay": weight_decay, "warmup_steps": warmup_steps,
+                            "epochs": epochs, "batch_size": batch_size,
+                            "max_grad_norm": max_grad_norm, "seed": seed,
+                            "max_response_tokens": max_response_tokens,
+                            "append_eos": append_eos, "step": step_used,
+                        },
+                    },
+                    every=checkpoint_every,
+                )  # fmt: skip
+                state = ckpt.load()
+                if state is not None:  # resume exactly where the last save left off
+                    with torch.no_grad():
+                        v.copy_(state["v"])
+                    opt.load_state_dict(state["optimizer"])
+                    sched.load_state_dict(state["scheduler"])
+                    gen.set_state(state["generator"])
+                    losses, grad_norms = list(state["losses"]), list(state["grad_norms"])
+                    lr_peak, n_clipped = state["lr_peak"], state["n_clipped"]
+                    done, perm = state["step"], list(state["perm"])
+                    resumed_at = done
             bar = progress_bar(
                 total=total, desc=f"BiPO layer {layer}", unit="step", progress=progress
             )
             with bar, torch.inference_mode(False), torch.enable_grad():
-                for _ in range(epochs):
-                    perm = torch.randperm(n, generator=gen).tolist()
-                    for start in range(0, n, batch_size):
-                        rows = perm[start : start + batch_size]
-                        sign = 1.0 if int(torch.randint(0, 2, (1,), generator=gen)) else -1.0
-                        loss, grad = engine.loss_and_grad(rows, v, sign, beta)
-                        if not (torch.isfinite(loss) and torch.isfinite(grad).all()):
-                            what = "loss" if not torch.isfinite(loss) else "gradient"
-                            _diverged(len(losses), losses, what)
-                        grad_norm = float(grad.norm())
-                        if max_grad_norm is not None and grad_norm > max_grad_norm:
-                            grad = grad * (max_grad_norm / (grad_norm + 1e-6))  # as torch's clip
-                            n_clipped += 1
-                        lr_peak = max(lr_peak, opt.param_groups[0]["lr"])
-                        v.grad = grad
-                        opt.step()
-                        v.grad = None
-                        sched.step()
-                        losses.append(float(loss))
-                        grad_norms.append(grad_norm)
-                        if not bool(torch.isfinite(v).all()):
-                            _diverged(len(losses) - 1, losses, "vector")
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                bar.update(done)
+                while done < total:
+                    k = done % per_epoch
+                    if k == 0:  # a new epoch: a new order (drawn before its first sign)
+                        perm = torch.randperm(n, generator=gen).tolist()
+                    rows = perm[k * batch_size : (k + 1) * batch_size]
+                    sign = 1.0 if int(torch.randint(0, 2, (1,), generator=gen)) else -1.0
+                    loss, grad = engine.loss_and_grad(rows, v, sign, beta)
+                    if not (torch.isfinite(loss) and torch.isfinite(grad).all()):
+                        what = "loss" if not torch.isfinite(loss) else "gradient"
+                        _diverged(len(losses), losses, what)
+                    grad_norm = float(grad.norm())
+                    if max_grad_norm is not None and grad_norm > max_grad_norm:
+                        grad = grad * (max_grad_norm / (grad_norm + 1e-6))  # as torch's clip
+                        n_clipped += 1
+                    lr_peak = max(lr_peak, opt.param_groups[0]["lr"])
+                    v.grad = grad
+                    opt.step()
+                    v.grad = None
+                    sched.step()
+                    losses.append(float(loss))
+                    grad_norms.append(grad_norm)
+                    if not bool(torch.isfinite(v).all()):
+                        _diverged(len(losses) - 1, losses, "vector")
+                    done += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                    if ckpt is not None and ckpt.due(done, total=total):
+                        ckpt.save({
+                            "step": done, "v": v.detach().cpu(), "perm": perm,
+                            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                            "generator": gen.get_state(), "losses": losses,
+                            "grad_norms": grad_norms, "lr_peak": lr_peak,
+                            "n_clipped": n_clipped,
+                        })  # fmt: skip
             direction = v.detach().float().cpu()
             metrics: dict[str, Any] = {
                 "loss_curve": losses,
@@ -314,7 +372,10 @@ def bipo_direction(
                 "mapping": mapping,
                 "append_eos": append_eos,
                 "n_truncated": len(cut),
+                "resumed_at": resumed_at,
             }
+            if ckpt is not None:
+                ckpt.remove()  # trained: the vector is the result now
             if n_eval > 0:
                 k = min(n, n_eval)
                 with torch.inference_mode(False), torch.no_grad():
@@ -329,6 +390,16 @@ def bipo_direction(
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
     return direction, metrics
+
+
+def _texts_fingerprint(*sides: Sequence[str]) -> str:
+    """A hash of every text of every side, in order (what a checkpoint was trained on)."""
+    digest = hashlib.sha256()
+    for side in sides:
+        for text in side:
+            digest.update(text.encode("utf-8") + b"\x00")
+        digest.update(b"\x01")
+    return digest.hexdigest()[:16]
 
 
 def fast_step_supported(model: Model) -> bool:

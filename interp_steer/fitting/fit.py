@@ -345,6 +345,11 @@ def check_hyper(
     return _bind_hyper(spec, method_options, False)[1]
 
 
+_RUNTIME_OPTIONS = frozenset({"progress", "checkpoint_dir", "checkpoint_every"})
+"""Options of a method that change how it runs, not what it fits: passed on, never
+recorded in ``meta["hyper"]`` (a vector trained with checkpoints is the same vector)."""
+
+
 def _bind_hyper(
     spec: Method, hyper: dict[str, Any], progress: bool | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -360,15 +365,15 @@ def _bind_hyper(
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
     unknown = sorted(set(hyper) - set(accepted))
     if unknown and not takes_any:
-        valid = ", ".join(sorted(set(accepted) - {"progress"})) or "none"
+        valid = ", ".join(sorted(set(accepted) - _RUNTIME_OPTIONS)) or "none"
         raise ValueError(
             f"method {spec.name!r} has no hyper-parameter {', '.join(unknown)}; valid: {valid}"
         )
     defaults = {k: p.default for k, p in accepted.items() if p.default is not p.empty}
-    recorded = {k: v for k, v in {**defaults, **hyper}.items() if k != "progress"}
+    recorded = {k: v for k, v in {**defaults, **hyper}.items() if k not in _RUNTIME_OPTIONS}
     if spec.resolve is not None:
         recorded = spec.resolve(recorded)
-    call = dict(recorded)
+    call = {**recorded, **{k: v for k, v in hyper.items() if k in _RUNTIME_OPTIONS}}
     if "progress" in accepted and "progress" not in call:
         call["progress"] = progress
     return call, _jsonable(recorded)

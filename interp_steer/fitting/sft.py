@@ -20,8 +20,10 @@ parameter names are the original model's. Apply it with
 
 import copy
 import math
+import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import peft
@@ -54,6 +56,7 @@ from interp_steer.models.batching import warn_cut
 from interp_steer.models.loading import model_name
 from interp_steer.progress import progress_bar
 from interp_steer.steering.lora import LoraAdapter
+from interp_steer.storage import TrainingCheckpoint
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 """The attention projections, the standard LoRA targets."""
@@ -88,6 +91,8 @@ def fit_lora(
     max_response_tokens: int | None = 128,
     append_eos: bool = True,
     n_eval: int = 16,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 50,
     progress: bool | None = None,
 ) -> LoraAdapter:
     """Fine-tune LoRA factors on BiPO's pairs: the SFT baseline of the paper's §7.
@@ -125,6 +130,12 @@ def fit_lora(
         max_response_tokens: Truncate responses to this many tokens (``None``: never).
         append_eos: End each response with the tokenizer's EOS token (before truncation).
         n_eval: Pairs on which the loss is measured before and after training (0: skip).
+        checkpoint_dir: Save the training state there every ``checkpoint_every`` steps
+            (:class:`~interp_steer.storage.TrainingCheckpoint`), resume from it when a run
+            with the same settings finds one, and delete it when training ends; the
+            resumed adapter is bit-identical to an uninterrupted run's (on the CPU).
+            ``None``: no checkpoints.
+        checkpoint_every: Steps between two checkpoints.
         progress: Show a progress bar; ``None`` follows
             :func:`~interp_steer.progress.set_progress`.
 
@@ -134,7 +145,8 @@ def fit_lora(
         the pairs, ``corpus`` name, languages, ``mapping``, ``n_truncated``),
         ``metrics`` (``loss_curve`` and ``grad_norm_curve`` per step, ``steps``,
         ``final_loss``, ``lr_peak_reached``, ``n_clipped``, ``trainable_params``,
-        ``loss_before``/``loss_after`` on ``n_eval`` training pairs), ``model_weights``
+        ``loss_before``/``loss_after`` on ``n_eval`` training pairs, ``resumed_at``: the step
+        a checkpoint resumed training from, or None), ``model_weights``
         (:func:`~interp_steer.activations.model_fingerprint`) and ``versions`` (peft,
         transformers, torch).
 
@@ -196,36 +208,78 @@ def fit_lora(
         gen = torch.Generator().manual_seed(seed)
         losses: list[float] = []
         grad_norms: list[float] = []
-        lr_peak, n_clipped = 0.0, 0
+        lr_peak, n_clipped, done = 0.0, 0, 0
+        per_epoch = math.ceil(n / batch_size)
+        perm: list[int] = []
+        named = {name: p for name, p in trained.named_parameters() if p.requires_grad}
+        ckpt, resumed_at = None, None
+        if checkpoint_dir is not None:
+            ckpt = TrainingCheckpoint(
+                Path(checkpoint_dir),
+                "sft-lora",
+                {"model": model_fingerprint(model), "data": pairs.fingerprint, "hyper": hyper},
+                every=checkpoint_every,
+            )
+            state = ckpt.load()
+            if state is not None:  # resume exactly where the last save left off
+                with torch.no_grad():
+                    for name, param in named.items():
+                        param.copy_(state["params"][name])
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+                gen.set_state(state["generator"])
+                torch.set_rng_state(state["rng"])  # the dropout masks' stream
+                if device.type == "cuda":
+                    torch.cuda.set_rng_state(state["cuda_rng"], device)
+                losses, grad_norms = list(state["losses"]), list(state["grad_norms"])
+                lr_peak, n_clipped = state["lr_peak"], state["n_clipped"]
+                done, perm = state["step"], list(state["perm"])
+                resumed_at = done
         trained.train()
         bar = progress_bar(total=total, desc="SFT (LoRA)", unit="step", progress=progress)
         with bar, torch.enable_grad():
-            for _ in range(epochs):
-                perm = torch.randperm(n, generator=gen).tolist()
-                for start in range(0, n, batch_size):
-                    rows = perm[start : start + batch_size]
-                    loss = _batch_loss(trained, seqs, rows, pad, device)
-                    if not bool(torch.isfinite(loss)):
-                        _diverged(len(losses), losses)
-                    loss.backward()
-                    norm = torch.nn.utils.clip_grad_norm_(
-                        params, max_grad_norm if max_grad_norm is not None else math.inf
-                    )
-                    if max_grad_norm is not None and float(norm) > max_grad_norm:
-                        n_clipped += 1
-                    lr_peak = max(lr_peak, opt.param_groups[0]["lr"])
-                    opt.step()
-                    sched.step()
-                    opt.zero_grad(set_to_none=True)
-                    losses.append(float(loss.detach()))
-                    grad_norms.append(float(norm))
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.update(done)
+            while done < total:
+                k = done % per_epoch
+                if k == 0:  # a new epoch: a new order
+                    perm = torch.randperm(n, generator=gen).tolist()
+                rows = perm[k * batch_size : (k + 1) * batch_size]
+                loss = _batch_loss(trained, seqs, rows, pad, device)
+                if not bool(torch.isfinite(loss)):
+                    _diverged(len(losses), losses)
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(
+                    params, max_grad_norm if max_grad_norm is not None else math.inf
+                )
+                if max_grad_norm is not None and float(norm) > max_grad_norm:
+                    n_clipped += 1
+                lr_peak = max(lr_peak, opt.param_groups[0]["lr"])
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                losses.append(float(loss.detach()))
+                grad_norms.append(float(norm))
+                done += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                if ckpt is not None and ckpt.due(done, total=total):
+                    ckpt.save({
+                        "step": done, "perm": perm,
+                        "params": {name: p.detach().cpu() for name, p in named.items()},
+                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "generator": gen.get_state(), "rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(device)
+                        if device.type == "cuda" else None,
+                        "losses": losses, "grad_norms": grad_norms, "lr_peak": lr_peak,
+                        "n_clipped": n_clipped,
+                    })  # fmt: skip
         trained.eval()
         loss_after = _eval_loss(trained, seqs, eval_rows, batch_size, pad, device)
         lora_a, lora_b = _factors(trained, rank, float(alpha))
         trainable = sum(p.numel() for p in params)
-        del trained, opt, params
+        del trained, opt, params, named
+    if ckpt is not None:
+        ckpt.remove()  # trained: the adapter is the result now
 
     metrics: dict[str, Any] = {
         "loss_curve": losses,
@@ -238,6 +292,7 @@ def fit_lora(
         "n_eval": len(eval_rows),
         "loss_before": loss_before,
         "loss_after": loss_after,
+        "resumed_at": resumed_at,
     }
     data = {
         "corpus": pairs.name,
