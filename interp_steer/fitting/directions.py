@@ -324,7 +324,7 @@ def lowrank_direction(
     >>> metrics["k_used"], round(metrics["mean_captured"], 4)
     (1, 0.9881)
     >>> v, metrics = lowrank_direction(en, torch.zeros(2, 3), k=8)  # D has rank 2: all of it
-    >>> [round(float(x), 4) for x in v], metrics["k_used"], round(metrics["mean_captured"], 4)
+    >>> [round(float(x), 4) + 0.0 for x in v], metrics["k_used"], round(metrics["mean_captured"], 4)
     ([3.0, 0.0, 0.0], 2, 1.0)
     """
     en, tgt = _as_pairs(h_en, h_tgt)

@@ -181,7 +181,8 @@ def test_lens_analyses_read_through_the_saved_tuned_lens(tiny, trained, prompts,
     rows = readout_residuals(tiny, tokens, (0,), "last", batch_size=8)[0]
     probs = project_to_vocab(tiny, trained.translate(rows, 0)).detach().double().softmax(-1)
     want = [float(probs[i, list(ids)].sum()) for i, ids in enumerate(prompts.target_ids)]
-    np.testing.assert_allclose(res.target_prob[0, 0], want, rtol=1e-9, atol=1e-12)
+    # float32 residuals batched and padded otherwise: equal to float32 rounding, not bitwise
+    np.testing.assert_allclose(res.target_prob[0, 0], want, rtol=1e-5, atol=1e-12)
     assert not np.allclose(res.entropy[0, 0], base.entropy[0, 0])
     back = TrajectoryResult.from_dict(json.loads(json.dumps(res.to_dict())))
     assert back.lens == "tuned" and np.array_equal(back.target_prob, res.target_prob)
