@@ -208,8 +208,9 @@ def bipo_direction(
         checkpoint_dir: Save the training state there every ``checkpoint_every`` steps
             (:class:`~interp_steer.storage.TrainingCheckpoint`: one file per layer and
             settings), resume from it when a run with the same settings finds one, and
-            delete it when training ends. The resumed run's vector and curves are
-            bit-identical to an uninterrupted run's. ``None``: no checkpoints.
+            delete it when training ends. On the same machine the resumed run's vector
+            and curves are bit-identical to an uninterrupted run's (another machine
+            resumes it too, with that machine's float rounding). ``None``: no checkpoints.
         checkpoint_every: Steps between two checkpoints.
         progress: Show progress bars; ``None`` follows
             :func:`~interp_steer.progress.set_progress`.
@@ -293,7 +294,9 @@ def bipo_direction(
                         "layer": layer,
                         "pairs": _texts_fingerprint(prompts, chosen, rejected),
                         "hyper": {
-                            "beta": beta, "lr_effective": lr_effective,
+                            # lr, not lr_effective: the residual norm it is scaled by
+                            # differs in its last bits between CPUs, the run does not
+                            "beta": beta, "lr": lr, "lr_scale": lr_scale,
                             "weight_decay": weight_decay, "warmup_steps": warmup_steps,
                             "epochs": epochs, "batch_size": batch_size,
                             "max_grad_norm": max_grad_norm, "seed": seed,

@@ -132,8 +132,9 @@ def fit_lora(
         n_eval: Pairs on which the loss is measured before and after training (0: skip).
         checkpoint_dir: Save the training state there every ``checkpoint_every`` steps
             (:class:`~interp_steer.storage.TrainingCheckpoint`), resume from it when a run
-            with the same settings finds one, and delete it when training ends; the
-            resumed adapter is bit-identical to an uninterrupted run's (on the CPU).
+            with the same settings finds one, and delete it when training ends; on the
+            same machine the resumed adapter is bit-identical to an uninterrupted run's
+            (on the CPU).
             ``None``: no checkpoints.
         checkpoint_every: Steps between two checkpoints.
         progress: Show a progress bar; ``None`` follows
