@@ -230,7 +230,7 @@ def fit_lora(
                 sched.load_state_dict(state["scheduler"])
                 gen.set_state(state["generator"])
                 torch.set_rng_state(state["rng"])  # the dropout masks' stream
-                if device.type == "cuda":
+                if device.type == "cuda" and state["cuda_rng"] is not None:  # saved on a GPU
                     torch.cuda.set_rng_state(state["cuda_rng"], device)
                 losses, grad_norms = list(state["losses"]), list(state["grad_norms"])
                 lr_peak, n_clipped = state["lr_peak"], state["n_clipped"]
