@@ -676,6 +676,16 @@ def check_settings(
     return target
 
 
+def texts_fingerprint(*parts: Sequence[str]) -> str:
+    """A short SHA-256 of lists of texts, in order: what a cached result was computed on.
+
+    >>> texts_fingerprint(["a", "b"], ["c"]) == texts_fingerprint(["a"], ["b", "c"])
+    False
+    """
+    text = json.dumps([list(p) for p in parts], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingCheckpoint:
     """Where a training loop saves its state every few steps, to resume after a crash.
@@ -794,6 +804,7 @@ __all__ = [
     "plain_settings",
     "read_result",
     "read_safetensors",
+    "texts_fingerprint",
     "write_tensors",
     "require_settings",
     "run_lock",

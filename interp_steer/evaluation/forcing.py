@@ -36,8 +36,6 @@ Example:
 """
 
 import contextlib
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,18 +69,13 @@ from interp_steer.steering.intervention import (
     steer,
 )
 from interp_steer.steering.vectors import SteeringVector, vector_summary
-from interp_steer.storage import SavedResult, plain_settings
+from interp_steer.storage import SavedResult, plain_settings, texts_fingerprint
 
 FORMAT = "interp_steer.ForcingResult"
 """The ``format`` header of a saved :class:`ForcingResult`."""
 
 REFERENCE_SEPARATOR = " "
 """What :func:`validate_relevance` puts between a prompt and a reference it scores."""
-
-
-def _fingerprint(*parts: Sequence[str]) -> str:
-    text = json.dumps([list(p) for p in parts], ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _intended(lang: str, direction: str) -> str:
@@ -165,7 +158,7 @@ class ForcingPrompts:
     @property
     def fingerprint(self) -> str:
         """A short SHA-256 of the ids, prompts and references (the content, not the name)."""
-        return _fingerprint(self.ids, self.prompts, self.references)
+        return texts_fingerprint(self.ids, self.prompts, self.references)
 
     def __len__(self) -> int:
         """The number of prompts."""

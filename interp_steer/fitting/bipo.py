@@ -47,7 +47,6 @@ training and restored in a ``finally`` block, gradients are taken with
 ``torch.autograd.grad`` on ``v`` alone, so no parameter ever gets a ``.grad``.
 """
 
-import hashlib
 import inspect
 import math
 import os
@@ -74,7 +73,7 @@ from interp_steer.models.generation import keeps_logits
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
 from interp_steer.progress import progress_bar
 from interp_steer.steering.vectors import SteeringVector
-from interp_steer.storage import TrainingCheckpoint
+from interp_steer.storage import TrainingCheckpoint, texts_fingerprint
 from interp_steer.types import Direction, Residual
 
 DEFAULT_PROMPT_TEMPLATE = "{text}\n\nRepeat the text above:\n"
@@ -292,7 +291,7 @@ def bipo_direction(
                     {
                         "model": model_fingerprint(model),
                         "layer": layer,
-                        "pairs": _texts_fingerprint(prompts, chosen, rejected),
+                        "pairs": texts_fingerprint(prompts, chosen, rejected),
                         "hyper": {
                             # lr, not lr_effective: the residual norm it is scaled by
                             # differs in its last bits between CPUs, the run does not
@@ -393,16 +392,6 @@ def bipo_direction(
         for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
     return direction, metrics
-
-
-def _texts_fingerprint(*sides: Sequence[str]) -> str:
-    """A hash of every text of every side, in order (what a checkpoint was trained on)."""
-    digest = hashlib.sha256()
-    for side in sides:
-        for text in side:
-            digest.update(text.encode("utf-8") + b"\x00")
-        digest.update(b"\x01")
-    return digest.hexdigest()[:16]
 
 
 def fast_step_supported(model: Model) -> bool:
