@@ -6,6 +6,10 @@ Prints ratios measured in one run (targets in brackets):
    (one vector, every position, through ``steer()``) vs unsteered, same batch  [<= 1.1x]
 2. log-likelihood of the k choices of ``--n`` XCOPA items: k separate passes (one per
    choice) vs all k choices in ONE batched forward (the harness's way)    [>= 1x, same scores]
+3. the forcing benchmark's relevance margins of ``--n`` FLORES prompts (continuations: their
+   references cut to ``--max-new-tokens`` tokens, k = 4 distractors): every
+   ``(prompt, continuation)`` row run whole vs each prompt once and its continuations on its
+   KV cache (``relevance_margins``' way)                            [>= 1.2x, same margins]
 
 Conditions alternate (A B A B ...) and the median of ``--repeats`` runs is reported, so a
 busy machine slows both alike; the load average is printed with the numbers.
@@ -25,6 +29,7 @@ import torch
 from common import parse_args, timed
 
 from interp_steer.data import load_task
+from interp_steer.evaluation import forcing_prompts, relevance_margins
 from interp_steer.evaluation.prompts import build_prompt
 from interp_steer.models import left_pad, load_model, score_continuations
 from interp_steer.models.batching import token_ids
@@ -122,6 +127,30 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"2. scoring {args.n} items x {k} choices: {k} passes {t_k:.2f} s, one forward "
         f"{t_one:.2f} s -> speed-up {t_k / t_one:.2f}x (max |score diff| {diff:.1e})"
+    )
+
+    # 3. relevance: every row whole vs each prompt once (its continuations on its KV cache)
+    items = forcing_prompts(args.lang, "to_english", n=max(args.n, 3))
+    k = min(4, len(items) - 1)
+    cut = [
+        model.tokenizer.decode(token_ids(model, r, bos=False)[: args.max_new_tokens])
+        for r in items.references
+    ]
+
+    def shared():
+        return relevance_margins(model, items.prompts, cut, k=k, progress=False)
+
+    def whole():  # a no-op residual hook: scoring keeps the fast path but runs rows whole
+        with model.hooks(fwd_hooks=[("blocks.0.hook_resid_post", lambda x, hook: x)]):
+            return shared()
+
+    shared()  # warm-up
+    fast, slow, t_shared, t_whole = alternate(shared, whole, args.repeats)
+    diff = float(abs(fast - slow).max())
+    print(
+        f"3. relevance of {len(items)} prompts x {k + 1} continuations: rows whole "
+        f"{t_whole:.2f} s, each prompt once {t_shared:.2f} s -> speed-up "
+        f"{t_whole / t_shared:.2f}x [target >= 1.2x] (max |margin diff| {diff:.1e})"
     )
     print(f"load average (1/5/15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

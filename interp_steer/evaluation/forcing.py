@@ -497,22 +497,40 @@ def _logprobs(
 ) -> np.ndarray:
     """Summed log-probability of each ``(prompt, continuation)`` row, ``batch_size`` per forward.
 
-    Rows go to the model in order of their lengths in tokens (continuation, then prompt),
-    so a batch pads little and unembeds only as many positions as its longest
-    continuation needs; the sums come back in the order of ``rows``.
+    A prompt conditions several rows (its own continuation and the ones it is a distractor
+    for), so rows are grouped by prompt and each prompt runs once, its continuations on its
+    KV cache (:func:`~interp_steer.models.score_continuations` with ``share_context``; about
+    half the tokens of running every row whole). Prompts go in order of their lengths in
+    tokens, at most ``batch_size`` continuations per forward; the sums come back in the
+    order of ``rows``.
     """
-    lengths = {text: len(token_ids(model, text, bos=False)) for row in rows for text in row}
-    order = sorted(range(len(rows)), key=lambda r: (lengths[rows[r][1]], lengths[rows[r][0]]))
+    by_prompt: dict[str, list[int]] = {}
+    for r, (prompt, _) in enumerate(rows):
+        by_prompt.setdefault(prompt, []).append(r)
+    lengths = {p: len(token_ids(model, p, bos=True)) for p in by_prompt}
+    parts = [  # (prompt, its rows), at most batch_size rows each
+        (p, group[s : s + batch_size])
+        for p, group in sorted(by_prompt.items(), key=lambda item: lengths[item[0]])
+        for s in range(0, len(group), batch_size)
+    ]
+    chunks: list[list[tuple[str, list[int]]]] = []
+    for part in parts:
+        if not chunks or sum(len(g) for _, g in chunks[-1]) + len(part[1]) > batch_size:
+            chunks.append([])
+        chunks[-1].append(part)
     sums = [0.0] * len(rows)
     with progress_bar(total=len(rows), desc=desc, unit="row", progress=progress) as bar:
-        for b in range(0, len(rows), batch_size):
-            chunk = order[b : b + batch_size]
+        for chunk in chunks:
             scored = score_continuations(
-                model, [rows[r][0] for r in chunk], [[rows[r][1]] for r in chunk]
+                model,
+                [p for p, _ in chunk],
+                [[rows[r][1] for r in group] for _, group in chunk],
+                share_context=True,
             )
-            for r, s in zip(chunk, scored, strict=True):
-                sums[r] = s[0][0]
-            bar.update(len(chunk))
+            for (_, group), per_prompt in zip(chunk, scored, strict=True):
+                for r, s in zip(group, per_prompt, strict=True):
+                    sums[r] = s[0]
+            bar.update(sum(len(g) for _, g in chunk))
     out = np.asarray(sums, dtype=np.float64)
     if not np.isfinite(out).all():
         raise NonFiniteError(

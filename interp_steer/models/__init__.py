@@ -8,7 +8,7 @@ from interp_steer.models.adapters import (
 )
 from interp_steer.models.backend import Model, basis_mismatch, is_hooked, weight_basis
 from interp_steer.models.batching import generate_texts, left_pad, score_continuations
-from interp_steer.models.fast import fast_forward, fast_path_blocker
+from interp_steer.models.fast import fast_forward, fast_path_blocker, prefix_blocker, prefix_step
 from interp_steer.models.generation import generating, greedy_generate, kv_cache_fix
 from interp_steer.models.layers import HOOK_TEMPLATE, check_layers
 from interp_steer.models.loading import (
@@ -40,6 +40,8 @@ __all__ = [
     "load_model",
     "model_name",
     "named_weights",
+    "prefix_blocker",
+    "prefix_step",
     "resolve_device",
     "score_continuations",
     "verify_model",

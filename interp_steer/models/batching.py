@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from interp_steer.models.backend import Model
-from interp_steer.models.fast import fast_forward
+from interp_steer.models.fast import fast_forward, prefix_blocker, prefix_step
 from interp_steer.models.generation import greedy_generate, keeps_logits
 from interp_steer.types import Mask, Tokens
 
@@ -191,32 +191,85 @@ def generate_texts(
 
 
 def score_continuations(
-    model: Model, contexts: Sequence[str], continuations: Sequence[Sequence[str]]
+    model: Model,
+    contexts: Sequence[str],
+    continuations: Sequence[Sequence[str]],
+    *,
+    share_context: bool = False,
 ) -> list[list[tuple[float, int, int]]]:
-    """Log-likelihood of each continuation after its context, all in ONE batched forward.
+    """Log-likelihood of each continuation after its context, batched.
 
     Rows are ``context tokens + continuation tokens`` (the continuation tokenised on its
     own), left-padded, so every continuation ends at the last position and only the last
-    ``max continuation length + 1`` positions' logits are computed.
+    ``max continuation length + 1`` positions' logits are computed: ONE forward.
+
+    With ``share_context``, each context runs once and its continuations run on its KV
+    cache (two forwards: the contexts, then every continuation right-padded after its
+    context): far fewer tokens when contexts are long and have several continuations
+    (the forcing benchmark's relevance scores one continuation under ``k + 1`` prompts).
+    The sums equal the one-forward ones up to float rounding. It applies where
+    :func:`~interp_steer.models.fast.prefix_blocker` is None (the unhooked bridge), else
+    the call takes the one forward: under a hook the scores stay those of the forward the
+    hook was written for.
+
+    Args:
+        model: The model; active hooks apply.
+        contexts: The contexts (BOS added as ``to_tokens`` adds it).
+        continuations: Per context, its continuations (each non-empty in tokens).
+        share_context: Run each context once (see above).
 
     Returns:
         Per context, per continuation: ``(sum of log-probabilities, tokens, characters)``.
 
+    Raises:
+        ValueError: A continuation with no tokens.
+
     Example:
         >>> from interp_steer import load_model
-        >>> s = score_continuations(load_model("tiny"), ["Es regnet"], [[" heute", " nie"]])
+        >>> model = load_model("tiny")
+        >>> s = score_continuations(model, ["Es regnet"], [[" heute", " nie"]])
         >>> [(n_tok, n_chr) for _, n_tok, n_chr in s[0]], s[0][0][0] < 0
         ([(6, 5), (4, 3)], True)
+        >>> shared = score_continuations(model, ["Es regnet"], [[" heute", " nie"]],
+        ...                              share_context=True)
+        >>> [abs(a[0] - b[0]) < 1e-4 for a, b in zip(s[0], shared[0])]
+        [True, True]
     """
-    rows, spans = [], []
-    for context, conts in zip(contexts, continuations, strict=True):
-        ctx = token_ids(model, context, bos=True)
-        for cont in conts:
+    ctxs = [token_ids(model, context, bos=True) for context in contexts]
+    conts: list[list[list[int]]] = []
+    for context_conts in continuations:
+        conts.append([])
+        for cont in context_conts:
             cont_ids = token_ids(model, cont, bos=False)
             if not cont_ids:
                 raise ValueError(f"continuation {cont!r} has no tokens")
-            rows.append(ctx + cont_ids)
-            spans.append(len(cont_ids))
+            conts[-1].append(cont_ids)
+    if len(ctxs) != len(conts):
+        raise ValueError(f"one list of continuations per context: {len(ctxs)} and {len(conts)}")
+    if share_context and prefix_blocker(model) is None and any(conts):
+        sums = _sums_on_shared_contexts(model, ctxs, conts)
+    else:
+        sums = _sums_in_one_forward(model, ctxs, conts)
+    out, i = [], 0
+    for texts, tokens in zip(continuations, conts, strict=True):
+        out.append(
+            [
+                (sums[i + j], len(ids), len(t.strip()))
+                for j, (t, ids) in enumerate(zip(texts, tokens, strict=True))
+            ]
+        )
+        i += len(texts)
+    return out
+
+
+def _sums_in_one_forward(
+    model: Model, ctxs: list[list[int]], conts: list[list[list[int]]]
+) -> list[float]:
+    """Summed log-probabilities, rows ``context + continuation`` left-padded in one forward."""
+    rows = [
+        ctx + cont for ctx, context_conts in zip(ctxs, conts, strict=True) for cont in context_conts
+    ]
+    spans = [len(cont) for context_conts in conts for cont in context_conts]
     ids, mask = left_pad(model, rows)
     keep = max(spans) + 1
     with torch.no_grad():
@@ -225,11 +278,38 @@ def score_continuations(
     for r, c in enumerate(spans):
         logprobs = logits[r, keep - 1 - c : keep - 1].float().log_softmax(-1)
         sums.append(float(logprobs.gather(-1, ids[r, -c:, None]).sum()))
-    out, i = [], 0
-    for conts in continuations:
-        out.append([(sums[i + j], spans[i + j], len(c.strip())) for j, c in enumerate(conts)])
-        i += len(conts)
-    return out
+    return sums
+
+
+def _sums_on_shared_contexts(
+    model: Model, ctxs: list[list[int]], conts: list[list[list[int]]]
+) -> list[float]:
+    """Summed log-probabilities: each context once, its continuations on its KV cache."""
+    ids, mask = left_pad(model, ctxs)
+    owner = [c for c, context_conts in enumerate(conts) for _ in context_conts]
+    rows = [cont for context_conts in conts for cont in context_conts]
+    width = max(len(r) for r in rows)
+    cont_ids = torch.full((len(rows), width), pad_id(model), dtype=torch.long)
+    cont_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):  # right-padded: row r's tokens follow its context at once
+        cont_ids[r, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        cont_mask[r, : len(row)] = 1
+    index = torch.as_tensor(owner, dtype=torch.long, device=ids.device)
+    cont_ids, cont_mask = cont_ids.to(ids.device), cont_mask.to(ids.device)
+    with torch.no_grad():
+        first, cache = prefix_step(
+            model, ids, mask.long(), None, logits_to_keep=1 if keeps_logits(model) else None
+        )
+        cache.batch_select_indices(index)
+        attention = torch.cat([mask.long()[index], cont_mask], dim=1)
+        logits, _ = prefix_step(model, cont_ids, attention, cache)
+    last = first[:, -1]  # predicts each context's first continuation token
+    sums = []
+    for r, row in enumerate(rows):
+        scores = torch.cat([last[owner[r], None], logits[r, : len(row) - 1]])
+        logprobs = scores.float().log_softmax(-1)
+        sums.append(float(logprobs.gather(-1, cont_ids[r, : len(row), None]).sum()))
+    return sums
 
 
 __all__ = [

@@ -51,8 +51,8 @@ from transformer_lens.hook_points import HookPoint
 from transformer_lens.model_bridge.generalized_components import BlockBridge
 from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
 
-from interp_steer.models.backend import TL_VERSION, Model, hf_model, is_hooked
-from interp_steer.models.generation import CACHE_RENAMING_HOOKS
+from interp_steer.models.backend import TL_VERSION, Model, cached_step, hf_model, is_hooked
+from interp_steer.models.generation import CACHE_RENAMING_HOOKS, cache_argument, kv_cache_fix
 from interp_steer.types import Mask, Tokens, VocabLogits
 
 # how a BlockBridge hooks its residual stream; a block class that overrides any of these
@@ -305,4 +305,107 @@ def fast_forward(
         return model(ids, attention_mask=mask.long(), **extra)
 
 
-__all__ = ["fast_forward", "fast_path_blocker"]
+def _plain_tree(hf: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``hf`` and every HF module below it, as they run on the fast path (wrappers seen through)."""
+    stack, seen = [hf], {id(hf)}
+    while stack:
+        module = stack.pop()
+        yield module
+        for child in module._modules.values():
+            inner = None if child is None else _innermost(child)
+            if inner is not None and id(inner) not in seen:
+                seen.add(id(inner))
+                stack.append(inner)
+
+
+def _foreign(fn: Any) -> bool:
+    """Whether a torch hook on an HF module is someone's (not transformers' nor the renaming)."""
+    if fn in CACHE_RENAMING_HOOKS:
+        return False
+    return not str(getattr(fn, "__module__", "") or "").startswith("transformers")
+
+
+def prefix_blocker(model: Model) -> str | None:
+    """Why a forward cannot be split into a KV-cached prefix and the rest now, or None.
+
+    :func:`prefix_step` runs a sequence in two calls (the prefix, then what follows on its
+    cache). Only the unhooked model gives the same logits both ways: a hook on the residual
+    stream (:func:`interp_steer.steering.steer`'s, or a researcher's) or a torch hook on an
+    HF module would see the two calls, not the one forward it was written for. So anything
+    :func:`fast_path_blocker` names, any hook on the residual stream and any torch hook on
+    an HF module (other than transformers' own and the KV-cache renaming) blocks it.
+
+    >>> from interp_steer.models import load_model
+    >>> model = load_model("tiny")
+    >>> prefix_blocker(model) is None
+    True
+    >>> with model.hooks(fwd_hooks=[("blocks.1.hook_resid_post", lambda x, hook: x)]):
+    ...     prefix_blocker(model)
+    'a hook on the residual stream would see the prefix and the rest as two calls'
+    """
+    plan = _prefix_plan(model)
+    return plan if isinstance(plan, str) else None
+
+
+def _prefix_plan(model: Model) -> _Plan | str:
+    """The fast path's plan where a split forward is exact, else why not."""
+    plan = _plan(model)
+    if isinstance(plan, str):
+        return plan
+    if plan.fire:
+        return "a hook on the residual stream would see the prefix and the rest as two calls"
+    hf = hf_model(model)
+    assert hf is not None  # _plan found it
+    for module in _plain_tree(hf):
+        hooks = (
+            *module._forward_pre_hooks.values(),
+            *module._forward_hooks.values(),
+            *module._backward_hooks.values(),
+            *module._backward_pre_hooks.values(),
+        )
+        if any(_foreign(fn) for fn in hooks):
+            return (
+                f"a torch hook on the HF module {type(module).__name__} would see the prefix "
+                "and the rest as two calls"
+            )
+    return plan
+
+
+def prefix_step(
+    model: Model,
+    ids: Tokens,
+    attention: torch.Tensor,
+    cache: Any,
+    *,
+    logits_to_keep: int | None = None,
+) -> tuple[VocabLogits, Any]:
+    """One forward of a split sequence on the fast path: ``(logits, the cache to go on from)``.
+
+    The first call takes the prefix (``cache=None``); the next takes what follows it, with
+    ``attention`` spanning the prefix and the new tokens (positions follow the mask, so a
+    left-padded prefix and right-padded continuations are both exact). The cache is the HF
+    model's own, so ``cache.batch_select_indices`` re-batches it between the calls (a
+    prefix per row of continuations). Only where :func:`prefix_blocker` is None.
+
+    Example:
+        >>> from interp_steer.models import left_pad, load_model
+        >>> model = load_model("tiny")
+        >>> ids, mask = left_pad(model, [[2, 72, 105, 44]])
+        >>> _, cache = prefix_step(model, ids[:, :2], mask[:, :2].long(), None)
+        >>> rest, _ = prefix_step(model, ids[:, 2:], mask.long(), cache)
+        >>> torch.allclose(rest, fast_forward(model, ids, mask)[:, 2:], atol=1e-5)
+        True
+
+    Raises:
+        RuntimeError: :func:`prefix_blocker` names a reason.
+    """
+    plan = _prefix_plan(model)
+    if isinstance(plan, str):
+        raise RuntimeError(f"a forward cannot be split into a cached prefix here: {plan}")
+    extra = {} if logits_to_keep is None else {"logits_to_keep": logits_to_keep}
+    with kv_cache_fix(model), _plain_modules(plan):
+        logits, cache = cached_step(model, ids, attention, cache, cache_argument(model), extra)
+    return logits, cache
+
+
+__all__ = ["fast_forward", "fast_path_blocker", "prefix_blocker", "prefix_step"]

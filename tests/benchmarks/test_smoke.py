@@ -30,6 +30,7 @@ STEPS = {
     "bench_evaluation": [
         r"^1\. generation 2x2 tokens",
         r"^2\. scoring 2 items x 2 choices",
+        r"^3\. relevance of 3 prompts x 3 continuations",
         r"^load average",
     ],
     "bench_analyses": [

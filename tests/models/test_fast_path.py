@@ -7,6 +7,7 @@ which path ran: the fast path calls no bridge block, the bridge calls each once.
 """
 
 import contextlib
+import functools
 
 import pytest
 import torch
@@ -18,6 +19,8 @@ from interp_steer.models import (
     fast_path_blocker,
     generating,
     left_pad,
+    prefix_blocker,
+    prefix_step,
     score_continuations,
 )
 from interp_steer.models.backend import TL_VERSION, hf_model
@@ -360,3 +363,94 @@ def test_cohere_on_tl3_takes_the_bridge(tiny_archs, blocks_run):
     with torch.no_grad():
         fast_forward(model, ids, mask)
     assert blocks_run[0] == model.cfg.n_layers
+
+
+# ----------------------------------------------------------------- shared contexts (prefix cache)
+
+CONTEXTS = [  # the tiny model's sliding window is 16 tokens: most rows run past it
+    "Die Katze schläft auf der warmen Matte neben dem Ofen.",
+    "Hi",
+    "Hallo, mein Freund, wie geht es dir heute?",
+]
+CONTINUATIONS = [
+    [" The cat sleeps.", " x", " und draußen regnet es seit Stunden, immer weiter."],
+    [" there"],
+    [" Gut, danke!", " Es regnet.", " Hallo"],
+]
+
+
+def shared_and_whole(model, contexts=CONTEXTS, conts=CONTINUATIONS):
+    return (
+        score_continuations(model, contexts, conts, share_context=True),
+        score_continuations(model, contexts, conts),
+    )
+
+
+def assert_same_scores(got, want, exact=False):
+    for g, w in zip(got, want, strict=True):
+        for (s, n, c), (s2, n2, c2) in zip(g, w, strict=True):
+            assert (n, c) == (n2, c2)
+            assert s == s2 if exact else s == pytest.approx(s2, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shared_contexts_score_as_one_forward_and_run_each_context_once(
+    name, get_model, monkeypatch
+):
+    model = get_model(name)
+    hf = hf_model(model)
+    rows = []
+    monkeypatch.setattr(
+        type(hf), "forward", _counting(type(hf).forward, lambda ids: rows.append(ids.shape))
+    )
+    shared, whole = shared_and_whole(model)
+    # two HF forwards: the three contexts, then the seven continuations; then one of 7 rows
+    assert [r[0] for r in rows] == [3, 7, 7]
+    assert_same_scores(shared, whole)
+    alone = [score_continuations(model, [c], [cs], share_context=True)[0]
+             for c, cs in zip(CONTEXTS, CONTINUATIONS, strict=True)]  # fmt: skip
+    assert_same_scores(alone, shared)  # batched = unbatched
+
+
+def _counting(forward, record):
+    @functools.wraps(forward)  # the same signature: the cache argument's name is read from it
+    def counted(self, input_ids=None, *args, **kwargs):
+        record(input_ids)
+        return forward(self, input_ids, *args, **kwargs)
+
+    return counted
+
+
+def test_under_a_hook_shared_contexts_take_the_one_forward(tiny, blocks_run):
+    seen = []
+    with tiny.hooks(fwd_hooks=[("blocks.1.hook_resid_post", lambda x, hook: seen.append(x))]):
+        assert "residual stream" in prefix_blocker(tiny)
+        shared, whole = shared_and_whole(tiny)
+    assert [x.shape[0] for x in seen] == [7, 7]  # one whole forward each: the hook saw rows
+    assert_same_scores(shared, whole, exact=True)
+    v = SteeringVector(torch.linspace(-1, 1, 64), layer=2)
+    with steer(tiny, v, alpha=3.0):
+        shared, whole = shared_and_whole(tiny)
+    assert_same_scores(shared, whole, exact=True)  # steered scores: the forward steer knows
+    handle = tiny.blocks[0].original_component.register_forward_hook(lambda m, a, o: None)
+    try:
+        assert "torch hook on the HF module Gemma3DecoderLayer" in prefix_blocker(tiny)
+        with pytest.raises(RuntimeError, match="cannot be split into a cached prefix"):
+            prefix_step(tiny, *batch(tiny), None)
+    finally:
+        handle.remove()
+    assert prefix_blocker(tiny) is None
+
+
+def test_a_hooked_transformer_scores_shared_contexts_whole(tiny_hooked):
+    assert "HookedTransformer" in prefix_blocker(tiny_hooked)
+    shared, whole = shared_and_whole(tiny_hooked)
+    assert_same_scores(shared, whole, exact=True)
+
+
+def test_nothing_is_left_on_the_model_after_shared_contexts(tiny, blocks_run):
+    before = hooks_and_tree(tiny)
+    shared_and_whole(tiny)
+    assert hooks_and_tree(tiny) == before
+    fast, bridge = both(tiny, *batch(tiny), blocks_run)
+    assert_same(fast, bridge, batch(tiny)[1])
