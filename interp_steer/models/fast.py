@@ -82,6 +82,7 @@ class _Plan:
 
     swaps: tuple[_Swap, ...]
     fire: tuple[tuple[torch.nn.Module, HookPoint | None, HookPoint | None], ...]
+    modules: tuple[torch.nn.Module, ...]  # the HF model and every HF module below it
 
 
 def _hooked(module: torch.nn.Module) -> bool:
@@ -125,12 +126,17 @@ def _innermost(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-def _swaps(hf: torch.nn.Module) -> tuple[_Swap, ...] | str:
-    """Every bridge component in ``hf``'s tree with the HF module it wraps, or why not."""
+def _swaps(hf: torch.nn.Module) -> tuple[tuple[_Swap, ...], list[torch.nn.Module]] | str:
+    """Every bridge component in ``hf``'s tree with the HF module it wraps, or why not.
+
+    Also returns the HF modules the walk went through (``hf`` and all below it, wrappers
+    seen through): the modules the fast path runs.
+    """
     swaps: list[_Swap] = []
-    stack, seen = [hf], {id(hf)}
+    stack, seen, walked = [hf], {id(hf)}, []
     while stack:
         parent = stack.pop()
+        walked.append(parent)
         for name, child in parent._modules.items():
             if child is None:
                 continue
@@ -145,7 +151,7 @@ def _swaps(hf: torch.nn.Module) -> tuple[_Swap, ...] | str:
             if id(original) not in seen:
                 seen.add(id(original))
                 stack.append(original)
-    return tuple(swaps)
+    return tuple(swaps), walked
 
 
 def _plan(model: Model) -> _Plan | str:
@@ -189,14 +195,15 @@ def _plan(model: Model) -> _Plan | str:
             entry[1 if end == "in" else 2] = module
         elif isinstance(module, GeneralizedComponent) and _bridge_hooked(module, own):
             return f"a torch hook on the bridge component {module.name!r}"
-    swaps = _swaps(hf)
-    if isinstance(swaps, str):
-        return swaps
+    walk = _swaps(hf)
+    if isinstance(walk, str):
+        return walk
+    swaps, modules = walk
     run = {id(swap.original) for swap in swaps}
     for layer_module, *_ in fire.values():
         if id(layer_module) not in run:
             return "a hooked block is not one of the wrapped model's layers"
-    return _Plan(swaps, tuple((m, i, o) for m, i, o in fire.values()))
+    return _Plan(swaps, tuple((m, i, o) for m, i, o in fire.values()), tuple(modules))
 
 
 def fast_path_blocker(model: Model) -> str | None:
@@ -305,19 +312,6 @@ def fast_forward(
         return model(ids, attention_mask=mask.long(), **extra)
 
 
-def _plain_tree(hf: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """``hf`` and every HF module below it, as they run on the fast path (wrappers seen through)."""
-    stack, seen = [hf], {id(hf)}
-    while stack:
-        module = stack.pop()
-        yield module
-        for child in module._modules.values():
-            inner = None if child is None else _innermost(child)
-            if inner is not None and id(inner) not in seen:
-                seen.add(id(inner))
-                stack.append(inner)
-
-
 def _foreign(fn: Any) -> bool:
     """Whether a torch hook on an HF module is someone's (not transformers' nor the renaming)."""
     if fn in CACHE_RENAMING_HOOKS:
@@ -354,9 +348,7 @@ def _prefix_plan(model: Model) -> _Plan | str:
         return plan
     if plan.fire:
         return "a hook on the residual stream would see the prefix and the rest as two calls"
-    hf = hf_model(model)
-    assert hf is not None  # _plan found it
-    for module in _plain_tree(hf):
+    for module in plan.modules:
         hooks = (
             *module._forward_pre_hooks.values(),
             *module._forward_hooks.values(),
