@@ -121,13 +121,19 @@ def left_pad(model: Model, rows: Sequence[Sequence[int]]) -> tuple[Tokens, Mask]
         >>> ids.tolist(), mask.long().tolist()
         ([[2, 5, 6], [0, 2, 7]], [[1, 1, 1], [0, 1, 1]])
     """
+    return _pad(model, rows, left=True)
+
+
+def _pad(model: Model, rows: Sequence[Sequence[int]], *, left: bool) -> tuple[Tokens, Mask]:
+    """:func:`left_pad`, or with ``left=False`` the rows padded on the right."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id(model), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, row in enumerate(rows):
         if len(row):
-            ids[i, width - len(row) :] = torch.as_tensor(row, dtype=torch.long)
-            mask[i, width - len(row) :] = True
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[i, span] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, span] = True
     device = model.cfg.device or "cpu"
     return ids.to(device), mask.to(device)
 
@@ -288,20 +294,14 @@ def _sums_on_shared_contexts(
     ids, mask = left_pad(model, ctxs)
     owner = [c for c, context_conts in enumerate(conts) for _ in context_conts]
     rows = [cont for context_conts in conts for cont in context_conts]
-    width = max(len(r) for r in rows)
-    cont_ids = torch.full((len(rows), width), pad_id(model), dtype=torch.long)
-    cont_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, row in enumerate(rows):  # right-padded: row r's tokens follow its context at once
-        cont_ids[r, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-        cont_mask[r, : len(row)] = 1
+    cont_ids, cont_mask = _pad(model, rows, left=False)  # row r follows its context at once
     index = torch.as_tensor(owner, dtype=torch.long, device=ids.device)
-    cont_ids, cont_mask = cont_ids.to(ids.device), cont_mask.to(ids.device)
     with torch.no_grad():
         first, cache = prefix_step(
             model, ids, mask.long(), None, logits_to_keep=1 if keeps_logits(model) else None
         )
         cache.batch_select_indices(index)
-        attention = torch.cat([mask.long()[index], cont_mask], dim=1)
+        attention = torch.cat([mask.long()[index], cont_mask.long()], dim=1)
         logits, _ = prefix_step(model, cont_ids, attention, cache)
     last = first[:, -1]  # predicts each context's first continuation token
     sums = []
