@@ -233,7 +233,8 @@ class StudyConfig:
             ``train`` pairs, EnglishKL); every BiPO vector of the study uses the choice.
         bipo_lrs: The learning rates tried (in units of the residual norm).
         bipo_epochs: The numbers of epochs tried, at the chosen rate (the paper trains 1).
-        n_bipo_lr_fit: MSVAMP ``train`` pairs each candidate is trained on.
+        n_bipo_lr_fit: MSVAMP ``train`` pairs each candidate is trained on (rate, epochs,
+            and each language's pairing).
         trajectory_langs: Source and target language of the latent-language figure's
             word-translation prompts (:mod:`repro.trajectory`).
         n_trajectory: Concepts of that figure (the concept set's first ones; those whose

@@ -127,16 +127,20 @@ def bipo_epochs_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
 
 
 def bipo_pairing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
-    """BiPO's two pairings compared on held-out pairs, at the chosen rate and epochs.
+    """BiPO's two pairings compared on held-out pairs in every generation language.
 
     ``"copy"`` (translate vs copy the prompt's text; every BiPO vector of the study) and
     ``"continuation"`` (the model's own continuations of the English vs the native text),
-    each trained like a :func:`bipo_lr_stage` candidate at
-    :func:`~repro.vectors.bipo_hyper`'s rate and epochs; saved as ``gen_bipo_pairing.json``
-    (resumable in ``gen_bipo_pairing/``). Reported, not used: the study's vectors keep the
+    each trained like a :func:`bipo_lr_stage` candidate (on that language's pairs, at its
+    selected layer) at :func:`~repro.vectors.bipo_hyper`'s rate and epochs, in each of
+    ``cfg.gen_langs``: the rate was chosen on one language, and a pairing that wins there
+    need not win elsewhere. Saved as ``gen_bipo_pairing/<lang>.json`` (resumable in
+    ``gen_bipo_pairing/<lang>/``). Reported, not used: the study's vectors keep the
     ``"copy"`` pairing.
     """
-    _bipo_selection(model, cfg, root, "pairing", ("copy", "continuation"), bipo_hyper(root))
+    for lang in cfg.gen_langs:
+        _bipo_selection(model, cfg, root, "pairing", ("copy", "continuation"), bipo_hyper(root),
+                        lang=lang)  # fmt: skip
 
 
 def _bipo_selection(
@@ -146,13 +150,19 @@ def _bipo_selection(
     name: str,
     values: tuple[Any, ...],
     chosen: dict[str, Any],
+    lang: str | None = None,
 ) -> None:
     """BiPO trained at each of ``values`` of ``name`` (the rest: ``HYPER`` and ``chosen``).
 
-    On ``cfg.n_bipo_lr_fit`` MSVAMP ``train`` pairs of ``cfg.bipo_lr_lang`` at its selected
-    layer; saved as ``gen_bipo_<name>.json``, resumable in ``gen_bipo_<name>/``.
+    On ``cfg.n_bipo_lr_fit`` MSVAMP ``train`` pairs of ``lang`` (default
+    ``cfg.bipo_lr_lang``) at its selected layer; saved as ``gen_bipo_<name>.json``,
+    resumable in ``gen_bipo_<name>/`` (with ``lang``: ``gen_bipo_<name>/<lang>.json``,
+    resumable in ``gen_bipo_<name>/<lang>/``).
     """
-    lang = cfg.bipo_lr_lang
+    folder = root / f"gen_bipo_{name}"
+    run_dir, path = (folder, root / f"{folder.name}.json") if lang is None else (
+        folder / lang, folder / f"{lang}.json")  # fmt: skip
+    lang = lang or cfg.bipo_lr_lang
     fixed = {k: v for k, v in {**HYPER["bipo"], **chosen}.items() if k != name}
     select_hyper(
         model, lang,
@@ -163,10 +173,10 @@ def _bipo_selection(
         fit_dataset="msvamp",
         fit_split="train",
         n_fit=cfg.n_bipo_lr_fit,
-        run_dir=root / f"gen_bipo_{name}",
+        run_dir=run_dir,
         progress=True,
         **fixed,
-    ).save(root / f"gen_bipo_{name}.json")  # fmt: skip
+    ).save(path)  # fmt: skip
 
 
 def _fit_pairs(cfg: StudyConfig, lang: str) -> ParallelCorpus:

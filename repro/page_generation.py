@@ -39,6 +39,7 @@ __all__ = [
     "hyper_table",
     "kl_cells",
     "kl_table",
+    "pairing_text",
     "transfer_lines",
     "whole_rows",
 ]
@@ -127,6 +128,51 @@ def _hyper_text(found: tuple[pd.DataFrame, HyperSelection] | None, what: str, us
         f"{-sel.baseline[0]:.3f} nats) and on test pairs (unsteered "
         f"{-sel.test_baseline[0]:.3f}), which play no part in the choice. {use}"
         f"{edge_note(sel.names, sel.points, sel.chosen)}\n\n"
+        f"{markdown_table(table, digits=3)}\n"
+    )
+
+
+def pairing_text(folder: Path) -> str:
+    """The subsection comparing BiPO's pairings per language ('' without any saved language).
+
+    ``folder``: ``gen_bipo_pairing/``, one :class:`~interp_steer.analysis.HyperSelection`
+    per language (``<lang>.json``) over ``pairing``. KL to English in nats on each
+    language's selection pairs and test pairs, unsteered and under each pairing's vector.
+    """
+    sels = [HyperSelection.load(p) for p in sorted(folder.glob("*.json"))]
+    if not sels:
+        return ""
+    names = [str(p["pairing"]) for p in sels[0].points]
+    rows = []
+    for sel in sels:
+        kl = {str(p["pairing"]): (-sel.select[i, 0], -sel.test[i, 0])
+              for i, p in enumerate(sel.points)}  # fmt: skip
+        rows.append({
+            "lang": sel.lang,
+            "layer": sel.layer,
+            "select: unsteered": -float(sel.baseline[0]),
+            **{f"select: {x}": float(kl[x][0]) for x in names},
+            "test: unsteered": -float(sel.test_baseline[0]),
+            **{f"test: {x}": float(kl[x][1]) for x in names},
+            "chosen": "" if sel.chosen is None else str(sel.points[sel.chosen]["pairing"]),
+        })  # fmt: skip
+    table = pd.DataFrame(rows)
+    counts = "; ".join(
+        f"`{x}` is chosen in {int((table['chosen'] == x).sum())}, and on the test pairs is "
+        f"below unsteered in {int((table[f'test: {x}'] < table['test: unsteered']).sum())}"
+        for x in names
+    )
+    mean = {c: float(table[c].mean()) for c in table.columns if c.startswith(("select", "test"))}
+    table = pd.concat([table, pd.DataFrame([{"lang": "mean", "layer": "", **mean, "chosen": ""}])])
+    sel = sels[0]
+    return (
+        "### BiPO's pairing (compared on held-out pairs, per language)\n\n"
+        "In each language, each pairing trained BiPO on the first "
+        f"{sel.meta['fit'].get('n', '?')} `train` pairs at the language's selected layer and "
+        "the study's rate and epochs, applied as trained (α = 1), and was scored by its KL to "
+        f"English (nats, lower = closer) on held-out selection pairs ({sel.selection}) and "
+        "on test pairs (which play no part in the choice). The study's vectors keep the "
+        f"`copy` pairing. Of {len(sels)} languages, {counts}.\n\n"
         f"{markdown_table(table, digits=3)}\n"
     )
 
@@ -440,11 +486,7 @@ def generation_section(
             "At the chosen rate; the number of epochs with the lowest selection KL is used for "
             "every BiPO vector of the study.",
         )
-        + _hyper_text(
-            hyper_table(root / "gen_bipo_pairing.json"),
-            "pairing",
-            "At the chosen rate and epochs; the study's vectors keep the `copy` pairing.",
-        )
+        + pairing_text(root / "gen_bipo_pairing")
     )
     trained = trained_ratios(root / "gen_vectors", methods)
     findings = "\n".join(

@@ -70,10 +70,13 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
     defaults = json.loads((tmp_path / "run" / "gen_bipo_defaults.json").read_text())
     assert set(defaults) == {"settings", *QUICK.gen_langs}
     assert len(defaults["de"]["kl"]) == QUICK.n_gen_kl
-    assert "### BiPO's pairing (compared on held-out pairs)" in gen
+    pairing = gen.split("### BiPO's pairing (compared on held-out pairs, per language)")[1]
+    assert "| lang | layer | select: unsteered | select: copy | select: continuation |" in pairing
+    assert f"Of {len(QUICK.gen_langs)} languages, `copy` is chosen in " in pairing
+    saved = sorted(p.stem for p in (tmp_path / "run" / "gen_bipo_pairing").glob("*.json"))
+    assert saved == sorted(QUICK.gen_langs)
     assert "| epochs | chosen | ‖v‖ |" in gen
     assert "| lr | chosen | ‖v‖ | AdamW rate | select KL | test KL |" in gen
-    assert "| pairing | chosen | ‖v‖ |" in gen
     chosen = {name: HyperSelection.load(tmp_path / "run" / f"gen_bipo_{name}.json").best[name]
               for name in ("lr", "epochs")}  # fmt: skip
     assert chosen["epochs"] in QUICK.bipo_epochs
