@@ -138,9 +138,9 @@ def bipo_pairing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     ``gen_bipo_pairing/<lang>/``). Reported, not used: the study's vectors keep the
     ``"copy"`` pairing.
     """
+    chosen = bipo_hyper(root)
     for lang in cfg.gen_langs:
-        _bipo_selection(model, cfg, root, "pairing", ("copy", "continuation"), bipo_hyper(root),
-                        lang=lang)  # fmt: skip
+        _bipo_selection(model, cfg, root, "pairing", ("copy", "continuation"), chosen, lang=lang)
 
 
 def _bipo_selection(
@@ -159,10 +159,11 @@ def _bipo_selection(
     resumable in ``gen_bipo_<name>/`` (with ``lang``: ``gen_bipo_<name>/<lang>.json``,
     resumable in ``gen_bipo_<name>/<lang>/``).
     """
-    folder = root / f"gen_bipo_{name}"
-    run_dir, path = (folder, root / f"{folder.name}.json") if lang is None else (
-        folder / lang, folder / f"{lang}.json")  # fmt: skip
-    lang = lang or cfg.bipo_lr_lang
+    run_dir = root / f"gen_bipo_{name}"
+    if lang is None:
+        lang, path = cfg.bipo_lr_lang, root / f"gen_bipo_{name}.json"
+    else:
+        run_dir, path = run_dir / lang, run_dir / f"{lang}.json"
     fixed = {k: v for k, v in {**HYPER["bipo"], **chosen}.items() if k != name}
     select_hyper(
         model, lang,

@@ -145,16 +145,15 @@ def pairing_text(folder: Path) -> str:
     names = [str(p["pairing"]) for p in sels[0].points]
     rows = []
     for sel in sels:
-        kl = {str(p["pairing"]): (-sel.select[i, 0], -sel.test[i, 0])
-              for i, p in enumerate(sel.points)}  # fmt: skip
+        f = sel.to_frame().set_index("pairing")  # scores are -KL
         rows.append({
             "lang": sel.lang,
             "layer": sel.layer,
-            "select: unsteered": -float(sel.baseline[0]),
-            **{f"select: {x}": float(kl[x][0]) for x in names},
-            "test: unsteered": -float(sel.test_baseline[0]),
-            **{f"test: {x}": float(kl[x][1]) for x in names},
-            "chosen": "" if sel.chosen is None else str(sel.points[sel.chosen]["pairing"]),
+            "select: unsteered": -float(f["select_unsteered"].iloc[0]),
+            **{f"select: {x}": -float(f.loc[x, "select_score"]) for x in names},
+            "test: unsteered": -float(f["test_unsteered"].iloc[0]),
+            **{f"test: {x}": -float(f.loc[x, "test_score"]) for x in names},
+            "chosen": ", ".join(f.index[f["chosen"]]),
         })  # fmt: skip
     table = pd.DataFrame(rows)
     counts = "; ".join(
