@@ -157,8 +157,9 @@ def pairing_text(folder: Path) -> str:
         })  # fmt: skip
     table = pd.DataFrame(rows)
     counts = "; ".join(
-        f"`{x}` is chosen in {int((table['chosen'] == x).sum())}, and on the test pairs is "
-        f"below unsteered in {int((table[f'test: {x}'] < table['test: unsteered']).sum())}"
+        f"`{x}` wins the selection in {int((table['chosen'] == x).sum())} and is below "
+        f"unsteered on the test pairs in "
+        f"{int((table[f'test: {x}'] < table['test: unsteered']).sum())}"
         for x in names
     )
     mean = {c: float(table[c].mean()) for c in table.columns if c.startswith(("select", "test"))}
@@ -169,8 +170,8 @@ def pairing_text(folder: Path) -> str:
         "In each language, each pairing trained BiPO on the first "
         f"{sel.meta['fit'].get('n', '?')} `train` pairs at the language's selected layer and "
         "the study's rate and epochs, applied as trained (α = 1), and was scored by its KL to "
-        f"English (nats, lower = closer) on held-out selection pairs ({sel.selection}) and "
-        "on test pairs (which play no part in the choice). The study's vectors keep the "
+        f"English (nats, lower = closer) on selection pairs — {sel.selection} — "
+        "and on test pairs, which play no part in the choice. The study's vectors keep the "
         f"`copy` pairing. Of {len(sels)} languages, {counts}.\n\n"
         f"{markdown_table(table, digits=3)}\n"
     )

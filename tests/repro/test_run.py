@@ -72,7 +72,7 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
     assert len(defaults["de"]["kl"]) == QUICK.n_gen_kl
     pairing = gen.split("### BiPO's pairing (compared on held-out pairs, per language)")[1]
     assert "| lang | layer | select: unsteered | select: copy | select: continuation |" in pairing
-    assert f"Of {len(QUICK.gen_langs)} languages, `copy` is chosen in " in pairing
+    assert f"Of {len(QUICK.gen_langs)} languages, `copy` wins the selection in " in pairing
     saved = sorted(p.stem for p in (tmp_path / "run" / "gen_bipo_pairing").glob("*.json"))
     assert saved == sorted(QUICK.gen_langs)
     assert "| epochs | chosen | ‖v‖ |" in gen
