@@ -235,6 +235,9 @@ class StudyConfig:
         bipo_epochs: The numbers of epochs tried, at the chosen rate (the paper trains 1).
         n_bipo_lr_fit: MSVAMP ``train`` pairs each candidate is trained on (rate, epochs,
             and each language's pairing).
+        bipo_alphas: Multipliers of BiPO's default vector (as trained: α = 1) whose
+            held-out EnglishKL is compared, one chosen per language (the ``bipo_alpha``
+            stage: a sensitivity curve around α = 1).
         trajectory_langs: Source and target language of the latent-language figure's
             word-translation prompts (:mod:`repro.trajectory`).
         n_trajectory: Concepts of that figure (the concept set's first ones; those whose
@@ -272,6 +275,7 @@ class StudyConfig:
     bipo_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
     bipo_epochs: tuple[int, ...] = (1, 2)
     n_bipo_lr_fit: int = 128
+    bipo_alphas: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5)
     trajectory_langs: tuple[str, str] = ("fr", "zh")
     n_trajectory: int = 157
     forcing: ForcingConfig = field(default_factory=ForcingConfig)
@@ -305,6 +309,7 @@ QUICK = StudyConfig(
     bipo_lrs=(1e-4, 1e-3),
     bipo_epochs=(1, 2),
     n_bipo_lr_fit=4,
+    bipo_alphas=(0.5, 1.0),
     n_trajectory=8,
     forcing=FORCING_QUICK,
 )

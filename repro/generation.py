@@ -30,6 +30,7 @@ from interp_steer.analysis import (
 from interp_steer.data import ParallelCorpus, available_languages, load_parallel
 from interp_steer.evaluation import evaluate
 from interp_steer.fitting import check_hyper
+from interp_steer.steering import SteeringVector
 from interp_steer.storage import SettingsError, atomic_write_json, require_settings
 from repro.config import BASELINE_ROWS, HYPER, Row, StudyConfig, steered_rows
 from repro.vectors import (
@@ -45,10 +46,12 @@ from repro.vectors import (
 __all__ = [
     "GEN_ORDER",
     "MATH_TEMPLATE",
+    "bipo_alpha_stage",
     "bipo_defaults_stage",
     "bipo_epochs_stage",
     "bipo_lr_stage",
     "bipo_pairing_stage",
+    "default_bipo",
     "gen_adapters",
     "gen_kl",
     "gen_rows",
@@ -319,34 +322,84 @@ def bipo_defaults_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     """BiPO with the library's defaults in every language, on :func:`gen_kl`'s pairs.
 
     ``fit_vector(method="bipo")`` with no hyper-parameter given, on each language's fitting
-    pairs at its selected layer, applied as trained (α = 1); one KL to English per
-    MSVAMP ``eval`` pair, as :func:`gen_kl` computes them (its ``basic`` cells are the
-    unsteered side). Where the study's own choices are the defaults, its ``bipo`` vector
-    is this vector (read back, not trained again). Saved as ``gen_bipo_defaults.json``
+    pairs at its selected layer (:func:`default_bipo`), applied as trained (α = 1); one KL
+    to English per MSVAMP ``eval`` pair, as :func:`gen_kl` computes them (its ``basic``
+    cells are the unsteered side). Saved as ``gen_bipo_defaults.json``
     (``{lang: {"kl": [...], "norm_ratio": ...}}`` with ``settings``), resumably.
     """
     path = root / "gen_bipo_defaults.json"
-    defaults = check_hyper("bipo", {})
     settings = {
         **model_settings(model),
         "pairs": {"dataset": "msvamp", "split": "eval", "n": cfg.n_gen_kl},
         "template": MATH_TEMPLATE,
-        "hyper": defaults,
+        "hyper": check_hyper("bipo", {}),
     }
     table = _saved_table(path, settings)
-    study = {**defaults, **HYPER["bipo"], **bipo_hyper(root)}
-    name = "bipo" if study == defaults else "bipo_defaults"
     for lang in cfg.gen_langs:
         if lang in table:
             continue
-        layer = gen_selected(root, lang)["layer"]
-        vector = fit_saved(model, root / "gen_vectors" / f"{lang}-{name}", _fit_pairs(cfg, lang),
-                           layer=layer, method="bipo", hyper={})  # fmt: skip
+        vector = default_bipo(model, cfg, root, lang)
         kl = english_kl(model, kl_pairs(cfg, lang), vector=vector, alpha=1.0,
                         template=MATH_TEMPLATE, progress=False)  # fmt: skip
         table[lang] = {"kl": [float(x) for x in kl],
                        "norm_ratio": float(vector.meta["metrics"]["norm_ratio"])}  # fmt: skip
         atomic_write_json(path, table)
+
+
+def bipo_alpha_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """BiPO's default vector at strengths around α = 1, one chosen on held-out pairs.
+
+    The sensitivity curve the issue allows in place of ``bipo_scaled``: each language's
+    :func:`default_bipo` vector at every α of ``cfg.bipo_alphas`` (absolute multipliers of
+    the vector as trained), scored by the generation sweep's EnglishKL on the held-out
+    ``train`` pairs; the α with the lowest mean KL there (the first on ties) is then scored
+    on :func:`gen_kl`'s ``eval`` pairs, one KL per pair (its ``basic`` cells are the
+    unsteered side). Saved as ``gen_bipo_alpha.json`` (``{lang: {"select": [...],
+    "select_unsteered": ..., "alpha": ..., "kl": [...], "norm_ratio": ...}}`` with
+    ``settings``; ``norm_ratio`` is the vector's as trained), resumably.
+    """
+    path = root / "gen_bipo_alpha.json"
+    task = kl_evaluator(cfg)
+    settings = {
+        **model_settings(model),
+        "alphas": list(cfg.bipo_alphas),
+        "select": task.selection,
+        "pairs": {"dataset": "msvamp", "split": "eval", "n": cfg.n_gen_kl},
+        "template": MATH_TEMPLATE,
+        "hyper": check_hyper("bipo", {}),
+    }
+    table = _saved_table(path, settings)
+    for lang in cfg.gen_langs:
+        if lang in table:
+            continue
+        vector = default_bipo(model, cfg, root, lang)
+        select = [-task(model, lang, vector, a, "select").value for a in cfg.bipo_alphas]
+        best = min(range(len(select)), key=select.__getitem__)  # the first on ties
+        kl = english_kl(model, kl_pairs(cfg, lang), vector=vector, alpha=cfg.bipo_alphas[best],
+                        template=MATH_TEMPLATE, progress=False)  # fmt: skip
+        table[lang] = {
+            "select": select,
+            "select_unsteered": -task(model, lang, None, 0.0, "select").value,
+            "alpha": cfg.bipo_alphas[best],
+            "kl": [float(x) for x in kl],
+            "norm_ratio": float(vector.meta["metrics"]["norm_ratio"]),
+        }
+        atomic_write_json(path, table)
+
+
+def default_bipo(model: Any, cfg: StudyConfig, root: Path, lang: str) -> SteeringVector:
+    """``fit_vector(method="bipo")`` with no hyper-parameter, on ``lang``'s fitting pairs.
+
+    At the language's selected layer; saved in ``gen_vectors/`` and read back on later
+    calls. Where the study's own BiPO choices are the library's defaults, this is the
+    study's ``bipo`` vector (``<lang>-bipo``, read back, not trained again); otherwise
+    ``<lang>-bipo_defaults``.
+    """
+    defaults = check_hyper("bipo", {})
+    study = {**defaults, **HYPER["bipo"], **bipo_hyper(root)}
+    name = "bipo" if study == defaults else "bipo_defaults"
+    return fit_saved(model, root / "gen_vectors" / f"{lang}-{name}", _fit_pairs(cfg, lang),
+                     layer=gen_selected(root, lang)["layer"], method="bipo", hyper={})  # fmt: skip
 
 
 def _saved_table(path: Path, settings: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,9 @@ __all__ = [
     "FLOOR",
     "PAIRS_OF_INTEREST",
     "TASK_LABELS",
+    "NORM_FLOOR",
     "comparison_phrase",
+    "bipo_alpha_text",
     "bipo_defaults_text",
     "edge_note",
     "generation_findings",
@@ -47,6 +49,9 @@ __all__ = [
 TASK_LABELS = {"msvamp": "MSVAMP", "mgsm": "MGSM", "forcing": "forcing (English %)"}
 FLOOR = 15.0
 """Below this English accuracy (%) a math task is called at the model's floor."""
+NORM_FLOOR = 0.005
+"""The ‖v‖/‖h‖ issue #18 asks of a BiPO vector that learned (the paper's literal rate
+reached ≤ 1.4e-5 on gemma-3-270m)."""
 
 PAIRS_OF_INTEREST = (("es", "fr"), ("fr", "es"), ("es", "de"), ("ja", "zh"), ("zh", "ja"))
 """Transfers the paper names: within a family or script area (es→de/fr, ja↔zh)."""
@@ -425,6 +430,55 @@ def bipo_defaults_text(
     )
 
 
+def bipo_alpha_text(root: Path, cells: Mapping[str, Mapping[str, Sequence[float]]] | None) -> str:
+    """The subsection on BiPO's default vector around α = 1 ('' without its file or cells).
+
+    ``cells``: :func:`kl_cells`, whose ``basic`` rows are the unsteered side of each test.
+    """
+    path = root / "gen_bipo_alpha.json"
+    if cells is None or not path.is_file():
+        return ""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    settings = data.pop("settings")
+    langs = [x for x in data if "basic" in cells.get(x, {})]
+    if not langs:
+        return ""
+    alphas = [float(a) for a in settings["alphas"]]
+    row = "bipo (α chosen)"
+    tests = kl_tests({x: {row: data[x]["kl"], "basic": cells[x]["basic"]} for x in langs},
+                     ((row, "basic"),)).set_index("lang")  # fmt: skip
+    chosen = [float(data[x]["alpha"]) for x in langs]
+    table = pd.DataFrame(
+        {
+            "lang": langs,
+            "select: unsteered": [data[x]["select_unsteered"] for x in langs],
+            **{
+                f"select: α={a:g}": [data[x]["select"][i] for x in langs]
+                for i, a in enumerate(alphas)
+            },  # fmt: skip
+            "α": [f"{a:g}" for a in chosen],
+            "‖αv‖/‖h‖": [a * data[x]["norm_ratio"] for a, x in zip(chosen, langs, strict=True)],
+            "test: unsteered": [float(np.mean(cells[x]["basic"])) for x in langs],
+            f"test: {row}": [float(np.mean(data[x]["kl"])) for x in langs],
+            **{k: [tests.loc[x, k] for x in langs] for k in ("95% CI", "lower", "p_value")},
+        }
+    )
+    below = table[f"test: {row}"] < table["test: unsteered"]
+    long = table["‖αv‖/‖h‖"] >= NORM_FLOOR
+    return (
+        "### BiPO's default vector around α = 1\n\n"
+        "The same vectors (trained with the defaults) at α = "
+        + ", ".join(f"{a:g}" for a in alphas)
+        + f", scored on the selection pairs ({settings['select']}); the α with the lowest "
+        "selection KL is then scored on the `eval` pairs above (95% CI of the difference "
+        "from unsteered; `lower`: pairs closer to English than unsteered; exact sign test). "
+        f"At the chosen α the KL is below unsteered in {int(below.sum())} of {len(langs)} "
+        f"languages, and ‖αv‖/‖h‖ ≥ {NORM_FLOOR:g} (the length the issue asks of a "
+        f"vector that learned) holds in {int(long.sum())}; both hold in "
+        f"{int((below & long).sum())}.\n\n{markdown_table(table, digits=3)}\n"
+    )
+
+
 def generation_section(
     root: Path, img: Callable[[str], str], methods: tuple[str, ...], cfg: dict[str, Any]
 ) -> tuple[str, dict[str, go.Figure]]:
@@ -472,7 +526,7 @@ def generation_section(
             f"{markdown_table(tests, digits=3)}\n"
         )
     )
-    defaults_text = bipo_defaults_text(root, cells)
+    defaults_text = bipo_defaults_text(root, cells) + bipo_alpha_text(root, cells)
     lr_text = (
         _hyper_text(
             hyper_table(root / "gen_bipo_lr.json"),

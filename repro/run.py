@@ -46,6 +46,7 @@ from repro.config import QUICK, STUDY, StudyConfig
 from repro.control import control_stage
 from repro.forcing import forcing_stage
 from repro.generation import (
+    bipo_alpha_stage,
     bipo_defaults_stage,
     bipo_epochs_stage,
     bipo_lr_stage,
@@ -93,6 +94,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("gen_adapters", gen_adapters),
     ("gen_kl", gen_kl),
     ("bipo_defaults", bipo_defaults_stage),
+    ("bipo_alpha", bipo_alpha_stage),
     ("gen_table", gen_table),
     ("gen_transfer", gen_transfer),
     ("forcing", forcing_stage),

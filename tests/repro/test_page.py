@@ -8,6 +8,7 @@ import pytest
 
 from interp_steer.analysis import SweepResult, TransferResult
 from repro.page_generation import (
+    bipo_alpha_text,
     bipo_defaults_text,
     comparison_phrase,
     generation_findings,
@@ -129,6 +130,31 @@ def test_bipo_defaults_text_tests_each_language_against_its_unsteered_cells(tmp_
     assert rows[0][5:7] == ["8/8", "0.008"]  # lower, p (sign test: 2/2^8)
     assert rows[1][5] == "4/8"
     assert bipo_defaults_text(tmp_path, {"ja": {"basic": [1.0]}}) == ""  # no shared language
+
+
+def test_bipo_alpha_text_counts_languages_below_unsteered_and_long_enough(tmp_path):
+    cells = {"de": {"basic": [1.0] * 8}, "fr": {"basic": [1.0] * 8}}
+    assert bipo_alpha_text(tmp_path, cells) == ""  # no file yet
+    data = {"settings": {"alphas": [0.5, 1.0], "select": "msvamp train pairs 400..463"},
+            # de: α = 0.5 wins the selection and, at 0.5 × 0.012 = 0.006, is long enough
+            "de": {"select": [0.4, 0.6], "select_unsteered": 0.9, "alpha": 0.5,
+                   "kl": [0.5] * 8, "norm_ratio": 0.012},
+            # fr: α = 0.5 wins but 0.5 × 0.008 = 0.004 is below the floor; never closer
+            "fr": {"select": [0.3, 0.3], "select_unsteered": 0.2, "alpha": 0.5,
+                   "kl": [1.5] * 8, "norm_ratio": 0.008}}  # fmt: skip
+    (tmp_path / "gen_bipo_alpha.json").write_text(json.dumps(data), encoding="utf-8")
+    text = bipo_alpha_text(tmp_path, cells)
+    assert text.startswith("### BiPO's default vector around α = 1")
+    assert "at α = 0.5, 1, scored on the selection pairs (msvamp train pairs 400..463)" in text
+    assert ("below unsteered in 1 of 2 languages, and ‖αv‖/‖h‖ ≥ 0.005 (the length the "
+            "issue asks of a vector that learned) holds in 1; both hold in 1.") in text  # fmt: skip
+    header = [c.strip() for c in text.split("\n| lang")[1].split("\n")[0].strip("|").split("|")]
+    assert header[:5] == ["", "select: unsteered", "select: α=0.5", "select: α=1", "α"]
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in text.splitlines()
+            if r.startswith(("| de", "| fr"))]  # fmt: skip
+    assert rows[0][4:7] == ["0.5", "0.006", "1.000"]  # α, ‖αv‖/‖h‖, test unsteered
+    assert rows[1][5] == "0.004" and rows[1][9] == "0/8"
+    assert bipo_alpha_text(tmp_path, {"ja": {"basic": [1.0]}}) == ""  # no shared language
 
 
 def test_findings_name_the_methods_further_from_english_than_unsteered():

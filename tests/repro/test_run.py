@@ -70,6 +70,14 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
     defaults = json.loads((tmp_path / "run" / "gen_bipo_defaults.json").read_text())
     assert set(defaults) == {"settings", *QUICK.gen_langs}
     assert len(defaults["de"]["kl"]) == QUICK.n_gen_kl
+    # the same vector around α = 1: the α chosen on selection pairs is scored on eval pairs
+    assert "### BiPO's default vector around α = 1" in gen
+    around = json.loads((tmp_path / "run" / "gen_bipo_alpha.json").read_text())
+    assert set(around) == {"settings", *QUICK.gen_langs}
+    select = around["de"]["select"]
+    assert len(select) == len(QUICK.bipo_alphas) and len(around["de"]["kl"]) == QUICK.n_gen_kl
+    assert around["de"]["alpha"] == QUICK.bipo_alphas[select.index(min(select))]
+    assert around["de"]["norm_ratio"] == defaults["de"]["norm_ratio"]  # one vector, read back
     pairing = gen.split("### BiPO's pairing (compared on held-out pairs, per language)")[1]
     assert "| lang | layer | select: unsteered | select: copy | select: continuation |" in pairing
     assert f"Of {len(QUICK.gen_langs)} languages, `copy` wins the selection in " in pairing
