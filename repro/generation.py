@@ -328,13 +328,7 @@ def bipo_defaults_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     (``{lang: {"kl": [...], "norm_ratio": ...}}`` with ``settings``), resumably.
     """
     path = root / "gen_bipo_defaults.json"
-    settings = {
-        **model_settings(model),
-        "pairs": {"dataset": "msvamp", "split": "eval", "n": cfg.n_gen_kl},
-        "template": MATH_TEMPLATE,
-        "hyper": check_hyper("bipo", {}),
-    }
-    table = _saved_table(path, settings)
+    table = _saved_table(path, _default_bipo_settings(model, cfg))
     for lang in cfg.gen_langs:
         if lang in table:
             continue
@@ -360,14 +354,8 @@ def bipo_alpha_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     """
     path = root / "gen_bipo_alpha.json"
     task = kl_evaluator(cfg)
-    settings = {
-        **model_settings(model),
-        "alphas": list(cfg.bipo_alphas),
-        "select": task.selection,
-        "pairs": {"dataset": "msvamp", "split": "eval", "n": cfg.n_gen_kl},
-        "template": MATH_TEMPLATE,
-        "hyper": check_hyper("bipo", {}),
-    }
+    settings = {**_default_bipo_settings(model, cfg), "alphas": list(cfg.bipo_alphas),
+                "select": task.selection}  # fmt: skip
     table = _saved_table(path, settings)
     for lang in cfg.gen_langs:
         if lang in table:
@@ -400,6 +388,16 @@ def default_bipo(model: Any, cfg: StudyConfig, root: Path, lang: str) -> Steerin
     name = "bipo" if study == defaults else "bipo_defaults"
     return fit_saved(model, root / "gen_vectors" / f"{lang}-{name}", _fit_pairs(cfg, lang),
                      layer=gen_selected(root, lang)["layer"], method="bipo", hyper={})  # fmt: skip
+
+
+def _default_bipo_settings(model: Any, cfg: StudyConfig) -> dict[str, Any]:
+    """What a score of :func:`default_bipo`'s vectors on :func:`gen_kl`'s pairs depends on."""
+    return {
+        **model_settings(model),
+        "pairs": {"dataset": "msvamp", "split": "eval", "n": cfg.n_gen_kl},
+        "template": MATH_TEMPLATE,
+        "hyper": check_hyper("bipo", {}),
+    }
 
 
 def _saved_table(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
