@@ -29,12 +29,12 @@ from repro.vectors import bipo_hyper
 
 __all__ = [
     "FLOOR",
+    "NORM_FLOOR",
     "PAIRS_OF_INTEREST",
     "TASK_LABELS",
-    "NORM_FLOOR",
-    "comparison_phrase",
     "bipo_alpha_text",
     "bipo_defaults_text",
+    "comparison_phrase",
     "edge_note",
     "generation_findings",
     "generation_section",
