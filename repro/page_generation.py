@@ -158,6 +158,8 @@ def pairing_text(folder: Path) -> str:
             **{f"select: {x}": -float(f.loc[x, "select_score"]) for x in names},
             "test: unsteered": -float(f["test_unsteered"].iloc[0]),
             **{f"test: {x}": -float(f.loc[x, "test_score"]) for x in names},
+            **{f"‖v‖/‖h‖: {x}": _trained_ratio(p) for x, p in zip(names, sel.meta["points"],
+                                                                  strict=True)},
             "chosen": ", ".join(f.index[f["chosen"]]),
         })  # fmt: skip
     table = pd.DataFrame(rows)
@@ -167,8 +169,13 @@ def pairing_text(folder: Path) -> str:
         f"{int((table[f'test: {x}'] < table['test: unsteered']).sum())}"
         for x in names
     )
-    mean = {c: float(table[c].mean()) for c in table.columns if c.startswith(("select", "test"))}
-    table = pd.concat([table, pd.DataFrame([{"lang": "mean", "layer": "", **mean, "chosen": ""}])])
+    numeric = [c for c in table.columns if c not in ("lang", "layer", "chosen")]
+    summary = [
+        {"lang": name, "layer": "", **{c: float(getattr(table[c], name)()) for c in numeric},
+         "chosen": ""}
+        for name in ("mean", "median")
+    ]  # fmt: skip
+    table = pd.concat([table, pd.DataFrame(summary)])
     sel = sels[0]
     return (
         "### BiPO's pairing (compared on held-out pairs, per language)\n\n"
@@ -176,10 +183,28 @@ def pairing_text(folder: Path) -> str:
         f"{sel.meta['fit'].get('n', '?')} `train` pairs at the language's selected layer and "
         "the study's rate and epochs, applied as trained (α = 1), and was scored by its KL to "
         f"English (nats, lower = closer) on selection pairs — {sel.selection} — "
-        "and on test pairs, which play no part in the choice. The study's vectors keep the "
-        f"`copy` pairing. Of {len(sels)} languages, {counts}.\n\n"
+        "and on test pairs, which play no part in the choice; ‖v‖/‖h‖ is each vector's length "
+        "as trained, relative to the mean residual norm at its layer. One language whose "
+        "vector overshoots can dominate the mean, so the median is given too. The study's "
+        f"vectors keep the `copy` pairing. Of {len(sels)} languages, {counts}.\n\n"
         f"{markdown_table(table, digits=3)}\n"
     )
+
+
+def _trained_ratio(point: Mapping[str, Any]) -> float:
+    """``‖v‖/‖h‖`` of a grid point's vector as trained, from a HyperSelection's ``meta``.
+
+    NaN where the point's meta lacks the norms (a failed point).
+
+    >>> _trained_ratio({"vector_norm": 20.0, "fit_metrics": {"resid_norm": 2000.0}})
+    0.01
+    >>> _trained_ratio({"failed": {}})
+    nan
+    """
+    metrics = point.get("fit_metrics") or {}
+    if "vector_norm" not in point or not metrics.get("resid_norm"):
+        return float("nan")
+    return float(point["vector_norm"]) / float(metrics["resid_norm"])
 
 
 def edge_note(names: Sequence[str], points: Sequence[Mapping[str, Any]], chosen: int | None) -> str:

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interp_steer.analysis import SweepResult, TransferResult
+from interp_steer.analysis import HyperSelection, SweepResult, TransferResult
 from repro.page_generation import (
     bipo_alpha_text,
     bipo_defaults_text,
     comparison_phrase,
     generation_findings,
     kl_table,
+    pairing_text,
     transfer_lines,
 )
 from repro.page_xcopa import xcopa_findings
@@ -216,3 +217,37 @@ def test_paired_kl_tests_per_language_and_pooled():
 def test_paired_difference_refuses_empty_groups():
     with pytest.raises(ValueError, match="at least one pair in every group"):
         paired_difference([(np.array([]), np.array([]))])
+
+
+def _pairing(lang: str, select: list[float], test: list[float], norms: list[float]):
+    """A saved-like pairing selection: KLs (unsteered first) and vector norms (‖h‖ 1000)."""
+    return HyperSelection(
+        "m", "bipo", lang, 4, "-KL", ("pairing",),
+        ({"pairing": "copy"}, {"pairing": "continuation"}),
+        False, np.ones(2), np.ones(2), -np.repeat(np.array(select[1:])[:, None], 3, 1),
+        -np.repeat(np.array(test[1:])[:, None], 3, 1), -np.full(3, select[0]),
+        -np.full(3, test[0]), int(np.argmin(select[1:])), "sel pairs", "test pairs",
+        {"fit": {"n": 8}, "points": [{"vector_norm": x, "fit_metrics": {"resid_norm": 1000.0}}
+                                     for x in norms]},
+    )  # fmt: skip
+
+
+def test_pairing_text_reports_lengths_mean_and_median(tmp_path):
+    _pairing("de", [0.1, 0.08, 0.09], [0.2, 0.1, 0.3], [6.0, 7.0]).save(tmp_path / "de.json")
+    _pairing("es", [0.1, 0.2, 9.0], [0.2, 0.3, 9.0], [10.0, 40.0]).save(tmp_path / "es.json")
+    _pairing("fr", [0.1, 0.3, 0.2], [0.2, 0.1, 0.15], [8.0, 12.0]).save(tmp_path / "fr.json")
+    text = pairing_text(tmp_path)
+    rows = {  # a table row's cells after the first, joined by one space
+        cells[0]: " ".join(cells[1:]).strip()
+        for line in text.splitlines()
+        if line.startswith("| ") and (cells := [c.strip() for c in line.strip("|").split("|")])
+    }
+    assert rows["lang"].endswith("‖v‖/‖h‖: copy ‖v‖/‖h‖: continuation chosen")
+    assert rows["de"] == "4 0.100 0.080 0.090 0.200 0.100 0.300 0.006 0.007 copy"
+    assert rows["fr"].endswith("0.200 0.100 0.150 0.008 0.012 continuation")
+    # the mean is pulled up by es's 9-nat overshoot, the median is not
+    assert rows["mean"] == "0.100 0.193 3.097 0.200 0.167 3.150 0.008 0.020"
+    assert rows["median"] == "0.100 0.200 0.200 0.200 0.100 0.300 0.008 0.012"
+    assert "`copy` wins the selection in 2 and is below unsteered on the test pairs in 2" in text
+    assert "`continuation` wins the selection in 1 and is below unsteered on the test" in text
+    assert pairing_text(tmp_path / "none") == ""
