@@ -158,8 +158,8 @@ def pairing_text(folder: Path) -> str:
             **{f"select: {x}": -float(f.loc[x, "select_score"]) for x in names},
             "test: unsteered": -float(f["test_unsteered"].iloc[0]),
             **{f"test: {x}": -float(f.loc[x, "test_score"]) for x in names},
-            **{f"‖v‖/‖h‖: {x}": _trained_ratio(p) for x, p in zip(names, sel.meta["points"],
-                                                                  strict=True)},
+            **{f"‖v‖/‖h‖: {x}": _trained_ratio(p) for x, p in
+               zip(names, sel.meta.get("points") or [{} for _ in names], strict=True)},
             "chosen": ", ".join(f.index[f["chosen"]]),
         })  # fmt: skip
     table = pd.DataFrame(rows)
