@@ -17,12 +17,14 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from interp_steer.analysis import ForcingBenchmark
+from interp_steer.evaluation import RelevanceCheck
 from interp_steer.plotting import plot_forcing, plot_forcing_layers
 from interp_steer.steering import SteeringVector
-from repro.forcing import PARTS
+from repro.forcing import PARTS, VALIDATION
 from repro.tables import markdown_table, paired_difference
 
 __all__ = [
+    "PASS_SHARE",
     "REFERENCE",
     "SECTION",
     "diffmean_finding",
@@ -32,6 +34,8 @@ __all__ = [
     "method_table",
     "operator_table",
     "selection_finding",
+    "validation_finding",
+    "validation_table",
 ]
 
 SECTION = "## Language forcing: control × relevance (CLaS-Bench)"
@@ -39,6 +43,9 @@ SECTION = "## Language forcing: control × relevance (CLaS-Bench)"
 
 REFERENCE = "mean_diff"
 """The method every other one is compared with (CLaS-Bench's DiffMean)."""
+
+PASS_SHARE = 0.9
+"""The relevance check passes when the reference wins on at least this share of items."""
 
 _DIRECTIONS = {"to_english": "to English", "from_english": "from English"}
 
@@ -247,6 +254,57 @@ def _control_table(control: ForcingBenchmark, study: ForcingBenchmark) -> pd.Dat
     return pd.DataFrame(out)
 
 
+def _checks(folder: Path) -> list[RelevanceCheck]:
+    """The saved relevance checks under ``folder`` (``forcing/validation``), study first."""
+    return [RelevanceCheck.load(path) for sub in ("study", "control")
+            for path in sorted((folder / sub).glob("*.json"))]  # fmt: skip
+
+
+def validation_table(checks: list[RelevanceCheck]) -> pd.DataFrame:
+    """Per model and language: the check's share in each direction, and its chance rate.
+
+    ``share``: items whose parallel reference outscores another item's (passes at
+    :data:`PASS_SHARE`); ``off-topic relevant``: how often that other item's reference
+    would count as relevant (both directions; chance ``1 / (k + 1)``).
+    """
+    rows: dict[tuple[str, str], dict[str, object]] = {}
+    off: dict[tuple[str, str], list[float]] = {}
+    for check in checks:
+        key = (check.model, check.lang)
+        row = rows.setdefault(key, {"model": check.model, "lang": check.lang})
+        row[f"share {_DIRECTIONS[check.direction]}"] = check.share
+        off.setdefault(key, []).append(check.relevant_off)
+    for key, row in rows.items():
+        row["off-topic relevant"] = float(np.mean(off[key]))
+    columns = ["model", "lang", *(f"share {d}" for d in _DIRECTIONS.values()),
+               "off-topic relevant"]  # fmt: skip
+    return pd.DataFrame(list(rows.values())).reindex(columns=columns)
+
+
+def validation_finding(checks: list[RelevanceCheck]) -> str:
+    """In how many (language, direction) cases each model's relevance check passes."""
+    parts = []
+    for model in dict.fromkeys(c.model for c in checks):
+        mine = [c for c in checks if c.model == model]
+        failed = [c for c in mine if c.share < PASS_SHARE]
+        text = f"`{model}` passes in {len(mine) - len(failed)} of {len(mine)} cases"
+        if failed:
+            text += " and fails in " + ", ".join(
+                f"{c.lang} {_DIRECTIONS[c.direction]} ({c.share:.2f})" for c in failed
+            )
+        parts.append(text)
+    k = checks[0].settings["k"]
+    return (
+        f"The relevance scorer is the model under test, so each model's scorer is checked in "
+        f"each of its languages (`validate_relevance`, k = {k}, on the {len(checks[0].ids)} "
+        f"selection and test lines): it passes when the parallel reference outscores another "
+        f"line's reference on at least {PASS_SHARE:.0%} of the lines. "
+        + "; ".join(parts)
+        + ". Where it fails, that language's relevance (and score) rests on a scorer that "
+        "does not reliably tell a translation from an off-topic text."
+    )
+
+
 def _grid_words(bench: ForcingBenchmark) -> str:
     """The grid of a part in words."""
     strengths = "; ".join(
@@ -350,12 +408,25 @@ def forcing_section(root: Path, img: Callable[[str], str]) -> tuple[str, dict[st
             markdown_table(_control_table(control, methods), digits=3),
             "",
         ]
+    checks = _checks(folder / VALIDATION)
+    if checks:
+        lines += [
+            "**Is the relevance measure valid here?** " + validation_finding(checks),
+            "",
+            markdown_table(validation_table(checks), digits=2),
+            "",
+        ]
+    else:
+        lines += ["The relevance checks (`validate_relevance`) have not run yet.", ""]
     if compute:
-        cells = {p: len(b.to_frame()) for p, b in parts.items()}
+        sizes = {p: f"{len(b.to_frame())} cells" for p, b in parts.items()}
+        sizes[VALIDATION] = f"{len(checks)} checks"
         lines += [
             "Compute (minutes, summed over invocations; cells shared between parts are run "
             "once): "
-            + ", ".join(f"{p} {compute[p] / 60:.0f} ({cells.get(p, 0)} cells)" for p in compute)
+            + ", ".join(
+                f"{p} {t / 60:.0f} ({sizes.get(p, 'unfinished')})" for p, t in compute.items()
+            )
             + f"; {sum(compute.values()) / 60:.0f} in all.",
             "",
         ]

@@ -1,6 +1,7 @@
 """Evaluating a model on tasks and language forcing, steered or not: prompts, scores, statistics."""
 
 from interp_steer.evaluation.forcing import (
+    REFERENCE_SEPARATOR,
     ForcingPrompts,
     ForcingResult,
     RelevanceCheck,
@@ -29,6 +30,7 @@ from interp_steer.evaluation.statistics import (
 
 __all__ = [
     "BASELINES",
+    "REFERENCE_SEPARATOR",
     "Baseline",
     "EnglishDamage",
     "EvalResult",

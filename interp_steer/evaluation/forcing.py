@@ -74,6 +74,11 @@ from interp_steer.storage import SavedResult, plain_settings, texts_fingerprint
 FORMAT = "interp_steer.ForcingResult"
 """The ``format`` header of a saved :class:`ForcingResult`."""
 
+CHECK_FORMAT = "interp_steer.RelevanceCheck"
+"""The ``format`` header of a saved :class:`RelevanceCheck`."""
+
+_CHECK_ARRAYS = ("good", "off", "good_margin", "off_margin")
+
 REFERENCE_SEPARATOR = " "
 """What :func:`validate_relevance` puts between a prompt and a reference it scores."""
 
@@ -654,7 +659,7 @@ def relevance_margins(
 
 
 @dataclass(frozen=True)
-class RelevanceCheck:
+class RelevanceCheck(SavedResult):
     """The validation of the relevance measure on known answers.
 
     For item ``i`` the known-good continuation is its parallel reference and the off-topic
@@ -675,6 +680,10 @@ class RelevanceCheck:
             (own prompt minus the best distractor).
         off_margin: ``[n]`` the off-topic reference's margin.
         settings: ``k``, ``seed``, ``source``, ``start``, ``fingerprint``, ``separator``.
+
+    Raises:
+        ValueError: Unknown language or direction, fewer than two items, partners that
+            are not another item each, or arrays of the wrong shape or not finite.
     """
 
     model: str
@@ -702,7 +711,7 @@ class RelevanceCheck:
             not 0 <= p < n or p == i for i, p in enumerate(self.partners)
         ):
             raise ValueError("partners must name another item for each item")
-        for name in ("good", "off", "good_margin", "off_margin"):
+        for name in _CHECK_ARRAYS:
             values = np.asarray(getattr(self, name), dtype=np.float64)
             set_(self, name, values)
             if values.shape != (n,) or not np.isfinite(values).all():
@@ -747,6 +756,42 @@ class RelevanceCheck:
         ):
             frame[key] = value
         return frame
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with a ``format``/``version`` header."""
+        return {
+            "format": CHECK_FORMAT,
+            "version": 1,
+            "model": self.model,
+            "lang": self.lang,
+            "direction": self.direction,
+            "ids": list(self.ids),
+            "partners": list(self.partners),
+            **{name: getattr(self, name).tolist() for name in _CHECK_ARRAYS},
+            "settings": dict(self.settings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RelevanceCheck":
+        """Rebuild a check from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: Not a relevance check, or a damaged one.
+        """
+        if data.get("format") != CHECK_FORMAT:
+            raise ValueError(f"not a {CHECK_FORMAT} (format={data.get('format')!r})")
+        try:
+            return cls(
+                model=str(data["model"]),
+                lang=str(data["lang"]),
+                direction=data["direction"],
+                ids=tuple(data["ids"]),
+                partners=tuple(data["partners"]),
+                **{name: np.asarray(data[name], dtype=np.float64) for name in _CHECK_ARRAYS},
+                settings=dict(data["settings"]),
+            )
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"damaged relevance check: {err!r}") from None
 
 
 def _derangement(n: int, rng: np.random.Generator) -> list[int]:
@@ -943,6 +988,7 @@ def forcing_run(
 
 
 __all__ = [
+    "CHECK_FORMAT",
     "FORMAT",
     "MAX_REPETITION",
     "REFERENCE_SEPARATOR",

@@ -356,6 +356,26 @@ def test_validate_relevance_on_tiny(tiny):
         validate_relevance(tiny, forcing_prompts("sw", "to_english", n=5, source="tatoeba"), k=4)
 
 
+@pytest.mark.parametrize("suffix", [".json", ".parquet"])
+def test_relevance_check_save_load_is_bit_exact(tmp_path, tiny, suffix):
+    prompts = forcing_prompts("sw", "to_english", n=5, source="tatoeba")
+    check = validate_relevance(tiny, prompts, k=2, seed=1, progress=False)
+    back = RelevanceCheck.load(check.save(tmp_path / f"c{suffix}"))
+    for name in ("model", "lang", "direction", "ids", "partners", "settings"):
+        assert getattr(back, name) == getattr(check, name)
+    for name in ("good", "off", "good_margin", "off_margin"):
+        assert getattr(back, name).dtype == np.float64
+        assert getattr(back, name).tobytes() == getattr(check, name).tobytes()
+    assert (back.share, back.relevant_good, back.relevant_off) == (
+        check.share, check.relevant_good, check.relevant_off)  # fmt: skip
+    with pytest.raises(ValueError, match="not a interp_steer.RelevanceCheck"):
+        RelevanceCheck.from_dict(forcing_run(tiny, prompts, k=1, max_new_tokens=2,
+                                             progress=False).to_dict())  # fmt: skip
+    damaged = {k: v for k, v in check.to_dict().items() if k != "off"}
+    with pytest.raises(ValueError, match="damaged relevance check"):
+        RelevanceCheck.from_dict(damaged)
+
+
 def test_validate_relevance_scores_are_pmi_against_shared_distractors(tiny):
     prompts = forcing_prompts("sw", "from_english", n=4, source="tatoeba")
     # k=2: the distractors are the two items besides i and its partner j

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from interp_steer.analysis import ForcingBenchmark
+from interp_steer.evaluation import RelevanceCheck
+from interp_steer.storage import SettingsError
 from repro import run as study
 from repro.config import QUICK
-from repro.forcing import PARTS, forcing_parts
+from repro.forcing import PARTS, VALIDATION, forcing_parts, relevance_checks
 from repro.page_forcing import (
     REFERENCE,
     SECTION,
@@ -19,6 +21,8 @@ from repro.page_forcing import (
     lowrank_finding,
     method_table,
     selection_finding,
+    validation_finding,
+    validation_table,
 )
 
 
@@ -63,16 +67,42 @@ def test_stage_runs_every_part_and_resumes(run_folder, tiny):
     both = frame.merge(mine, on=key, suffixes=("_a", "_b"))
     assert len(both) and np.array_equal(both["score_a"], both["score_b"], equal_nan=True)
     compute = json.loads((folder / "compute.json").read_text(encoding="utf-8"))
-    assert set(compute) == set(PARTS) and all(s > 0 for s in compute.values())
+    assert set(compute) == {*PARTS, VALIDATION} and all(s > 0 for s in compute.values())
+    # the relevance checks: each model's scorer in each of its languages, both directions
+    checks = {p.relative_to(folder / VALIDATION).as_posix(): RelevanceCheck.load(p)
+              for p in (folder / VALIDATION).rglob("*.json")}  # fmt: skip
+    assert set(checks) == {f"{m}/{lang}-{d}.json" for m, langs in (("study", f.langs),
+                           ("control", f.control_langs)) for lang in langs
+                           for d in ("to_english", "from_english")}  # fmt: skip
+    assert checks["study/de-to_english.json"].model == methods.model
+    assert checks["control/sw-from_english.json"].model == parts["control"].model
+    assert all(len(c.ids) == f.n_select + f.n_test and c.settings["k"] == f.k
+               for c in checks.values())  # fmt: skip
 
-    # resumed: every cell is read back, the results are identical, the compute grows
+    # resumed: every cell and check is read back, the results are identical, compute grows
     stamps = {p: p.stat().st_mtime_ns for p in (folder / "study" / "cells").rglob("*.json")}
+    stamps |= {p: p.stat().st_mtime_ns for p in (folder / VALIDATION).rglob("*.json")}
     study.run_study(run_folder, QUICK, model=tiny, stages=("forcing",))
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
     again = ForcingBenchmark.load(folder / "methods.json")
     pd.testing.assert_frame_equal(again.to_frame(), methods.to_frame())
     later = json.loads((folder / "compute.json").read_text(encoding="utf-8"))
-    assert all(later[p] > compute[p] for p in PARTS)
+    assert all(later[p] > compute[p] for p in (*PARTS, VALIDATION))
+
+
+def test_a_saved_relevance_check_with_other_settings_is_an_error(run_folder, tiny):
+    from dataclasses import replace
+
+    folder = run_folder / "forcing" / VALIDATION / "study"
+    f = QUICK.forcing
+    again = relevance_checks(tiny, f.langs, f, folder)  # read back, nothing new
+    assert [c.to_dict() for c in again] == [
+        RelevanceCheck.load(folder / f"{c.lang}-{c.direction}.json").to_dict() for c in again
+    ]
+    with pytest.raises(SettingsError, match=r"k: 1 → 2"):
+        relevance_checks(tiny, f.langs, replace(f, k=2), folder)
+    with pytest.raises(SettingsError, match=r"fingerprint: .*; delete it to check again"):
+        relevance_checks(tiny, f.langs, replace(f, n_test=3), folder)
 
 
 def test_no_control_model_no_control_part():
@@ -162,12 +192,47 @@ def test_lowrank_finding_reads_the_saved_vectors(tmp_path):
     assert lowrank_finding(without) == ""  # the benchmark has no lowrank method
 
 
+def _check(model: str, lang: str, direction: str, good: list[float]) -> RelevanceCheck:
+    """A check on len(good) items whose off-topic scores are all 0 (a share of good > 0)."""
+    n = len(good)
+    ids = tuple(str(i) for i in range(n))
+    partners = tuple((i + 1) % n for i in range(n))
+    a = np.asarray
+    return RelevanceCheck(model, lang, direction, ids, partners, a(good), np.zeros(n),
+                          a(good) - 0.5, a([-1.0] + [1.0] * (n - 1)), {"k": 4})  # fmt: skip
+
+
+def test_validation_table_and_finding_are_computed_from_the_checks():
+    checks = [
+        _check("m", "de", "to_english", [1.0] * 10),
+        _check("m", "de", "from_english", [1.0] * 9 + [-1.0]),
+        _check("m", "te", "to_english", [1.0] * 8 + [-1.0] * 2),
+        _check("m", "te", "from_english", [1.0] * 10),
+        _check("c", "sw", "to_english", [-1.0] * 10),
+        _check("c", "sw", "from_english", [1.0] * 10),
+    ]
+    table = validation_table(checks)
+    assert table.columns.tolist() == ["model", "lang", "share to English",
+                                      "share from English", "off-topic relevant"]  # fmt: skip
+    assert table[["model", "lang"]].values.tolist() == [["m", "de"], ["m", "te"], ["c", "sw"]]
+    assert table["share to English"].tolist() == [1.0, 0.8, 0.0]
+    assert table["share from English"].tolist() == [0.9, 1.0, 1.0]
+    assert table["off-topic relevant"].tolist() == pytest.approx([0.9] * 3)
+    text = validation_finding(checks)
+    assert "`m` passes in 3 of 4 cases and fails in te to English (0.80)" in text
+    assert "`c` passes in 1 of 2 cases and fails in sw to English (0.00)" in text
+    assert "k = 4, on the 10 selection and test lines" in text
+
+
 def test_section_names_every_part_with_figures(run_folder):
     text, figs = forcing_section(run_folder, _img)
     assert text.startswith(SECTION)
     for needle in ("**Methods**", "**Layers**", "**Operators**", "**Control model**",
-                   "Compute (minutes", _img("results_forcing_methods"), "DiffMean"):  # fmt: skip
+                   "Compute (minutes", _img("results_forcing_methods"), "DiffMean",
+                   "**Is the relevance measure valid here?**", "| model | lang | share to",
+                   f"{VALIDATION} "):  # fmt: skip
         assert needle in text, needle
+    assert "checks)" in text.split("Compute (minutes")[1]
     assert set(figs) == {"results_forcing_methods", "results_forcing_layers"}
     assert len(figs["results_forcing_methods"].data) > 0
 
