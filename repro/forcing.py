@@ -28,6 +28,7 @@ minutes while a part runs, so a killed run loses little: :func:`~repro.timing.he
 
 import json
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,8 @@ def forcing_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     compute_path = folder / "compute.json"
     control: Any = None
 
-    def timed(part: str) -> Any:
+    def timed(part: str) -> AbstractContextManager[None]:
+        """Add the block's seconds to ``part`` in ``compute.json``, as it runs and after."""
         base = (
             json.loads(compute_path.read_text(encoding="utf-8")) if compute_path.is_file() else {}
         )

@@ -2,9 +2,9 @@
 
 Reads what :mod:`repro.forcing` wrote (``forcing/``) and returns the page section (the
 method comparison with its paired tests against ``mean_diff``, the per-language scores,
-the layer curve, the operators, the control model, compute) and its figures. Every number
-is computed from the saved results. A run folder without ``forcing/methods.json`` gets a
-one-line note instead.
+the layer curve, the operators, the control model, the relevance checks, compute) and
+its figures. Every number is computed from the saved results. A run folder without
+``forcing/methods.json`` gets a one-line note instead.
 """
 
 import json
