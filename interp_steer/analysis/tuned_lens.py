@@ -75,8 +75,11 @@ unembedding) or ``"tuned"`` (the model's saved :class:`TunedLens` first, then th
 LENSES: tuple[str, ...] = get_args(Lens)
 """Every value of :data:`Lens`."""
 
-Precision = Literal["bfloat16", "float32"]
-"""The unembedding's precision while training (evaluation is always float32)."""
+Precision = Literal["auto", "bfloat16", "float32"]
+"""The unembedding's precision while training (evaluation is always float32). ``"auto"``:
+bfloat16 where the hardware multiplies it natively (CUDA; a CPU with AVX512-BF16 or AMX),
+float32 elsewhere: on a CPU without them (AVX2 only) PyTorch emulates bfloat16, and the
+unembedding's product forward and back takes about 75 times longer than in float32."""
 
 Part = Literal["train", "heldout"]
 """Which sentences :func:`lens_texts` gives: the training ones or the held-out ones."""
@@ -463,7 +466,7 @@ def fit_tuned_lens(
     batch_tokens: int = 16,
     lr: float = 1e-4,
     bias_lr: float = 1e-2,
-    precision: Precision = "bfloat16",
+    precision: Precision = "auto",
     batch_size: int = 8,
     seed: int = 0,
     save: bool = True,
@@ -480,9 +483,10 @@ def fit_tuned_lens(
     ``batch_tokens`` positions, both rates decaying linearly to zero, the bias's rate
     in units of its layer's residual RMS (so a layer whose residual is 100 times larger
     moves its bias 100 times further). The last layer's translator stays the identity.
-    The unembedding's matrix product runs in ``precision`` (bfloat16 as in the reference
-    implementation's autocast: several times faster on CPUs with AMX); the targets are
-    float32.
+    The unembedding's matrix product runs in ``precision`` (``"auto"``: bfloat16, as in
+    the reference implementation's autocast, where the hardware has it natively, several
+    times faster on CPUs with AMX; float32 on other CPUs, where emulated bfloat16 is far
+    slower); the targets are float32. ``meta["precision"]`` records the one used.
 
     Cost: every step multiplies ``batch_tokens x (n_layers - 1)`` rows by the unembedding
     forward and back, which dominates (Gemma-3's 262k-token vocabulary): the defaults
@@ -502,7 +506,7 @@ def fit_tuned_lens(
         lr: Adam's learning rate of the matrices ``A`` (peak; it decays linearly to zero).
         bias_lr: Adam's learning rate of the biases ``b``, in units of the layer's
             residual RMS.
-        precision: The unembedding's precision while training.
+        precision: The unembedding's precision while training (:data:`Precision`).
         batch_size: Texts per forward pass when collecting the residuals.
         seed: Seed of the batch order.
         save: Save the lens where :func:`load_tuned_lens` finds it
@@ -553,6 +557,7 @@ def fit_tuned_lens(
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / steps)
     readout = _Readout(model, precision)
+    precision = readout.precision
     gen = torch.Generator().manual_seed(seed)
     train_kl: list[list[float]] = []
     with progress_bar(total=steps, desc="tuned lens", unit="step", progress=progress) as bar:
@@ -620,6 +625,9 @@ class _Readout:
         self.model = model
         param = next(own_parameters(model))[1]
         self.device, self.dtype = param.device, param.dtype
+        if precision == "auto":
+            precision = "bfloat16" if _native_bfloat16(self.device) else "float32"
+        self.precision: Precision = precision
         low = torch.bfloat16 if precision == "bfloat16" else torch.float32
         self.w_u = model.unembed.W_U.detach().to(low)
         b_u = getattr(model.unembed, "b_U", None)
@@ -634,6 +642,20 @@ class _Readout:
         if self.b_u is not None:
             logits = logits + self.b_u
         return output_logits(self.model, logits).cpu()  # the model's own soft-cap, scale
+
+
+def _native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively.
+
+    CUDA, or a CPU with AVX512-BF16 or AMX (what oneDNN reports); not an AVX2-only CPU,
+    where PyTorch emulates it.
+    """
+    if device.type != "cpu":
+        return device.type == "cuda"
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
 
 
 def _positions(model: Model, texts: list[str], max_tokens: int, batch_size: int) -> torch.Tensor:

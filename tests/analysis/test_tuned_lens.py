@@ -107,6 +107,21 @@ def test_default_mix_is_recorded(tiny):
     assert lens.meta["n_texts"] == 4
 
 
+def test_auto_precision_is_the_native_one_and_recorded(tiny, monkeypatch):
+    """``"auto"`` trains exactly as the precision it resolves to, and records that one:
+    float32 on a CPU without native bfloat16 (emulated, ~75x slower), bfloat16 with it."""
+    texts = ["Hallo Welt", "Hello world"]
+    for native, want in ((False, "float32"), (True, "bfloat16")):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda n=native: n)
+        auto = fit_tuned_lens(tiny, texts, epochs=2, save=False)
+        explicit = fit_tuned_lens(tiny, texts, epochs=2, precision=want, save=False)
+        assert auto.meta["precision"] == explicit.meta["precision"] == want
+        assert np.array_equal(auto.weight, explicit.weight)
+        assert np.array_equal(auto.bias, explicit.bias)
+    other = fit_tuned_lens(tiny, texts, epochs=2, precision="float32", save=False)
+    assert not np.array_equal(other.weight, explicit.weight)  # the precision does matter
+
+
 def test_last_layer_is_the_models_output(tiny, trained):
     logits, cache = tiny.run_with_cache("Hallo Welt, wie geht es dir?")
     resid = cache["blocks.3.hook_resid_post"]
