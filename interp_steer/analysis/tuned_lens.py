@@ -491,8 +491,8 @@ def fit_tuned_lens(
     Cost: every step multiplies ``batch_tokens x (n_layers - 1)`` rows by the unembedding
     forward and back, which dominates (Gemma-3's 262k-token vocabulary): the defaults
     (12 languages x 2 sentences x 32 tokens: ~700 positions, one epoch) took 4.8 minutes
-    on gemma-3-270m on two shared CPU cores (``benchmarks/bench_lens.py``); the reference
-    trains on far more.
+    on gemma-3-270m on two shared CPU cores with AMX, in bfloat16
+    (``benchmarks/bench_lens.py``); the reference trains on far more.
 
     Args:
         model: The model; it is not modified.
