@@ -110,7 +110,7 @@ def write_results(
     xcopa_figs: dict[str, go.Figure] = {}
     ctrl_figs: dict[str, go.Figure] = {}
     gen_figs: dict[str, go.Figure] = {}
-    xcopa_text, ctrl_text, gen_text = _not_run("XCOPA"), "", _not_run("Generation tasks")
+    xcopa_text, ctrl_text = _not_run("XCOPA"), ""
     if "XCOPA" not in missing:
         sim = SimilarityResult.load(root / "similarity.json")
         runs = runs_frame(root / "eval")
@@ -121,9 +121,8 @@ def write_results(
             root, img, model=study["model"], control=str(cfg.get("control_model")),
             levels=levels, runs=runs,
         )  # fmt: skip
-    if "Generation tasks" not in missing:
-        gen_text, gen_figs = generation_section(root, img, tuple(cfg.get("gen_methods", ())),
-                                                cfg)  # fmt: skip
+    gen_text, gen_figs = generation_section(root, img, tuple(cfg.get("gen_methods", ())), cfg)
+    gen_text = gen_text or _not_run("Generation tasks")  # nothing of the part has run
     lens_text, lens_figs = trajectory_section(root, img)
     forcing_text, forcing_figs = forcing_section(root, img)
     figs = {**gen_figs, **ctrl_figs, **xcopa_figs, **lens_figs, **forcing_figs}

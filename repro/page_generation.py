@@ -36,10 +36,12 @@ __all__ = [
     "bipo_defaults_text",
     "comparison_phrase",
     "edge_note",
+    "english_kl_part",
     "generation_findings",
     "generation_section",
     "hyper_table",
     "kl_cells",
+    "kl_findings",
     "kl_table",
     "pairing_text",
     "transfer_lines",
@@ -326,6 +328,40 @@ def comparison_phrase(tests: pd.DataFrame, row: str, vs: str) -> str:
     )
 
 
+def kl_findings(kl: pd.DataFrame | None, tests: pd.DataFrame | None) -> list[str]:
+    """The findings lines on EnglishKL: every row's mean on held-out pairs, then pair by pair.
+
+    ``kl``: :func:`kl_table`; ``tests``: :func:`~repro.tables.kl_tests` (either may be None).
+    """
+    lines: list[str] = []
+    if kl is not None:
+        by_lang = kl.set_index("lang")
+        kl_mean, per_lang = by_lang.loc["mean"], by_lang.drop(index="mean")
+        kl_rows = [c for c in kl.columns if c not in ("lang", "basic")]
+        below = {r: int((per_lang[r] < per_lang["basic"]).sum()) for r in kl_rows}
+        lines.append(
+            f"- **Methods on held-out pairs.** Mean KL to English on MSVAMP `eval` pairs: "
+            f"{kl_mean['basic']:.3f} nats unsteered, "
+            + ", ".join(f"`{r}` {kl_mean[r]:.3f}" for r in kl_rows)
+            + f"; lowest: `{kl_mean[kl_rows].idxmin()}`. Below unsteered in "
+            + ", ".join(f"`{r}` {n} of {len(per_lang)}" for r, n in below.items())
+            + " languages."
+            + (
+                " Further from English than unsteered: " + ", ".join(f"`{r}`" for r in worse) + "."
+                if (worse := [r for r in kl_rows if kl_mean[r] > kl_mean["basic"]])
+                else ""
+            )
+        )
+    if tests is not None and len(tests):
+        pairs = dict.fromkeys(zip(tests["row"], tests["vs"], strict=True))
+        lines.append(
+            "- **Pair by pair** (KL, sign test p < 0.05). "
+            + "; ".join(comparison_phrase(tests, row, vs) for row, vs in pairs)
+            + "."
+        )
+    return lines
+
+
 def generation_findings(
     runs: pd.DataFrame,
     sweep: SweepResult,
@@ -381,31 +417,7 @@ def generation_findings(
             else ""
         )
     )
-    if kl is not None:
-        by_lang = kl.set_index("lang")
-        kl_mean, per_lang = by_lang.loc["mean"], by_lang.drop(index="mean")
-        kl_rows = [c for c in kl.columns if c not in ("lang", "basic")]
-        below = {r: int((per_lang[r] < per_lang["basic"]).sum()) for r in kl_rows}
-        lines.append(
-            f"- **Methods on held-out pairs.** Mean KL to English on MSVAMP `eval` pairs: "
-            f"{kl_mean['basic']:.3f} nats unsteered, "
-            + ", ".join(f"`{r}` {kl_mean[r]:.3f}" for r in kl_rows)
-            + f"; lowest: `{kl_mean[kl_rows].idxmin()}`. Below unsteered in "
-            + ", ".join(f"`{r}` {n} of {len(per_lang)}" for r, n in below.items())
-            + " languages."
-            + (
-                " Further from English than unsteered: " + ", ".join(f"`{r}`" for r in worse) + "."
-                if (worse := [r for r in kl_rows if kl_mean[r] > kl_mean["basic"]])
-                else ""
-            )
-        )
-    if tests is not None and len(tests):
-        pairs = dict.fromkeys(zip(tests["row"], tests["vs"], strict=True))
-        lines.append(
-            "- **Pair by pair** (KL, sign test p < 0.05). "
-            + "; ".join(comparison_phrase(tests, row, vs) for row, vs in pairs)
-            + "."
-        )
+    lines += kl_findings(kl, tests)
     lines.append("- **Transfer.** " + "; ".join(transfer_lines(transfer)) + ".")
     return "\n".join(lines)
 
@@ -504,32 +516,15 @@ def bipo_alpha_text(root: Path, cells: Mapping[str, Mapping[str, Sequence[float]
     )
 
 
-def generation_section(
-    root: Path, img: Callable[[str], str], methods: tuple[str, ...], cfg: dict[str, Any]
-) -> tuple[str, dict[str, go.Figure]]:
-    """The Markdown section and its figures (name → figure); empty if the part was not run."""
-    if not (root / "gen_transfer.json").is_file():
-        return "", {}
-    sweep = SweepResult.load(root / "gen_sweep.json")
-    transfer = TransferResult.load(root / "gen_transfer.json")
-    runs, partial = whole_rows(runs_frame(root / "gen_eval", ("task", "lang")))
-    present = set(runs["row"])
-    order = tuple(r for r in (*BASELINE_ROWS, *method_rows(methods)) if r in present)
-    steered = tuple(r for r in order if r not in BASELINE_ROWS)
-    shots = "k" if "k_shot" not in present else int(runs[runs["row"] == "k_shot"]["k"].max())
-    figs = {"results_gen_sweep": plot_sweep(sweep), "results_gen_transfer": plot_transfer(transfer)}
-    per_task = []
-    for task, label in TASK_LABELS.items():
-        sub = runs[runs["task"] == task]
-        if not len(sub):
-            continue
-        rows = order if task != "forcing" else ("basic", *steered)
-        per_task.append(
-            f"### {label}\n\n{markdown_table(main_table(sub, rows))}\n\n"
-            f"Gains over `basic` (points), McNemar's exact test:\n\n"
-            f"{markdown_table(gains_table(sub, rows), digits=3)}"
-        )
-    selection = pd.DataFrame([{"lang": x, **sweep.best(x)} for x in sweep.langs])
+def english_kl_part(
+    root: Path, cfg: Mapping[str, Any]
+) -> tuple[str, pd.DataFrame | None, pd.DataFrame | None]:
+    """The EnglishKL subsections, the mean KL table and its paired tests.
+
+    The subsections: every method on held-out `eval` pairs (with the paired tests), BiPO
+    with the library's defaults and around α = 1, and BiPO's learning-rate, epochs and
+    pairing selections; each is left out while its file is missing.
+    """
     kl = kl_table(root)
     cells = kl_cells(root)
     tests = kl_tests(cells) if cells else None
@@ -551,22 +546,112 @@ def generation_section(
             f"{markdown_table(tests, digits=3)}\n"
         )
     )
-    defaults_text = bipo_defaults_text(root, cells) + bipo_alpha_text(root, cells)
-    lr_text = (
+    parts = (
+        kl_text,
+        bipo_defaults_text(root, cells),
+        bipo_alpha_text(root, cells),
         _hyper_text(
             hyper_table(root / "gen_bipo_lr.json"),
             "learning rate",
             "The rate with the lowest selection KL (× the layer's mean residual norm) is used for "
             "every BiPO vector of the study.",
-        )
-        + _hyper_text(
+        ),
+        _hyper_text(
             hyper_table(root / "gen_bipo_epochs.json"),
             "epochs",
             "At the chosen rate; the number of epochs with the lowest selection KL is used for "
             "every BiPO vector of the study.",
-        )
-        + pairing_text(root / "gen_bipo_pairing")
+        ),
+        pairing_text(root / "gen_bipo_pairing"),
     )
+    text = "\n".join(part for part in parts if part)  # a blank line ends each table
+    return text, kl, tests
+
+
+def _fitting_intro(cfg: Mapping[str, Any]) -> str:
+    """How the part's vectors are fitted and their layer and strength selected."""
+    fit_lo, sel_lo = 500, 500 + cfg["n_gen_fit"]
+    return f"""As in the paper, each language's vectors are fitted on MSVAMP pairs: the first
+{cfg["n_gen_fit"]} of the `train` half (items {fit_lo}–{sel_lo - 1}). The layer and
+strength are selected on the next {cfg["n_gen_select"]} `train` pairs (items
+{sel_lo}–{sel_lo + cfg["n_gen_select"] - 1}), which no vector saw, by how close the model's
+answer comes to its answer in English: the KL between the next-token distributions after
+`Question: <native question> Answer: The answer is` (steered) and the same prompt with the
+English question (`EnglishKL`, score = minus the KL in nats)."""
+
+
+def _selection_text(sweep: SweepResult, img: Callable[[str], str]) -> str:
+    """The subsection on the selected layer and strength per language, with its figure."""
+    selection = pd.DataFrame([{"lang": x, **sweep.best(x)} for x in sweep.langs])
+    return f"""### Layer and strength selection (EnglishKL on held-out MSVAMP train pairs)
+
+{markdown_table(selection, digits=3)}
+
+{img("results_gen_sweep")}
+"""
+
+
+def _partial_section(
+    root: Path, img: Callable[[str], str], cfg: Mapping[str, Any]
+) -> tuple[str, dict[str, go.Figure]]:
+    """The part's section before its test rows have run: what has (empty if nothing has)."""
+    if not (root / "gen_sweep.json").is_file():
+        return "", {}
+    sweep = SweepResult.load(root / "gen_sweep.json")
+    kl_text, kl, tests = english_kl_part(root, cfg)
+    findings = "\n".join(kl_findings(kl, tests))
+    try:
+        rows = f" {bipo_note(bipo_hyper(root))} on the same {cfg['n_gen_fit']} `train` pairs."
+    except FileNotFoundError:  # BiPO's rate or epochs not chosen yet
+        rows = ""
+    if "sft" in cfg.get("gen_kl_methods", ()):
+        rows += f" {SFT_NOTE} on the same pairs."
+    text = f"""## Generation tasks: MSVAMP-fitted vectors, {len(sweep.langs)} languages
+
+**Not complete in this run folder.** The test rows (MSVAMP, MGSM and language forcing under
+every baseline and method) and the transfer matrix have not run yet; the layer and strength
+selection, every method's KL to English on held-out pairs and BiPO's own comparisons have,
+and are below.
+
+{_fitting_intro(cfg)}{rows}
+
+{findings}
+
+{kl_text}
+{_selection_text(sweep, img)}"""
+    return text, {"results_gen_sweep": plot_sweep(sweep)}
+
+
+def generation_section(
+    root: Path, img: Callable[[str], str], methods: tuple[str, ...], cfg: dict[str, Any]
+) -> tuple[str, dict[str, go.Figure]]:
+    """The Markdown section and its figures (name → figure).
+
+    Before the part's last stage has run the section holds what has (its EnglishKL and
+    selection subsections), and says so; it is empty if none of the part has run.
+    """
+    if not (root / "gen_transfer.json").is_file():
+        return _partial_section(root, img, cfg)
+    sweep = SweepResult.load(root / "gen_sweep.json")
+    transfer = TransferResult.load(root / "gen_transfer.json")
+    runs, partial = whole_rows(runs_frame(root / "gen_eval", ("task", "lang")))
+    present = set(runs["row"])
+    order = tuple(r for r in (*BASELINE_ROWS, *method_rows(methods)) if r in present)
+    steered = tuple(r for r in order if r not in BASELINE_ROWS)
+    shots = "k" if "k_shot" not in present else int(runs[runs["row"] == "k_shot"]["k"].max())
+    figs = {"results_gen_sweep": plot_sweep(sweep), "results_gen_transfer": plot_transfer(transfer)}
+    per_task = []
+    for task, label in TASK_LABELS.items():
+        sub = runs[runs["task"] == task]
+        if not len(sub):
+            continue
+        rows = order if task != "forcing" else ("basic", *steered)
+        per_task.append(
+            f"### {label}\n\n{markdown_table(main_table(sub, rows))}\n\n"
+            f"Gains over `basic` (points), McNemar's exact test:\n\n"
+            f"{markdown_table(gains_table(sub, rows), digits=3)}"
+        )
+    kl_text, kl, tests = english_kl_part(root, cfg)
     trained = trained_ratios(root / "gen_vectors", methods)
     findings = "\n".join(
         line
@@ -576,17 +661,10 @@ def generation_section(
         )
         if line
     )
-    fit_lo, sel_lo = 500, 500 + cfg["n_gen_fit"]
     sft_note = f" {SFT_NOTE} on the same pairs." if "sft" in methods else ""
     text = f"""## Generation tasks: MSVAMP-fitted vectors, {len(sweep.langs)} languages
 
-As in the paper, each language's vectors are fitted on MSVAMP pairs: the first
-{cfg["n_gen_fit"]} of the `train` half (items {fit_lo}–{sel_lo - 1}). The layer and
-strength are selected on the next {cfg["n_gen_select"]} `train` pairs (items
-{sel_lo}–{sel_lo + cfg["n_gen_select"] - 1}), which no vector saw, by how close the model's
-answer comes to its answer in English: the KL between the next-token distributions after
-`Question: <native question> Answer: The answer is` (steered) and the same prompt with the
-English question (`EnglishKL`, score = minus the KL in nats). Accuracy cannot rank the
+{_fitting_intro(cfg)} Accuracy cannot rank the
 cells: the model solves almost no problem. Tests:
 the first {cfg["n_gen_test"]} items of MSVAMP's `eval` half (items 0–499, disjoint from
 `train`) and the first {cfg["n_gen_test"]} MGSM items, by greedy decoding of at most
@@ -611,14 +689,7 @@ Mean over languages (accuracy %; forcing: English %):
 {(chr(10) * 2).join(per_task)}
 
 {kl_text}
-{defaults_text}
-{lr_text}
-### Layer and strength selection (EnglishKL on held-out MSVAMP train pairs)
-
-{markdown_table(selection, digits=3)}
-
-{img("results_gen_sweep")}
-
+{_selection_text(sweep, img)}
 ### Transfer between the {len(sweep.langs)} languages
 
 Each language's vector (rows) on each language's MSVAMP `eval` pairs (columns), at layer

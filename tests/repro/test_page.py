@@ -12,6 +12,7 @@ from repro.page_generation import (
     bipo_defaults_text,
     comparison_phrase,
     generation_findings,
+    generation_section,
     kl_table,
     pairing_text,
     transfer_lines,
@@ -251,3 +252,41 @@ def test_pairing_text_reports_lengths_mean_and_median(tmp_path):
     assert "`copy` wins the selection in 2 and is below unsteered on the test pairs in 2" in text
     assert "`continuation` wins the selection in 1 and is below unsteered on the test" in text
     assert pairing_text(tmp_path / "none") == ""
+
+
+def test_generation_section_before_its_test_rows_shows_what_has_run(tmp_path):
+    img = lambda name: f"![{name}](figures/{name}.png)"  # noqa: E731
+    cfg = {"n_gen_fit": 400, "n_gen_select": 64, "n_gen_kl": 2,
+           "gen_kl_methods": ["mean_diff", "sft"]}  # fmt: skip
+    assert generation_section(tmp_path, img, ("mean_diff",), cfg) == ("", {})  # nothing ran
+    shape, nan = (2, 2, 1), np.full((2, 3), np.nan)
+    score = np.array([-0.3, -0.2, -0.1, -0.4]).reshape(shape)  # de: layer 8; fr: layer 8
+    SweepResult("m", "-KL", "mean_diff", ("de", "fr"), (4, 8), (0.05,), True,
+                np.ones(shape), score, score - 0.1, score + 0.1, np.full((2, 3), -0.5),
+                nan, nan, "held-out train pairs", {}).save(tmp_path / "gen_sweep.json")  # fmt: skip
+    text, figs = generation_section(tmp_path, img, ("mean_diff",), cfg)
+    head = "## Generation tasks: MSVAMP-fitted vectors, 2 languages\n\n"
+    assert text.startswith(head + "**Not complete in this run folder.** The test rows")
+    assert "items 500–899" in text and "items\n900–963" in text
+    selection = text.split("### Layer and strength selection")[1]
+    rows = [r for r in selection.splitlines() if r.startswith(("| de", "| fr"))]
+    assert [r.split(" | ")[1] for r in rows] == ["8", "4"]  # the best layer of each
+    assert img("results_gen_sweep") in selection and set(figs) == {"results_gen_sweep"}
+    assert "EnglishKL (MSVAMP `eval` pairs)" not in text  # gen_kl has not run
+    assert "scale-aware" not in text  # nor have BiPO's selections: no bipo note
+    cell = lambda *kl: {"kl": list(kl), "alpha": 1.0}  # noqa: E731
+    data = {
+        "settings": {"model": "m"},
+        "de": {"basic": cell(0.4, 0.6), "mean_diff": cell(0.1, 0.3), "sft": cell(0.5, 0.7)},
+        "fr": {"basic": cell(0.2, 0.2), "mean_diff": cell(0.1, 0.1), "sft": cell(0.1, 0.1)},
+    }
+    (tmp_path / "gen_kl.json").write_text(json.dumps(data), encoding="utf-8")  # fmt: skip
+    text, _ = generation_section(tmp_path, img, ("mean_diff",), cfg)
+    assert ("- **Methods on held-out pairs.** Mean KL to English on MSVAMP `eval` pairs: "
+            "0.350 nats unsteered, `mean_diff` 0.150, `sft` 0.350; lowest: `mean_diff`. "
+            "Below unsteered in `mean_diff` 2 of 2, `sft` 1 of 2 languages.") in text  # fmt: skip
+    assert "- **Pair by pair** (KL, sign test p < 0.05). `sft` − `mean_diff`" in text
+    kl = text.split("### Every method by EnglishKL (MSVAMP `eval` pairs)")[1].split("###")[0]
+    assert "| lang | basic | mean_diff | sft |" in kl and "| sft | mean_diff | pooled | 4 |" in kl
+    assert "`sft` is a LoRA fine-tune" in text
+    assert kl.endswith("|\n\n")  # a blank line between the table and the next heading
