@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from interp_steer.analysis import HyperSelection, SweepResult, TransferResult
+from repro.page import write_results
 from repro.page_generation import (
     bipo_alpha_text,
     bipo_defaults_text,
@@ -290,3 +291,12 @@ def test_generation_section_before_its_test_rows_shows_what_has_run(tmp_path):
     assert "| lang | basic | mean_diff | sft |" in kl and "| sft | mean_diff | pooled | 4 |" in kl
     assert "`sft` is a LoRA fine-tune" in text
     assert kl.endswith("|\n\n")  # a blank line between the table and the next heading
+    # on the page: the banner calls the part incomplete, not missing
+    study = {"config": {**cfg, "n_test": 10}, "model": "m", "cpu_count": 2, "timings_s": {}}
+    (tmp_path / "study.json").write_text(json.dumps(study), encoding="utf-8")
+    page = write_results(tmp_path, page=tmp_path / "docs" / "results.md",
+                         figures=tmp_path / "page_figures").read_text(encoding="utf-8")  # fmt: skip
+    assert ("has not run every stage yet: XCOPA, Latent language, Language forcing are missing "
+            "below and Generation tasks is incomplete (each says so)") in page  # fmt: skip
+    assert text.split("![results_gen_sweep]")[0] in page  # the section, its figure linked
+    assert "![results_gen_sweep](../page_figures/results_gen_sweep.png)" in page
