@@ -107,7 +107,10 @@ def _lens_words(info: dict[str, Any]) -> str:
         if langs
         else "the texts its meta records"
     )
-    how = "loaded from the model cache" if info["source"] == "cache" else "trained in this stage"
+    how = {
+        "cache": "loaded from the model cache",
+        "run folder": "read from the run folder (`trajectory/tuned_lens.*`)",
+    }.get(info["source"], "trained in this stage")
     seconds = info.get("seconds")
     cost = f", {seconds / 60:.1f} min of training" if isinstance(seconds, int | float) else ""
     return (

@@ -21,10 +21,12 @@ The vector is, in this order of preference:
    XCOPA languages' shared cell (:func:`~repro.vectors.shared_cell`), saved in
    ``trajectory/``.
 
-The tuned lens is the one saved for the model's weights
-(:func:`~interp_steer.analysis.load_tuned_lens`), else one trained now with
-:func:`~interp_steer.analysis.fit_tuned_lens`'s defaults and saved there; the stage's time
-in ``study.json`` includes that training.
+The tuned lens is the run folder's copy (``trajectory/tuned_lens.*``), else the one saved
+for the model's weights (:func:`~interp_steer.analysis.load_tuned_lens`), else one trained
+now with :func:`~interp_steer.analysis.fit_tuned_lens`'s defaults and saved there; the
+stage's time in ``study.json`` includes that training. The run folder keeps a copy of the
+lens it drew with, so a resume on another machine reads the same lens: one trained again
+there (other hardware, another precision) would differ, and the saved curves with it.
 """
 
 import json
@@ -98,16 +100,30 @@ def trajectory_vector(
     return run, info
 
 
-def _tuned_lens(model: Any) -> tuple[TunedLens, dict[str, Any]]:
-    """The model's saved tuned lens, else one trained now (and saved); and where it came from."""
-    try:
-        lens, source = load_tuned_lens(model), "cache"
-    except FileNotFoundError:
-        print("  no tuned lens saved for these weights: fitting one (fit_tuned_lens's defaults)")
-        lens, source = fit_tuned_lens(model, progress=True), "fitted"
+LENS_STEM = "tuned_lens"
+"""The run folder's copy of the stage's tuned lens: ``trajectory/tuned_lens.{json,safetensors}``."""
+
+
+def _tuned_lens(model: Any, folder: Path) -> tuple[TunedLens, dict[str, Any]]:
+    """The tuned lens to draw with, and where it came from.
+
+    The run folder's copy (``folder``), else the model's saved lens, else one trained now
+    (and saved in the model cache).
+    """
+    kept = folder / LENS_STEM
+    if kept.with_suffix(".json").is_file():
+        lens, source, path = TunedLens.load(kept), "run folder", kept
+        lens.check_model(model)
+    else:
+        try:
+            lens, source = load_tuned_lens(model), "cache"
+        except FileNotFoundError:
+            print("  no tuned lens saved for these weights: fitting one (fit_tuned_lens defaults)")
+            lens, source = fit_tuned_lens(model, progress=True), "fitted"
+        path = tuned_lens_path(model)
     info = {
         "source": source,
-        "path": str(tuned_lens_path(model)),
+        "path": str(path),
         "checksum": lens.checksum,
         "seconds": lens.meta.get("seconds"),
         "n_tokens": lens.meta.get("n_tokens"),
@@ -129,7 +145,7 @@ def trajectory_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     concepts = concepts.subset(concepts.keys[: cfg.n_trajectory])
     prompts = translation_prompts(model.tokenizer, concepts, source, target, shots=SHOTS)
     run, vector_info = trajectory_vector(model, cfg, root, target)
-    lens, lens_info = _tuned_lens(model)
+    lens, lens_info = _tuned_lens(model, out)
     settings = {
         "model": model_name(model),
         "source": prompts.source,
@@ -147,6 +163,8 @@ def trajectory_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
         require_settings(record, saved, settings, what="a latent-language trajectory",
                          hint="delete trajectory/ to draw it again")  # fmt: skip
     atomic_write_json(record, {"settings": settings, "tuned_lens": lens_info})
+    if lens_info["source"] != "run folder":
+        lens.save(out / LENS_STEM)  # the lens these curves are drawn with, for any resume
     readouts: dict[str, Lens | TunedLens] = {"logit": "logit", "tuned": lens}
     for name, readout in readouts.items():
         path = out / LENS_FILES[name]

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from interp_steer.analysis import SweepResult, TrajectoryResult, load_tuned_lens
+from interp_steer.analysis import SweepResult, TrajectoryResult, TunedLens, load_tuned_lens
 from interp_steer.storage import SettingsError
 from repro import run as study
 from repro.config import QUICK
@@ -52,12 +52,18 @@ def test_trajectory_stage_reads_both_lenses_base_vs_steered_and_resumes(
     assert (folder / "zh-mean_diff.safetensors").is_file()
     assert logit.meta["vector"]["layer"] == layer and logit.meta["alpha"] == vector["alpha"]
 
-    # resumed: nothing is read again, the saved lens is found
+    # the run folder keeps the lens it drew with
+    assert TunedLens.load(folder / "tuned_lens").checksum == lens.checksum
+    # resumed on another machine (an empty model cache): nothing is read again and no lens
+    # is trained, the run folder's copy is read (a new one could differ)
+    monkeypatch.setenv("INTERP_STEER_CACHE", str(tmp_path / "other_cache"))
     stamps = {p: p.stat().st_mtime_ns for p in folder.glob("*.json") if p.name != "trajectory.json"}
     study.run_study(root, QUICK, model=tiny, stages=("trajectory",))
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
     record = json.loads((folder / "trajectory.json").read_text(encoding="utf-8"))
-    assert record["tuned_lens"]["source"] == "cache"
+    assert record["tuned_lens"]["source"] == "run folder"
+    assert record["tuned_lens"]["checksum"] == lens.checksum
+    assert not (tmp_path / "other_cache" / "tuned_lens").exists()
     # other settings: the run stops and names them, the saved results are not reused
     with pytest.raises(SettingsError, match="concepts"):
         study.run_study(root, replace(QUICK, n_trajectory=7), model=tiny, stages=("trajectory",))
@@ -89,7 +95,7 @@ def test_trajectory_stage_reads_both_lenses_base_vs_steered_and_resumes(
     assert f"{logit.n_prompts}\nFrench → Chinese prompts" in text
     assert "a `mean_diff` vector fitted for this figure" in text
     assert f"layer {layer}, ‖αv‖/‖h‖ = {ratio:g}" in text
-    assert "The tuned lens was loaded from the model cache" in text
+    assert "The tuned lens was read from the run folder (`trajectory/tuned_lens.*`)" in text
 
 
 def test_the_generation_vector_is_used_when_the_target_has_one(tmp_path, tiny, monkeypatch):
