@@ -47,6 +47,9 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
             figures / "results_sweep.png"
         ).exists()
     assert (tmp_path / "run" / "study.json").is_file()
+    closing = text.split("## Compute and settings")[1]  # the page's last section
+    assert "| stage | minutes |" in closing and "| **total** |" in closing
+    assert f"| `n_fit` | `{QUICK.n_fit}` |" in closing and "| `forcing.k` |" in closing
     gen = text.split("## Generation tasks")[1]
     summary = gen.split("Mean over languages")[1].split("###")[0]
     assert "| method | MSVAMP | MGSM | forcing (English %) |" in summary
