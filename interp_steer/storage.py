@@ -574,7 +574,7 @@ def changed_settings(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[s
     >>> changed_settings({"n": 4, "fit": {"n": 8}}, {"n": 40, "fit": {"n": 8}, "pos": "last"})
     ['n: 4 → 40', "pos: (none) → 'last'"]
     """
-    old, new = _flat(plain_settings(saved)), _flat(plain_settings(now))
+    old, new = flat_settings(plain_settings(saved)), flat_settings(plain_settings(now))
     return [
         f"{name}: {_shown(old, name)} → {_shown(new, name)}"
         for name in sorted(old.keys() | new.keys())
@@ -582,11 +582,16 @@ def changed_settings(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[s
     ]
 
 
-def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``settings`` with nested settings as dotted names, as :func:`changed_settings` names them.
+
+    >>> flat_settings({"n": 4, "fit": {"lr": 0.1, "opt": {"wd": 0}}})
+    {'n': 4, 'fit.lr': 0.1, 'fit.opt.wd': 0}
+    """
     out: dict[str, Any] = {}
     for key, value in settings.items():
         if isinstance(value, Mapping):
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flat_settings(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -798,6 +803,7 @@ __all__ = [
     "changed_settings",
     "check_inside",
     "check_settings",
+    "flat_settings",
     "locks_run",
     "nan_as_null",
     "package_version",

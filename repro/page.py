@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 from interp_steer.analysis import SimilarityResult
 from interp_steer.plotting import save_figure
-from interp_steer.storage import atomic_write_text
+from interp_steer.storage import atomic_write_text, flat_settings
 from repro.page_control import control_section
 from repro.page_forcing import forcing_section
 from repro.page_generation import generation_section
@@ -33,21 +33,6 @@ __all__ = ["write_results"]
 def _half_width(n: int) -> float:
     """Half-width (points) of a normal 95% interval around 50% with ``n`` items."""
     return 100 * 1.96 * math.sqrt(0.25 / n) if n > 0 else math.nan
-
-
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``config`` with nested settings as dotted keys.
-
-    >>> _flat({"n": 1, "forcing": {"k": 4}})
-    {'n': 1, 'forcing.k': 4}
-    """
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _hours(study: dict[str, Any]) -> str:
@@ -81,7 +66,7 @@ def _compute_section(study: dict[str, Any]) -> str:
     note = f"\n{study['compute_note']}.\n" if study.get("compute_note") else ""
     settings = "".join(
         f"| `{key}` | `{json.dumps(value, ensure_ascii=False)}` |\n"
-        for key, value in _flat(study["config"]).items()
+        for key, value in flat_settings(study["config"]).items()
     )
     return f"""## Compute and settings
 
