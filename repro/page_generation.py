@@ -399,10 +399,12 @@ def generation_findings(
         )
     for m, (low, high) in trained.items():
         if m in set(runs["row"]):
-            moved = runs[runs["row"] == m]["gain"].abs().max()
+            cells = runs[runs["row"] == m]
+            top = cells.iloc[int(cells["gain"].abs().to_numpy().argmax())]
             lines.append(
                 f"- **`{m}` as trained** (α = 1) has ‖v‖/‖h‖ from {low:.1e} to {high:.1e} over "
-                f"languages and moves a task's score by at most {moved:.0f} points."
+                f"languages; its largest change from `basic` in any cell is "
+                f"{top['gain']:+.0f} points ({top['task']}, {top['lang']})."
             )
     sel = pd.DataFrame([sweep.best(x) for x in sweep.langs])
     lines.append(

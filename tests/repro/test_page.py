@@ -81,6 +81,7 @@ def test_findings_list_every_row_and_the_trained_vectors_norms():
     rows = tuple(acc)
     runs = _runs(acc)
     runs.loc[(runs["row"] == "sft") & (runs["lang"] == "de"), "p_value"] = 0.01
+    runs.loc[(runs["row"] == "bipo") & (runs["lang"] == "fr"), "gain"] = -6.25
     trained = {"mse": (1e-6, 1.2e-5), "bipo": (3e-6, 0.014)}
     text = generation_findings(runs, _sweep(), _transfer(np.zeros((5, 5))), rows, trained)
     first = text.splitlines()[0]
@@ -89,7 +90,8 @@ def test_findings_list_every_row_and_the_trained_vectors_norms():
     assert "1 of 6 steered runs and 0 of 4 prompting-baseline runs differ" in first
     assert "- **`mse` as trained** (α = 1) has ‖v‖/‖h‖ from 1.0e-06 to 1.2e-05 over " in text
     assert "- **`bipo` as trained** (α = 1) has ‖v‖/‖h‖ from 3.0e-06 to 1.4e-02 over " in text
-    assert "score by at most 0 points." in text
+    assert "its largest change from `basic` in any cell is +0 points (msvamp, de)." in text
+    assert "its largest change from `basic` in any cell is -6 points (msvamp, fr)." in text
 
 
 def test_main_and_gains_tables_follow_the_row_order():
