@@ -35,21 +35,29 @@ def _half_width(n: int) -> float:
     return 100 * 1.96 * math.sqrt(0.25 / n) if n > 0 else math.nan
 
 
+def _stage_seconds(study: dict[str, Any]) -> dict[str, float]:
+    """Seconds per stage, summed over every invocation where the run folder has them.
+
+    That is the accumulated ``compute_s`` (the run resumes), else this invocation's
+    ``timings_s``.
+    """
+    return dict(study.get("compute_s") or study["timings_s"])
+
+
 def _hours(study: dict[str, Any]) -> str:
     """The run's total compute in words.
 
     >>> _hours({"timings_s": {"a": 5400.0}}), _hours({"timings_s": {"a": 60.0}})
     ('1.5 hours', '1 min')
     """
-    total = sum((study.get("compute_s") or study["timings_s"]).values())
+    total = sum(_stage_seconds(study).values())
     return f"{total / 3600:.1f} hours" if total >= 3600 else f"{total / 60:.0f} min"
 
 
 def _compute_section(study: dict[str, Any]) -> str:
     """The page's last section: minutes per stage and every setting of the run.
 
-    The minutes are the accumulated ``compute_s`` (every invocation, as the run resumes),
-    else this invocation's ``timings_s``, longest stage first.
+    The minutes are :func:`_stage_seconds`, longest stage first.
 
     >>> text = _compute_section({"config": {"n": 8, "forcing": {"k": 4}}, "cpu_count": 2,
     ...                          "timings_s": {"table": 30.0, "sweep": 90.0}})
@@ -60,7 +68,7 @@ def _compute_section(study: dict[str, Any]) -> str:
     >>> "| `forcing.k` | `4` |" in text
     True
     """
-    t = study.get("compute_s") or study["timings_s"]
+    t = _stage_seconds(study)
     rows = "".join(f"| {name.replace('_', ' ')} | {s / 60:.{1 if s < 600 else 0}f} |\n"
                    for name, s in sorted(t.items(), key=lambda kv: -kv[1]))  # fmt: skip
     note = f"\n{study['compute_note']}.\n" if study.get("compute_note") else ""
