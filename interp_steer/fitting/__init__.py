@@ -7,6 +7,7 @@ from interp_steer.fitting.bipo import (
     bipo_direction,
     fast_step_supported,
     preference_texts,
+    prompt_template_for,
 )
 from interp_steer.fitting.directions import (
     alignment_metrics,
@@ -51,6 +52,7 @@ __all__ = [
     "pca_direction",
     "preference_texts",
     "probe_direction",
+    "prompt_template_for",
     "register_method",
     "sft_loss",
 ]

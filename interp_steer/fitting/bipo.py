@@ -19,10 +19,12 @@ Tatoeba, FLORES, XCOPA):
   ``english[i]`` and ``r_O`` is ``target[i]`` itself. For MSVAMP: ``q`` = the German
   problem + "Repeat the text above:", ``r_T`` = the English problem, ``r_O`` = the German
   problem. Without steering the model prefers to repeat in the prompt's language.
-* ``"continuation"``: ``q`` is the target-language text itself, ``r_O`` the model's own
-  greedy continuation of it and ``r_T`` its greedy continuation of the English text: the
+* ``"continuation"``: ``q`` is the target-language query, ``r_O`` the model's own
+  greedy continuation of it and ``r_T`` its greedy continuation of the English query: the
   vector learns to make the model respond to a target-language query as it would to the
-  English one. Continuations are generated once, before training
+  English one. The query is the text itself, or ``prompt_template`` around it (a task's
+  prompt, such as a question followed by "Answer:", whose continuations are then the
+  model's answers). Continuations are generated once, before training
   (``continuation_tokens`` new tokens at most).
 
 The step (``step="fast"``, exact): the residual after block ``L`` does not depend on
@@ -116,18 +118,25 @@ class _Pair:
 
 
 def resolve_bipo_hyper(hyper: Mapping[str, Any]) -> dict[str, Any]:
-    """``hyper`` with ``lr=None`` replaced by the rate it stands for in :func:`bipo_direction`.
+    """``hyper`` with ``lr=None`` and ``prompt_template=None`` replaced by what they stand for.
 
-    The default ``lr`` depends on ``lr_scale``; a vector records the rate it was trained
-    at, so one trained under another default is never taken for one trained under this.
+    The default ``lr`` depends on ``lr_scale`` and the default template on ``pairing``
+    (:func:`prompt_template_for`); a vector records the values it was trained with, so one
+    trained under another default is never taken for one trained under this.
 
     >>> resolve_bipo_hyper({"lr": None, "lr_scale": "none", "beta": 0.1})
     {'lr': 0.0005, 'lr_scale': 'none', 'beta': 0.1}
+    >>> resolve_bipo_hyper({"pairing": "continuation", "prompt_template": None})
+    {'pairing': 'continuation', 'prompt_template': '{text}', 'lr': 0.001}
     """
     lr_scale = hyper.get("lr_scale", "resid")
     check_choice("lr_scale", lr_scale, _LR_SCALES)
     lr = hyper.get("lr")
-    return {**hyper, "lr": _DEFAULT_LR[lr_scale] if lr is None else lr}
+    out = {**hyper, "lr": _DEFAULT_LR[lr_scale] if lr is None else lr}
+    if "prompt_template" in hyper:
+        pairing = hyper.get("pairing", "copy")
+        out["prompt_template"] = prompt_template_for(pairing, hyper["prompt_template"])
+    return out
 
 
 def bipo_direction(
@@ -145,7 +154,7 @@ def bipo_direction(
     max_grad_norm: float | None = None,
     seed: int = 0,
     pairing: Pairing = "copy",
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    prompt_template: str | None = None,
     continuation_tokens: int = 48,
     append_eos: bool = True,
     max_response_tokens: int | None = 128,
@@ -196,8 +205,9 @@ def bipo_direction(
             (``None``: never).
         seed: Seeds the shuffling and the draws of ``d``; same seed, same vector.
         pairing: ``"copy"`` or ``"continuation"`` (module docstring).
-        prompt_template: Builds ``q`` from a target-language text (``{text}``); only for
-            ``pairing="copy"``.
+        prompt_template: Builds the query ``q`` from a text (``{text}``); ``None``: the
+            pairing's default (:func:`prompt_template_for`). With ``"continuation"`` it
+            wraps both texts before they are continued, e.g. a task's prompt.
         continuation_tokens: New tokens per greedy continuation (``pairing="continuation"``).
         append_eos: End each response with the tokenizer's EOS token (before truncation).
         max_response_tokens: Truncate responses to this many tokens (``None``: never).
@@ -370,7 +380,7 @@ def bipo_direction(
                 "n_clipped": n_clipped,
                 "step": step_used,
                 "pairing": pairing,
-                "prompt_template": prompt_template if pairing == "copy" else None,
+                "prompt_template": prompt_template_for(pairing, prompt_template),
                 "mapping": mapping,
                 "append_eos": append_eos,
                 "n_truncated": len(cut),
@@ -412,22 +422,39 @@ def fast_step_supported(model: Model) -> bool:
     )
 
 
+def prompt_template_for(pairing: Pairing, template: str | None = None) -> str:
+    """The prompt template a pairing uses: ``template``, or the pairing's default for None.
+
+    ``"copy"``: :data:`DEFAULT_PROMPT_TEMPLATE`; ``"continuation"``: ``"{text}"`` (the
+    text itself is the query).
+
+    >>> prompt_template_for("continuation"), prompt_template_for("copy", "{text}?")
+    ('{text}', '{text}?')
+    """
+    check_choice("pairing", pairing, _PAIRINGS)
+    if template is not None:
+        return template
+    return DEFAULT_PROMPT_TEMPLATE if pairing == "copy" else "{text}"
+
+
 def preference_texts(
     model: Model,
     english: Sequence[str],
     target: Sequence[str],
     pairing: Pairing,
-    template: str = DEFAULT_PROMPT_TEMPLATE,
+    template: str | None = None,
     continuation_tokens: int = 48,
     progress: bool | None = None,
 ) -> tuple[list[str], list[str], list[str], str]:
     """The texts of BiPO's preference pairs: ``(prompts q, chosen r_T, rejected r_O, mapping)``.
 
     ``pairing="copy"``: ``q = template.format(text=target[i])``, ``r_T = english[i]``,
-    ``r_O = target[i]``; ``"continuation"``: ``q = target[i]`` and the model's greedy
-    continuations (``continuation_tokens`` new tokens) of the English and the target text
-    (module docstring). ``mapping`` is a one-line description of the pairing. The SFT
-    baseline (:func:`~interp_steer.fitting.fit_lora`) trains on ``(q, r_T)`` of the same pairs.
+    ``r_O = target[i]``; ``"continuation"``: ``q = template.format(text=target[i])``,
+    ``r_T`` and ``r_O`` the model's greedy continuations (``continuation_tokens`` new
+    tokens) of the template around the English text and of ``q`` (module docstring).
+    ``template=None`` is the pairing's default (:func:`prompt_template_for`). ``mapping``
+    is a one-line description of the pairing. The SFT baseline
+    (:func:`~interp_steer.fitting.fit_lora`) trains on ``(q, r_T)`` of the same pairs.
 
     >>> from interp_steer import load_model
     >>> q, chosen, rejected, _ = preference_texts(load_model("tiny"), ["Hi."], ["Hallo."], "copy")
@@ -435,16 +462,12 @@ def preference_texts(
     (['Hi.'], ['Hallo.'], True)
 
     Raises:
-        ValueError: A template without ``{text}``, a template other than the default with
-            ``pairing="continuation"`` (its prompts are the texts), or
-            ``continuation_tokens`` below 1; checked before any generation.
+        ValueError: A template without ``{text}`` or ``continuation_tokens`` below 1;
+            checked before any generation.
     """
+    template = prompt_template_for(pairing, template)
     if "{text}" not in template:
-        raise ValueError("prompt_template must contain '{text}'")
-    if pairing == "continuation" and template != DEFAULT_PROMPT_TEMPLATE:
-        raise ValueError(
-            "prompt_template is for pairing='copy'; 'continuation' prompts are the texts"
-        )
+        raise ValueError(f"prompt_template must contain '{{text}}', got {template!r}")
     if continuation_tokens < 1:
         raise ValueError(f"continuation_tokens must be >= 1, got {continuation_tokens}")
     if pairing == "copy":
@@ -455,7 +478,7 @@ def preference_texts(
             list(target),
             ("q=template(target text), r_T=english text, r_O=target text"),
         )
-    texts = list(english) + list(target)
+    texts = [template.format(text=t) for t in (*english, *target)]
     outs: list[str] = []
     for i in range(0, len(texts), 8):
         outs += generate_texts(
@@ -463,12 +486,12 @@ def preference_texts(
         )
     chosen, rejected = outs[: len(english)], outs[len(english) :]
     return (
-        list(target),
+        texts[len(english) :],
         chosen,
         rejected,
         (
-            "q=target text, r_T=greedy continuation of the english text, "
-            "r_O=greedy continuation of the target text"
+            "q=template(target text), r_T=greedy continuation of template(english text), "
+            "r_O=greedy continuation of q"
         ),
     )
 

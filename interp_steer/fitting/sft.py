@@ -45,10 +45,10 @@ from interp_steer.activations.cache import model_fingerprint
 from interp_steer.constants import check_choice
 from interp_steer.data.parallel import CorpusLike, ParallelCorpus
 from interp_steer.fitting.bipo import (
-    DEFAULT_PROMPT_TEMPLATE,
     Pairing,
     encode_preference,
     preference_texts,
+    prompt_template_for,
     sequence_logprobs,
 )
 from interp_steer.models.adapters import named_weights, weights_fingerprint
@@ -86,7 +86,7 @@ def fit_lora(
     max_grad_norm: float | None = 1.0,
     seed: int = 0,
     pairing: Pairing = "copy",
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    prompt_template: str | None = None,
     continuation_tokens: int = 48,
     max_response_tokens: int | None = 128,
     append_eos: bool = True,
@@ -125,7 +125,8 @@ def fit_lora(
         seed: Seeds the factors' initialisation, the dropout and the shuffling: the same
             seed gives a bit-identical adapter (on the CPU).
         pairing: How a pair becomes ``(q, r_T)``: BiPO's ``"copy"`` or ``"continuation"``.
-        prompt_template: Builds ``q`` from a target text (``{text}``; ``"copy"`` only).
+        prompt_template: Builds the query ``q`` from a text (``{text}``); ``None``: the
+            pairing's default (:func:`~interp_steer.fitting.prompt_template_for`).
         continuation_tokens: New tokens per greedy continuation (``"continuation"``).
         max_response_tokens: Truncate responses to this many tokens (``None``: never).
         append_eos: End each response with the tokenizer's EOS token (before truncation).
@@ -190,7 +191,7 @@ def fit_lora(
         "dropout": dropout, "lr": lr, "weight_decay": weight_decay, "epochs": epochs,
         "batch_size": batch_size, "warmup_steps": warmup_steps, "schedule": schedule,
         "max_grad_norm": max_grad_norm, "seed": seed, "pairing": pairing,
-        "prompt_template": prompt_template if pairing == "copy" else None,
+        "prompt_template": prompt_template_for(pairing, prompt_template),
         "continuation_tokens": continuation_tokens if pairing == "continuation" else None,
         "max_response_tokens": max_response_tokens, "append_eos": append_eos,
     }  # fmt: skip
@@ -334,7 +335,7 @@ def sft_loss(
     corpus: CorpusLike,
     *,
     pairing: Pairing = "copy",
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    prompt_template: str | None = None,
     continuation_tokens: int = 48,
     max_response_tokens: int | None = 128,
     append_eos: bool = True,

@@ -192,7 +192,14 @@ def test_small_v_trains_on_a_bfloat16_model():
 # ------------------------------------------------------------- 5. pairings
 
 
-def test_continuation_pairing_builds_its_pairs_from_greedy_continuations(tiny, monkeypatch):
+@pytest.mark.parametrize(("template", "recorded"), [(None, "{text}"), ("Q: {text}\nA:", None)])
+def test_continuation_pairing_builds_its_pairs_from_greedy_continuations(
+    tiny, monkeypatch, template, recorded
+):
+    """The query is the template around each text (the text itself by default); both
+    texts are continued in that template, and the template used is recorded."""
+    recorded = recorded or template
+    wrap = recorded.format
     calls = []
 
     def fake_generate(model, prompts, *, max_new_tokens, progress=None):
@@ -201,14 +208,15 @@ def test_continuation_pairing_builds_its_pairs_from_greedy_continuations(tiny, m
 
     monkeypatch.setattr("interp_steer.fitting.bipo.generate_texts", fake_generate)
     opts = {"layer": 1, "pairing": "continuation", "continuation_tokens": 7, "n_eval": 3}
-    v, m = bipo_direction(tiny, PAIRS, append_eos=False, **opts)
+    v, m = bipo_direction(tiny, PAIRS, append_eos=False, prompt_template=template, **opts)
     asked = [p for prompts, _ in calls for p in prompts]
-    assert sorted(asked) == sorted(ENGLISH + GERMAN) and {k for _, k in calls} == {7}
-    queries = list(GERMAN)
-    lp_t = response_logprobs(tiny, queries, [f" and then: {e[::-1]}" for e in ENGLISH])
-    lp_o = response_logprobs(tiny, queries, [f" and then: {t[::-1]}" for t in GERMAN])
+    english = [wrap(text=e) for e in ENGLISH]
+    queries = [wrap(text=t) for t in GERMAN]
+    assert sorted(asked) == sorted(english + queries) and {k for _, k in calls} == {7}
+    lp_t = response_logprobs(tiny, queries, [f" and then: {e[::-1]}" for e in english])
+    lp_o = response_logprobs(tiny, queries, [f" and then: {t[::-1]}" for t in queries])
     assert m["margin_before"] == pytest.approx(float((lp_t - lp_o).mean()), rel=1e-4)
-    assert m["pairing"] == "continuation" and m["prompt_template"] is None
+    assert m["pairing"] == "continuation" and m["prompt_template"] == recorded
     assert "continuation" in m["mapping"] and m["steps"] == 3 and v.norm() > 0
 
 
@@ -218,7 +226,7 @@ def test_continuation_pairing_builds_its_pairs_from_greedy_continuations(tiny, m
         ({"pairing": "translate"}, "pairing must be one of"),
         ({"lr_scale": "norm"}, "lr_scale must be one of"),
         ({"step": "quick"}, "step must be one of"),
-        ({"pairing": "continuation", "prompt_template": "{text}?"}, "prompt_template is for"),
+        ({"pairing": "continuation", "prompt_template": "no slot"}, "must contain"),
         ({"continuation_tokens": 0}, "continuation_tokens"),
     ],
 )
