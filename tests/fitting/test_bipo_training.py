@@ -192,13 +192,14 @@ def test_small_v_trains_on_a_bfloat16_model():
 # ------------------------------------------------------------- 5. pairings
 
 
-@pytest.mark.parametrize(("template", "recorded"), [(None, "{text}"), ("Q: {text}\nA:", None)])
+@pytest.mark.parametrize(
+    ("template", "recorded"), [(None, "{text}"), ("Q: {text}\nA:", "Q: {text}\nA:")]
+)
 def test_continuation_pairing_builds_its_pairs_from_greedy_continuations(
     tiny, monkeypatch, template, recorded
 ):
     """The query is the template around each text (the text itself by default); both
     texts are continued in that template, and the template used is recorded."""
-    recorded = recorded or template
     wrap = recorded.format
     calls = []
 
