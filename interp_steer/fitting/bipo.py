@@ -255,6 +255,7 @@ def bipo_direction(
     check_choice("lr_scale", lr_scale, _LR_SCALES)
     check_choice("pairing", pairing, _PAIRINGS)
     check_choice("step", step, _STEPS)
+    prompt_template = prompt_template_for(pairing, prompt_template)  # used and recorded
     lr = resolve_bipo_hyper({"lr": lr, "lr_scale": lr_scale})["lr"]
     _check_hyper(beta, lr, weight_decay, warmup_steps, epochs, batch_size, max_response_tokens)
     if max_grad_norm is not None and not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
@@ -380,7 +381,7 @@ def bipo_direction(
                 "n_clipped": n_clipped,
                 "step": step_used,
                 "pairing": pairing,
-                "prompt_template": prompt_template_for(pairing, prompt_template),
+                "prompt_template": prompt_template,
                 "mapping": mapping,
                 "append_eos": append_eos,
                 "n_truncated": len(cut),

@@ -169,6 +169,7 @@ def fit_lora(
     english, target = list(pairs.english), list(pairs.target)
     check_choice("pairing", pairing, _PAIRINGS)
     check_choice("schedule", schedule, _SCHEDULES)
+    prompt_template = prompt_template_for(pairing, prompt_template)  # used and recorded
     targets = tuple(target_modules)
     _check_hyper(rank, alpha, targets, dropout, lr, weight_decay, epochs, batch_size,
                  warmup_steps, max_grad_norm, max_response_tokens, n_eval)  # fmt: skip
@@ -191,7 +192,7 @@ def fit_lora(
         "dropout": dropout, "lr": lr, "weight_decay": weight_decay, "epochs": epochs,
         "batch_size": batch_size, "warmup_steps": warmup_steps, "schedule": schedule,
         "max_grad_norm": max_grad_norm, "seed": seed, "pairing": pairing,
-        "prompt_template": prompt_template_for(pairing, prompt_template),
+        "prompt_template": prompt_template,
         "continuation_tokens": continuation_tokens if pairing == "continuation" else None,
         "max_response_tokens": max_response_tokens, "append_eos": append_eos,
     }  # fmt: skip
