@@ -113,6 +113,23 @@ def test_lr_is_scaled_by_the_prompts_residual_norm(tiny):
     assert paper[paper != 0].abs().max() == pytest.approx(5e-4, rel=1e-3)
 
 
+def test_coord_scale_moves_each_coordinate_in_units_of_its_spread(tiny):
+    # v = spread * w with AdamW on w: the first step moves coordinate i by lr * spread_i,
+    # where spread_i is its standard deviation over the prompt's tokens (BOS excluded)
+    one = SimpleNamespace(english=ENGLISH[:1], target=GERMAN[:1])
+    v, m = bipo_direction(tiny, one, layer=2, lr_scale="coord", warmup_steps=0, n_eval=0)
+    tokens = tiny.to_tokens(PROMPTS[0])
+    _, cache = tiny.run_with_cache(tokens, names_filter="blocks.2.hook_resid_post")
+    spread = cache["blocks.2.hook_resid_post"][0, 1:].float().std(0, correction=0)
+    assert spread.max() > 1.5 * spread.min()  # the coordinates' scales differ
+    assert (m["lr"], m["lr_scale"], m["lr_effective"]) == (1e-3, "coord", 1e-3)
+    assert m["spread_norm"] == pytest.approx(float(spread.norm()), rel=1e-4)
+    moved = v != 0
+    assert int(moved.sum()) > 60
+    torch.testing.assert_close(v[moved].abs(), 1e-3 * spread[moved], rtol=1e-3, atol=0)
+    assert m["white_rms"] == pytest.approx(1e-3 * math.sqrt(int(moved.sum()) / 64), rel=1e-3)
+
+
 # ------------------------------------------------------------- 3. the paper's recipe
 
 
