@@ -334,8 +334,8 @@ def bipo_direction(
                 )  # fmt: skip
                 state = ckpt.load()
                 if state is not None:  # resume exactly where the last save left off
-                    with torch.no_grad():
-                        w.copy_(state["w"])
+                    with torch.no_grad():  # "v": a checkpoint saved before "coord" (w is v)
+                        w.copy_(state["w"] if "w" in state else state["v"])
                     opt.load_state_dict(state["optimizer"])
                     sched.load_state_dict(state["scheduler"])
                     gen.set_state(state["generator"])

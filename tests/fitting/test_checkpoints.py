@@ -48,16 +48,20 @@ def killed_before_step(n: int) -> Iterator[None]:
 BIPO = {"layer": 1, "epochs": 3, "warmup_steps": 2, "n_eval": 0}  # 9 steps of one pair
 
 
-@pytest.mark.parametrize(("every", "kill", "resumed"), [(2, 5, 4), (3, 7, 6)])
+@pytest.mark.parametrize(
+    ("every", "kill", "resumed", "lr_scale"),
+    [(2, 5, 4, "resid"), (3, 7, 6, "resid"), (2, 5, 4, "coord")],
+)
 def test_a_killed_bipo_run_resumes_to_the_uninterrupted_vector(
-    tiny, tmp_path, every, kill, resumed
+    tiny, tmp_path, every, kill, resumed, lr_scale
 ):
-    v_full, m_full = bipo_direction(tiny, PAIRS, **BIPO)
+    options = {**BIPO, "lr_scale": lr_scale}
+    v_full, m_full = bipo_direction(tiny, PAIRS, **options)
     with pytest.raises(Killed), killed_before_step(kill):
-        bipo_direction(tiny, PAIRS, **BIPO, checkpoint_dir=tmp_path, checkpoint_every=every)
+        bipo_direction(tiny, PAIRS, **options, checkpoint_dir=tmp_path, checkpoint_every=every)
     (saved,) = tmp_path.glob("bipo-layer1-*.pt")
     v, metrics = bipo_direction(
-        tiny, PAIRS, **BIPO, checkpoint_dir=tmp_path, checkpoint_every=every
+        tiny, PAIRS, **options, checkpoint_dir=tmp_path, checkpoint_every=every
     )
     # (6: an epoch's start, where the order is drawn anew; 4: mid-epoch, its saved order)
     assert metrics["resumed_at"] == resumed and m_full["resumed_at"] is None
@@ -66,6 +70,19 @@ def test_a_killed_bipo_run_resumes_to_the_uninterrupted_vector(
     assert metrics["grad_norm_curve"] == m_full["grad_norm_curve"]
     assert metrics["lr_peak_reached"] == m_full["lr_peak_reached"]
     assert not saved.exists()  # trained: the checkpoint is gone
+
+
+def test_a_checkpoint_saved_before_coord_still_resumes(tiny, tmp_path):
+    # older checkpoints hold the trained vector as "v" (with "resid" it is w itself)
+    v_full, _ = bipo_direction(tiny, PAIRS, **BIPO)
+    with pytest.raises(Killed), killed_before_step(5):
+        bipo_direction(tiny, PAIRS, **BIPO, checkpoint_dir=tmp_path, checkpoint_every=2)
+    (saved,) = tmp_path.glob("bipo-layer1-*.pt")
+    payload = torch.load(saved, weights_only=True)
+    payload["state"]["v"] = payload["state"].pop("w")
+    torch.save(payload, saved)
+    v, metrics = bipo_direction(tiny, PAIRS, **BIPO, checkpoint_dir=tmp_path, checkpoint_every=2)
+    assert metrics["resumed_at"] == 4 and torch.equal(v, v_full)
 
 
 def test_other_settings_never_resume_a_bipo_checkpoint(tiny, tmp_path):
