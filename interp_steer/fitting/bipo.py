@@ -96,7 +96,8 @@ _PAIRINGS: tuple[Pairing, ...] = ("copy", "continuation")
 
 _DEFAULT_LR: dict[str, float] = {"coord": 1e-3, "resid": 1e-3, "none": 5e-4}
 """The default ``lr`` per ``lr_scale``: ``1e-3`` of the residual norm (chosen on held-out
-pairs, :func:`bipo_direction`), or the paper's 5e-4."""
+pairs, :func:`bipo_direction`), ``1e-3`` of each coordinate's spread (set, not yet chosen on
+held-out pairs), or the paper's 5e-4."""
 
 _FAST_ARCHITECTURES = (  # the fast step is tested equal to the reference step on these
     "Gemma3ForCausalLM",
