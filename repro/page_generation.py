@@ -424,12 +424,17 @@ def generation_findings(
     return "\n".join(lines)
 
 
+_LR_UNITS = {"coord": " × each coordinate's spread", "resid": " × ‖h‖", "none": ""}
+"""How the page writes BiPO's ``lr`` under each ``lr_scale`` (``"none"``: absolute)."""
+
+
 def bipo_defaults_text(
     root: Path, cells: Mapping[str, Mapping[str, Sequence[float]]] | None
 ) -> str:
     """The subsection on BiPO with the library's defaults ('' without its file or KL cells).
 
-    ``cells``: :func:`kl_cells`, whose ``basic`` rows are the unsteered side of each test.
+    ``cells``: :func:`kl_cells`, whose ``basic`` rows are the unsteered side of each test
+    and whose ``mean_diff`` rows (where present) the other side of a second one.
     """
     path = root / "gen_bipo_defaults.json"
     if cells is None or not path.is_file():
@@ -440,32 +445,62 @@ def bipo_defaults_text(
     if not langs:
         return ""
     row = "bipo (defaults)"
-    tests = kl_tests({x: {row: data[x]["kl"], "basic": cells[x]["basic"]} for x in langs},
-                     ((row, "basic"),)).set_index("lang")  # fmt: skip
+    kl = {x: {row: data[x]["kl"], **{k: v for k, v in cells[x].items()
+                                     if k in ("basic", "mean_diff")}} for x in langs}  # fmt: skip
+    tests = kl_tests(kl, ((row, "basic"), (row, "mean_diff")))
+    vs = {k: tests[tests["vs"] == k].set_index("lang") for k in ("basic", "mean_diff")}
+    md = [x for x in langs if x in vs["mean_diff"].index]
     table = pd.DataFrame(
         {
             "lang": langs,
             "‖v‖/‖h‖": [data[x]["norm_ratio"] for x in langs],
-            "unsteered": [float(np.mean(cells[x]["basic"])) for x in langs],
+            "unsteered": [float(np.mean(kl[x]["basic"])) for x in langs],
             row: [float(np.mean(data[x]["kl"])) for x in langs],
-            **{k: [tests.loc[x, k] for x in langs] for k in ("95% CI", "lower", "p_value")},
+            **{k: [vs["basic"].loc[x, k] for x in langs] for k in ("95% CI", "lower", "p_value")},
+            "mean_diff": [
+                float(np.mean(kl[x]["mean_diff"])) if x in md else np.nan for x in langs
+            ],  # fmt: skip
+            "bipo − mean_diff": [
+                vs["mean_diff"].loc[x, "diff (nats)"] if x in md else np.nan for x in langs
+            ],  # fmt: skip
+            "95% CI (vs mean_diff)": [
+                vs["mean_diff"].loc[x, "95% CI"] if x in md else "" for x in langs
+            ],
+            "p (vs mean_diff)": [
+                vs["mean_diff"].loc[x, "p_value"] if x in md else np.nan for x in langs
+            ],  # fmt: skip
         }
     )
     below = int((table[row] < table["unsteered"]).sum())
-    per = tests.drop(index="pooled", errors="ignore")
+    per = vs["basic"].drop(index="pooled", errors="ignore")
     sig = int(((per["p_value"] < 0.05) & (per["diff (nats)"] < 0)).sum())
     ratios = table["‖v‖/‖h‖"]
+    against = ""
+    if md:
+        diffs = vs["mean_diff"].drop(index="pooled", errors="ignore")["diff (nats)"]
+        closer = int((diffs < 0).sum())
+        against = (
+            f" Against `mean_diff` at its selected strength it is closer to English in {closer}"
+            f" of {len(md)}"
+        )
+        if "pooled" in vs["mean_diff"].index:
+            pooled = vs["mean_diff"].loc["pooled"]
+            against += (f" (pooled: {pooled['diff (nats)']:+.3f} nats, 95% CI "
+                        f"{pooled['95% CI']})")  # fmt: skip
+        against += "."
+    scale = _LR_UNITS[hyper.get("lr_scale", "resid")]  # files from before lr_scale: resid
     return (
         "### BiPO with the library's defaults\n\n"
-        '`fit_vector(method="bipo")` with no hyper-parameter given (`lr` '
-        f"{hyper['lr']:g} × ‖h‖, {hyper['epochs']} epoch(s), {hyper['warmup_steps']} warm-up "
+        f'`fit_vector(method="bipo")` with no hyper-parameter given (`lr` {hyper["lr"]:g}'
+        f"{scale}, {hyper['epochs']} epoch(s), {hyper['warmup_steps']} warm-up "
         f"steps, batch {hyper['batch_size']}), fitted on each language's `train` pairs above "
         "at its selected layer and applied as trained (α = 1), on the same `eval` pairs "
         "(95% CI of the difference from unsteered; `lower`: pairs closer to English than "
-        "unsteered; exact sign test)."
+        "unsteered; exact sign test; then the same test against `mean_diff`, whose "
+        "difference is negative where BiPO is closer to English)."
         f" Its mean KL is below unsteered in {below} of {len(langs)} "
         f"languages, significantly in {sig}; ‖v‖/‖h‖ is {ratios.min():.4f} to "
-        f"{ratios.max():.4f}.\n\n{markdown_table(table, digits=3)}\n"
+        f"{ratios.max():.4f}.{against}\n\n{markdown_table(table, digits=3)}\n"
     )
 
 

@@ -46,11 +46,12 @@ def test_the_chosen_point_is_the_best_select_score_and_test_never_decides(tiny):
     # BiPO as trained: every point at alpha 1, absolute
     assert not sel.relative and sel.alpha.tolist() == sel.strength.tolist() == [1.0] * 3
     assert {a for stage, norm, a in ev.calls if norm is not None} == {1.0}
-    # each point's fit is recorded: BiPO's effective lr is lr * the residual norm
+    # each point's fit is recorded: by default BiPO's lr is in units of each coordinate's
+    # spread, so AdamW's rate is lr itself
     for point, extra in zip(sel.points, sel.meta["points"], strict=True):
         fit = extra["fit_metrics"]
         assert fit["lr"] == point["lr"] and fit["norm"] == pytest.approx(extra["vector_norm"])
-        assert fit["lr_effective"] == fit["lr"] * fit["lr_resid_norm"]
+        assert (fit["lr_scale"], fit["lr_effective"]) == ("coord", fit["lr"])
     frame = sel.to_frame()
     assert frame["lr"].tolist() == list(LRS) and frame["chosen"].tolist() == [False, True, False]
     assert frame["select_score"].tolist() == norms

@@ -98,7 +98,7 @@ def test_fast_and_reference_training_agree(tiny):
 
 def test_lr_is_scaled_by_the_prompts_residual_norm(tiny):
     one = SimpleNamespace(english=ENGLISH[:1], target=GERMAN[:1])
-    v, m = bipo_direction(tiny, one, layer=2, warmup_steps=0, n_eval=0)
+    v, m = bipo_direction(tiny, one, layer=2, lr_scale="resid", warmup_steps=0, n_eval=0)
     norms = collect_activations(tiny, PROMPTS[:1], layers=[2], exclude_bos=True).norms[2]
     assert m["lr_resid_norm"] == pytest.approx(float(norms.mean()), rel=1e-6)
     assert (m["lr"], m["lr_scale"]) == (1e-3, "resid")
@@ -137,7 +137,8 @@ def test_defaults_are_the_papers_and_everything_is_recorded(tiny):
     v = fit_vector(tiny, PAIRS, layer=1, method="bipo")
     hyper, m = v.meta["hyper"], v.meta["metrics"]
     assert (hyper["batch_size"], hyper["warmup_steps"], hyper["epochs"]) == (1, 100, 1)
-    assert (hyper["lr_scale"], hyper["max_grad_norm"], hyper["append_eos"]) == ("resid", None, True)
+    assert (hyper["lr_scale"], hyper["max_grad_norm"], hyper["append_eos"]) == ("coord", None, True)
+    assert (hyper["lr"], m["lr"], m["lr_effective"]) == (1e-3, 1e-3, 1e-3)  # in spreads
     assert (hyper["pairing"], hyper["step"]) == ("copy", "fast")
     assert m["steps"] == 3 and len(m["grad_norm_curve"]) == 3 and m["n_clipped"] == 0
     assert m["lr_peak_reached"] == pytest.approx(m["lr_effective"] * 2 / 100)

@@ -313,7 +313,7 @@ def test_bipo_gets_the_same_pairs_from_any_form(tiny):
     torch.testing.assert_close(a.direction, b.direction, atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("lr_scale, lr", [("resid", 1e-3), ("none", 5e-4)])
+@pytest.mark.parametrize("lr_scale, lr", [("coord", 1e-3), ("resid", 1e-3), ("none", 5e-4)])
 def test_a_bipo_vector_records_the_learning_rate_it_was_trained_at(tiny, lr_scale, lr):
     # lr=None stands for a default that depends on lr_scale; the record holds the rate used
     options = {"lr_scale": lr_scale, "warmup_steps": 0, "n_eval": 0}

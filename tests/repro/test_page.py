@@ -117,24 +117,31 @@ def test_kl_table_reads_gen_kl_as_positive_nats_with_a_mean_row(tmp_path):
     np.testing.assert_allclose(table["mean_diff"], [0.1, 0.5, 0.3])
 
 
-def test_bipo_defaults_text_tests_each_language_against_its_unsteered_cells(tmp_path):
-    cells = {"de": {"basic": [1.0] * 8}, "fr": {"basic": [1.0] * 8}}
+def test_bipo_defaults_text_tests_each_language_against_unsteered_and_mean_diff(tmp_path):
+    cells = {"de": {"basic": [1.0] * 8, "mean_diff": [0.75] * 8}, "fr": {"basic": [1.0] * 8}}
     assert bipo_defaults_text(tmp_path, cells) == ""  # no file yet
-    data = {"settings": {"hyper": {"lr": 1e-3, "epochs": 1, "warmup_steps": 100,
-                                   "batch_size": 1}},
+    data = {"settings": {"hyper": {"lr": 1e-3, "lr_scale": "coord", "epochs": 1,
+                                   "warmup_steps": 100, "batch_size": 1}},
             "de": {"kl": [0.5] * 8, "norm_ratio": 0.012},  # closer on all 8 pairs
             "fr": {"kl": [1.5, 0.5] * 4, "norm_ratio": 0.007}}  # fmt: skip
-    (tmp_path / "gen_bipo_defaults.json").write_text(json.dumps(data), encoding="utf-8")
+    path = tmp_path / "gen_bipo_defaults.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
     text = bipo_defaults_text(tmp_path, cells)
     assert text.startswith("### BiPO with the library's defaults")
-    assert "`lr` 0.001 × ‖h‖, 1 epoch(s), 100 warm-up steps, batch 1)" in text
+    assert "`lr` 0.001 × each coordinate's spread, 1 epoch(s), 100 warm-up steps, batch 1)" in text
     assert "below unsteered in 1 of 2 languages, significantly in 1;" in text
     assert "‖v‖/‖h‖ is 0.0070 to 0.0120." in text
+    assert "closer to English in 1 of 1." in text  # fr has no mean_diff cells: not compared
+    assert "| p_value | mean_diff | bipo − mean_diff | 95% CI (vs mean_diff) |" in text
     rows = [[c.strip() for c in r.strip("|").split("|")] for r in text.splitlines()
             if r.startswith(("| de", "| fr"))]  # fmt: skip
     assert rows[0][5:7] == ["8/8", "0.008"]  # lower, p (sign test: 2/2^8)
+    assert rows[0][7:9] == ["0.750", "-0.250"]  # 0.5 against mean_diff's 0.75
     assert rows[1][5] == "4/8"
     assert bipo_defaults_text(tmp_path, {"ja": {"basic": [1.0]}}) == ""  # no shared language
+    del data["settings"]["hyper"]["lr_scale"]  # a file from before lr_scale: the rate was × ‖h‖
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert "`lr` 0.001 × ‖h‖, 1 epoch(s)" in bipo_defaults_text(tmp_path, cells)
 
 
 def test_bipo_alpha_text_counts_languages_below_unsteered_and_long_enough(tmp_path):
