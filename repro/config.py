@@ -235,6 +235,9 @@ class StudyConfig:
         bipo_epochs: The numbers of epochs tried, at the chosen rate (the paper trains 1).
         n_bipo_lr_fit: MSVAMP ``train`` pairs each candidate is trained on (rate, epochs,
             and each language's pairing).
+        bipo_default_lrs: The learning rates tried for the library's default BiPO (in units
+            of each coordinate's spread; the ``bipo_default_lr`` stage, on ``n_gen_fit``
+            pairs of ``bipo_lr_lang``: the default's own schedule).
         bipo_alphas: Multipliers of BiPO's default vector (as trained: α = 1) whose
             held-out EnglishKL is compared, one chosen per language (the ``bipo_alpha``
             stage: a sensitivity curve around α = 1).
@@ -275,6 +278,7 @@ class StudyConfig:
     bipo_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
     bipo_epochs: tuple[int, ...] = (1, 2)
     n_bipo_lr_fit: int = 128
+    bipo_default_lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
     bipo_alphas: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5)
     trajectory_langs: tuple[str, str] = ("fr", "zh")
     n_trajectory: int = 157
@@ -309,6 +313,7 @@ QUICK = StudyConfig(
     bipo_lrs=(1e-4, 1e-3),
     bipo_epochs=(1, 2),
     n_bipo_lr_fit=4,
+    bipo_default_lrs=(1e-3, 1e-2),
     bipo_alphas=(0.5, 1.0),
     n_trajectory=8,
     forcing=FORCING_QUICK,

@@ -47,6 +47,7 @@ __all__ = [
     "GEN_ORDER",
     "MATH_TEMPLATE",
     "bipo_alpha_stage",
+    "bipo_default_lr_stage",
     "bipo_defaults_stage",
     "bipo_epochs_stage",
     "bipo_lr_stage",
@@ -118,6 +119,22 @@ def bipo_lr_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     _bipo_selection(model, cfg, root, "lr", cfg.bipo_lrs, {})
 
 
+def bipo_default_lr_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """The library's default BiPO rate, checked on held-out pairs: ``cfg.bipo_default_lrs``.
+
+    Each candidate trains ``fit_vector(method="bipo")`` with every other hyper-parameter
+    at the library's default (``lr_scale="coord"``: ``lr`` in units of each coordinate's
+    spread), on the ``cfg.n_gen_fit`` MSVAMP ``train`` pairs the defaults are measured on
+    (so the default's own schedule: one epoch over them) of ``cfg.bipo_lr_lang`` at its
+    selected layer, and is scored like a :func:`bipo_lr_stage` candidate. Saved as
+    ``gen_bipo_default_lr.json`` (resumable in ``gen_bipo_default_lr/``). Reported, not
+    used: the library's default is a constant, and the page says whether this choice
+    agrees with it.
+    """
+    _bipo_selection(model, cfg, root, "lr", cfg.bipo_default_lrs, {}, stem="default_lr",
+                    base={}, n_fit=cfg.n_gen_fit)  # fmt: skip
+
+
 def bipo_epochs_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     """BiPO's number of epochs: each of ``cfg.bipo_epochs`` trained at the chosen rate.
 
@@ -154,20 +171,28 @@ def _bipo_selection(
     values: tuple[Any, ...],
     chosen: dict[str, Any],
     lang: str | None = None,
+    *,
+    stem: str | None = None,
+    base: dict[str, Any] | None = None,
+    n_fit: int | None = None,
 ) -> None:
-    """BiPO trained at each of ``values`` of ``name`` (the rest: ``HYPER`` and ``chosen``).
+    """BiPO trained at each of ``values`` of ``name`` (the rest: ``base`` and ``chosen``).
 
-    On ``cfg.n_bipo_lr_fit`` MSVAMP ``train`` pairs of ``lang`` (default
-    ``cfg.bipo_lr_lang``) at its selected layer; saved as ``gen_bipo_<name>.json``,
-    resumable in ``gen_bipo_<name>/`` (with ``lang``: ``gen_bipo_<name>/<lang>.json``,
-    resumable in ``gen_bipo_<name>/<lang>/``).
+    ``base``: the hyper-parameters not selected (``None``: the study's, ``HYPER``; ``{}``:
+    the library's defaults). On ``n_fit`` (default ``cfg.n_bipo_lr_fit``) MSVAMP
+    ``train`` pairs of ``lang`` (default ``cfg.bipo_lr_lang``) at its selected layer;
+    saved as ``gen_bipo_<stem>.json`` (``stem`` defaults to ``name``), resumable in
+    ``gen_bipo_<stem>/`` (with ``lang``: ``gen_bipo_<stem>/<lang>.json``, resumable in
+    ``gen_bipo_<stem>/<lang>/``).
     """
-    run_dir = root / f"gen_bipo_{name}"
+    stem = name if stem is None else stem
+    run_dir = root / f"gen_bipo_{stem}"
     if lang is None:
-        lang, path = cfg.bipo_lr_lang, root / f"gen_bipo_{name}.json"
+        lang, path = cfg.bipo_lr_lang, root / f"gen_bipo_{stem}.json"
     else:
         run_dir, path = run_dir / lang, run_dir / f"{lang}.json"
-    fixed = {k: v for k, v in {**HYPER["bipo"], **chosen}.items() if k != name}
+    base = HYPER["bipo"] if base is None else base
+    fixed = {k: v for k, v in {**base, **chosen}.items() if k != name}
     select_hyper(
         model, lang,
         task=kl_evaluator(cfg, test=True),
@@ -176,7 +201,7 @@ def _bipo_selection(
         method="bipo",
         fit_dataset="msvamp",
         fit_split="train",
-        n_fit=cfg.n_bipo_lr_fit,
+        n_fit=cfg.n_bipo_lr_fit if n_fit is None else n_fit,
         run_dir=run_dir,
         progress=True,
         **fixed,

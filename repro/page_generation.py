@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from interp_steer.analysis import HyperSelection, SweepResult, TransferResult
+from interp_steer.fitting import check_hyper
 from interp_steer.plotting import plot_sweep, plot_transfer
 from repro.config import BASELINE_ROWS, SFT_NOTE, bipo_note, method_rows
 from repro.tables import (
@@ -35,6 +36,7 @@ __all__ = [
     "bipo_alpha_text",
     "bipo_defaults_text",
     "comparison_phrase",
+    "default_lr_text",
     "edge_note",
     "english_kl_part",
     "generation_findings",
@@ -102,6 +104,10 @@ def _left_out(partial: list[str]) -> str:
     )
 
 
+_LR_UNITS = {"coord": " × each coordinate's spread", "resid": " × ‖h‖", "none": ""}
+"""How the page writes BiPO's ``lr`` under each ``lr_scale`` (``"none"``: absolute)."""
+
+
 def hyper_table(path: Path) -> tuple[pd.DataFrame, HyperSelection] | None:
     """A saved BiPO hyper-parameter selection as a table (None without the file).
 
@@ -137,6 +143,28 @@ def _hyper_text(found: tuple[pd.DataFrame, HyperSelection] | None, what: str, us
         f"{edge_note(sel.names, sel.points, sel.chosen)}\n\n"
         f"{markdown_table(table, digits=3)}\n"
     )
+
+
+def default_lr_text(root: Path) -> str:
+    """The subsection checking the library's default BiPO rate ('' without its file).
+
+    ``gen_bipo_default_lr.json`` (the ``bipo_default_lr`` stage); the text says whether
+    the rate chosen on held-out pairs is the library's default today.
+    """
+    found = hyper_table(root / "gen_bipo_default_lr.json")
+    if found is None:
+        return ""
+    sel = found[1]
+    default = check_hyper("bipo", {})
+    lr, scale = default["lr"], _LR_UNITS[default["lr_scale"]]
+    best = sel.best["lr"]
+    agree = "is" if best == lr else f"is {best:g}, not"
+    use = (
+        "Every other hyper-parameter is the library's default, so each candidate is trained "
+        f"on the default's own schedule (one epoch over these pairs; `lr`{scale}). The rate "
+        f"chosen here {agree} the library's default (`lr` {lr:g})."
+    )
+    return _hyper_text(found, "default learning rate", use)
 
 
 def pairing_text(folder: Path) -> str:
@@ -424,10 +452,6 @@ def generation_findings(
     return "\n".join(lines)
 
 
-_LR_UNITS = {"coord": " × each coordinate's spread", "resid": " × ‖h‖", "none": ""}
-"""How the page writes BiPO's ``lr`` under each ``lr_scale`` (``"none"``: absolute)."""
-
-
 def bipo_defaults_text(
     root: Path, cells: Mapping[str, Mapping[str, Sequence[float]]] | None
 ) -> str:
@@ -587,6 +611,7 @@ def english_kl_part(
         kl_text,
         bipo_defaults_text(root, cells),
         bipo_alpha_text(root, cells),
+        default_lr_text(root),
         _hyper_text(
             hyper_table(root / "gen_bipo_lr.json"),
             "learning rate",
