@@ -474,6 +474,7 @@ def bipo_defaults_text(
     tests = kl_tests(kl, ((row, "basic"), (row, "mean_diff")))
     vs = {k: tests[tests["vs"] == k].set_index("lang") for k in ("basic", "mean_diff")}
     md = [x for x in langs if x in vs["mean_diff"].index]
+    against_md = vs["mean_diff"].reindex(langs)  # NaN where a language has no mean_diff
     table = pd.DataFrame(
         {
             "lang": langs,
@@ -484,15 +485,9 @@ def bipo_defaults_text(
             "mean_diff": [
                 float(np.mean(kl[x]["mean_diff"])) if x in md else np.nan for x in langs
             ],  # fmt: skip
-            "bipo − mean_diff": [
-                vs["mean_diff"].loc[x, "diff (nats)"] if x in md else np.nan for x in langs
-            ],  # fmt: skip
-            "95% CI (vs mean_diff)": [
-                vs["mean_diff"].loc[x, "95% CI"] if x in md else "" for x in langs
-            ],
-            "p (vs mean_diff)": [
-                vs["mean_diff"].loc[x, "p_value"] if x in md else np.nan for x in langs
-            ],  # fmt: skip
+            "bipo − mean_diff": against_md["diff (nats)"].to_numpy(),
+            "95% CI (vs mean_diff)": against_md["95% CI"].fillna("").to_numpy(),
+            "p (vs mean_diff)": against_md["p_value"].to_numpy(),
         }
     )
     below = int((table[row] < table["unsteered"]).sum())
@@ -501,8 +496,7 @@ def bipo_defaults_text(
     ratios = table["‖v‖/‖h‖"]
     against = ""
     if md:
-        diffs = vs["mean_diff"].drop(index="pooled", errors="ignore")["diff (nats)"]
-        closer = int((diffs < 0).sum())
+        closer = int((against_md["diff (nats)"] < 0).sum())
         against = (
             f" Against `mean_diff` at its selected strength it is closer to English in {closer}"
             f" of {len(md)}"
