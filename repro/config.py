@@ -237,7 +237,10 @@ class StudyConfig:
             and each language's pairing).
         bipo_default_lrs: The learning rates tried for the library's default BiPO (in units
             of each coordinate's spread; the ``bipo_default_lr`` stage, on ``n_gen_fit``
-            pairs of ``bipo_lr_lang``: the default's own schedule).
+            pairs of each of ``bipo_default_lr_langs``: the default's own schedule).
+        bipo_default_lr_langs: The languages the default rate is compared on, one rate for
+            all (sw gains most from a longer default vector in ``bipo_alpha``; fr and de
+            least).
         bipo_alphas: Multipliers of BiPO's default vector (as trained: α = 1) whose
             held-out EnglishKL is compared, one chosen per language (the ``bipo_alpha``
             stage: a sensitivity curve around α = 1).
@@ -279,6 +282,7 @@ class StudyConfig:
     bipo_epochs: tuple[int, ...] = (1, 2)
     n_bipo_lr_fit: int = 128
     bipo_default_lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    bipo_default_lr_langs: tuple[str, ...] = ("sw", "fr", "de")
     bipo_alphas: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5)
     trajectory_langs: tuple[str, str] = ("fr", "zh")
     n_trajectory: int = 157
@@ -314,6 +318,7 @@ QUICK = StudyConfig(
     bipo_epochs=(1, 2),
     n_bipo_lr_fit=4,
     bipo_default_lrs=(1e-3, 1e-2),
+    bipo_default_lr_langs=("de",),
     bipo_alphas=(0.5, 1.0),
     n_trajectory=8,
     forcing=FORCING_QUICK,

@@ -120,19 +120,21 @@ def bipo_lr_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
 
 
 def bipo_default_lr_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
-    """The library's default BiPO rate, checked on held-out pairs: ``cfg.bipo_default_lrs``.
+    """The library's default BiPO rate, compared on held-out pairs: ``cfg.bipo_default_lrs``.
 
-    Each candidate trains ``fit_vector(method="bipo")`` with every other hyper-parameter
-    at the library's default (``lr_scale="coord"``: ``lr`` in units of each coordinate's
-    spread), on the ``cfg.n_gen_fit`` MSVAMP ``train`` pairs the defaults are measured on
-    (so the default's own schedule: one epoch over them) of ``cfg.bipo_lr_lang`` at its
-    selected layer, and is scored like a :func:`bipo_lr_stage` candidate. Saved as
-    ``gen_bipo_default_lr.json`` (resumable in ``gen_bipo_default_lr/``). Reported, not
-    used: the library's default is a constant, and the page says whether this choice
-    agrees with it.
+    In each of ``cfg.bipo_default_lr_langs``, each candidate trains
+    ``fit_vector(method="bipo")`` with every other hyper-parameter at the library's default
+    (``lr_scale="coord"``: ``lr`` in units of each coordinate's spread), on the
+    ``cfg.n_gen_fit`` MSVAMP ``train`` pairs the defaults are measured on (so the default's
+    own schedule: one epoch over them) at the language's selected layer, and is scored like
+    a :func:`bipo_lr_stage` candidate. Saved as ``gen_bipo_default_lr/<lang>.json``
+    (resumable in ``gen_bipo_default_lr/<lang>/``). Reported, not used: the library's
+    default is a constant; the page chooses one rate for all the languages
+    (:func:`~repro.page_generation.default_lr_frame`) and says whether it is the default.
     """
-    _bipo_selection(model, cfg, root, "lr", cfg.bipo_default_lrs, {}, stem="default_lr",
-                    base={}, n_fit=cfg.n_gen_fit)  # fmt: skip
+    for lang in cfg.bipo_default_lr_langs:
+        _bipo_selection(model, cfg, root, "lr", cfg.bipo_default_lrs, {}, lang=lang,
+                        stem="default_lr", base={}, n_fit=cfg.n_gen_fit)  # fmt: skip
 
 
 def bipo_epochs_stage(model: Any, cfg: StudyConfig, root: Path) -> None:

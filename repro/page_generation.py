@@ -36,6 +36,7 @@ __all__ = [
     "bipo_alpha_text",
     "bipo_defaults_text",
     "comparison_phrase",
+    "default_lr_frame",
     "default_lr_text",
     "edge_note",
     "english_kl_part",
@@ -145,26 +146,100 @@ def _hyper_text(found: tuple[pd.DataFrame, HyperSelection] | None, what: str, us
     )
 
 
-def default_lr_text(root: Path) -> str:
-    """The subsection checking the library's default BiPO rate ('' without its file).
+def default_lr_frame(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One BiPO rate for several languages: per-language selections pooled, one chosen.
 
-    ``gen_bipo_default_lr.json`` (the ``bipo_default_lr`` stage); the text says whether
-    the rate chosen on held-out pairs is the library's default today.
+    ``frames``: language → its selection over ``lr``
+    (:meth:`~interp_steer.analysis.HyperSelection.to_frame`), all on the same grid. One
+    row per rate: each language's selection KL (nats), the mean over languages of the
+    selection KL and of the test KL each relative to its language's unsteered KL (so each
+    language weighs the same, whatever its KL), and ``chosen``: the lowest mean relative
+    selection KL (the first on ties). The test pairs play no part in the choice.
+
+    >>> def frame(select, test):  # scores are -KL; unsteered KL 1 (selection) and 2 (test)
+    ...     return pd.DataFrame({"lr": [1e-3, 1e-2], "select_score": select,
+    ...                          "test_score": test, "select_unsteered": -1.0,
+    ...                          "test_unsteered": -2.0})
+    >>> f = default_lr_frame({"sw": frame([-0.5, -0.4], [-1.0, -1.0]),
+    ...                       "fr": frame([-0.9, -1.1], [-2.0, -2.0])})
+    >>> f[["lr", "select: sw", "select: fr", "select / unsteered"]]
+          lr  select: sw  select: fr  select / unsteered
+    0  0.001         0.5         0.9                0.70
+    1  0.010         0.4         1.1                0.75
+    >>> f["chosen"].tolist()  # sw's gain is outweighed by fr's loss, relative to unsteered
+    ['✓', '']
     """
-    found = hyper_table(root / "gen_bipo_default_lr.json")
-    if found is None:
+    grids = {tuple(f["lr"].astype(float)) for f in frames.values()}
+    if len(grids) != 1:
+        raise ValueError(f"the languages' selections must share one grid of rates, not {grids}")
+    table = pd.DataFrame({"lr": list(grids.pop())})
+    for lang, f in frames.items():
+        table[f"select: {lang}"] = -f["select_score"].to_numpy()
+    for part in ("select", "test"):
+        ratios = [(f[f"{part}_score"] / f[f"{part}_unsteered"]).to_numpy() for f in frames.values()]
+        table[f"{part} / unsteered"] = np.mean(ratios, axis=0)
+        if part == "select":  # a default should leave no language further from English
+            table["worst select / unsteered"] = np.max(ratios, axis=0)
+    best = int(np.argmin(table["select / unsteered"].to_numpy()))  # the first on ties
+    table["chosen"] = np.where(table.index == best, "✓", "")
+    return table
+
+
+def default_lr_text(root: Path, langs: Sequence[str]) -> str:
+    """The subsection choosing the library's default BiPO rate ('' without any language).
+
+    ``gen_bipo_default_lr/<lang>.json`` (the ``bipo_default_lr`` stage) for each of
+    ``langs`` that has one, pooled by :func:`default_lr_frame`; the text says whether the
+    rate chosen is the library's default today, and which languages are still missing.
+    """
+    folder = root / "gen_bipo_default_lr"
+    sels = [HyperSelection.load(folder / f"{lang}.json") for lang in langs
+            if (folder / f"{lang}.json").is_file()]  # fmt: skip
+    if not sels:
         return ""
-    sel = found[1]
+    table = default_lr_frame({sel.lang: sel.to_frame() for sel in sels})
+    chosen_col = table.pop("chosen")
+    for sel in sels:
+        points = sel.meta.get("points") or [{} for _ in sel.points]
+        table[f"‖v‖/‖h‖: {sel.lang}"] = [_trained_ratio(p) for p in points]
+    table["chosen"] = chosen_col
     default = check_hyper("bipo", {})
     lr, scale = default["lr"], _LR_UNITS[default["lr_scale"]]
-    best = sel.best["lr"]
-    agree = "is" if best == lr else f"is {best:g}, not"
-    use = (
-        "Every other hyper-parameter is the library's default, so each candidate is trained "
-        f"on the default's own schedule (one epoch over these pairs; `lr`{scale}). The rate "
-        f"chosen here {agree} the library's default (`lr` {lr:g})."
+    chosen = int(np.flatnonzero(table["chosen"] == "✓")[0])
+    best = float(table["lr"].iloc[chosen])
+    over = [sel.lang for sel in sels if table[f"select: {sel.lang}"][chosen] > -sel.baseline[0]]
+    worse = f" At this rate {', '.join(over)} is above unsteered." if over else ""
+    ratio = table["select / unsteered"]
+    runner = ratio.drop(index=chosen).idxmin() if len(table) > 1 else None
+    margin = (
+        ""
+        if runner is None
+        else f" Its mean relative selection KL is {ratio[chosen]:.3f}, against "
+        f"{ratio[runner]:.3f} for the next best (`lr` {table['lr'][runner]:g})."
     )
-    return _hyper_text(found, "default learning rate", use)
+    table["lr"] = [f"{x:g}" for x in table["lr"]]  # 3e-4 is not 0.000
+    agree = "is" if best == lr else f"is {best:g}, not"
+    own = ", ".join(f"{sel.lang} {float(sel.best['lr']):g}" for sel in sels)
+    missing = [lang for lang in langs if lang not in {sel.lang for sel in sels}]
+    left = f" Not run yet in {', '.join(missing)}: the choice may change." if missing else ""
+    layers = ", ".join(f"{sel.lang} {sel.layer}" for sel in sels)
+    return (
+        "### BiPO's default learning rate (compared on held-out pairs)\n\n"
+        f"In each language, each candidate trained BiPO with every other hyper-parameter at "
+        f"the library's default, so on the default's own schedule (one epoch over the first "
+        f"{sels[0].meta['fit'].get('n', '?')} `train` pairs; `lr`{scale}), at the language's "
+        f"selected layer ({layers}), applied as trained (α = 1), and was scored by its KL to "
+        f"English (nats, lower = closer) on held-out selection pairs — {sels[0].selection} — "
+        "and on test pairs, which play no part in the choice; ‖v‖/‖h‖ is each vector's "
+        "length as trained, relative to the mean residual norm at its layer. One rate is "
+        "chosen for all the "
+        "languages: the lowest mean over them of the selection KL relative to the language's "
+        "unsteered KL, so that each language weighs the same (alone, each language would "
+        f"choose: {own}). The rate chosen here {agree} the library's default (`lr` {lr:g})."
+        f"{margin}{worse}"
+        f"{edge_note(('lr',), sels[0].points, chosen)}{left}\n\n"
+        f"{markdown_table(table, digits=3)}\n"
+    )
 
 
 def pairing_text(folder: Path) -> str:
@@ -605,7 +680,7 @@ def english_kl_part(
         kl_text,
         bipo_defaults_text(root, cells),
         bipo_alpha_text(root, cells),
-        default_lr_text(root),
+        default_lr_text(root, cfg.get("bipo_default_lr_langs", ())),
         _hyper_text(
             hyper_table(root / "gen_bipo_lr.json"),
             "learning rate",

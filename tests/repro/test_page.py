@@ -12,6 +12,7 @@ from repro.page_generation import (
     bipo_alpha_text,
     bipo_defaults_text,
     comparison_phrase,
+    default_lr_text,
     generation_findings,
     generation_section,
     kl_table,
@@ -142,6 +143,48 @@ def test_bipo_defaults_text_tests_each_language_against_unsteered_and_mean_diff(
     del data["settings"]["hyper"]["lr_scale"]  # a file from before lr_scale: the rate was × ‖h‖
     path.write_text(json.dumps(data), encoding="utf-8")
     assert "`lr` 0.001 × ‖h‖, 1 epoch(s)" in bipo_defaults_text(tmp_path, cells)
+
+
+def _lr_selection(lang, kls, unsteered, lrs=(1e-3, 1e-2)):
+    """A saved-able selection over ``lr`` whose selection KLs are ``kls`` (test KL: 2×)."""
+    select = np.array([[-k, -k - 0.1, -k + 0.1] for k in kls])
+    return HyperSelection(
+        model="m", method="bipo", lang=lang, layer=4, metric="-KL", names=("lr",),
+        points=tuple({"lr": x} for x in lrs), relative=False, strength=np.ones(len(lrs)),
+        alpha=np.ones(len(lrs)), select=select, test=2 * select,
+        baseline=np.array([-unsteered] * 3), test_baseline=np.array([-2 * unsteered] * 3),
+        chosen=int(np.argmin(kls)), selection="train 400..463",
+        meta={"fit": {"n": 400}, "points": [{"vector_norm": 10.0 * (i + 1),
+                                            "fit_metrics": {"resid_norm": 1000.0}}
+                                           for i in range(len(lrs))]},
+    )  # fmt: skip
+
+
+def test_default_lr_text_chooses_one_rate_for_all_languages(tmp_path):
+    folder = tmp_path / "gen_bipo_default_lr"
+    assert default_lr_text(tmp_path, ("sw", "fr")) == ""  # nothing run yet
+    folder.mkdir()
+    # sw alone prefers 1e-2 (0.5 → 0.4 of 1.0), fr 1e-3 (0.05 → 0.1 of 0.1): relative to
+    # unsteered fr's loss outweighs sw's gain although its KL is ten times smaller
+    _lr_selection("sw", [0.5, 0.4], 1.0).save(folder / "sw.json")
+    _lr_selection("fr", [0.05, 0.1], 0.1).save(folder / "fr.json")
+    text = default_lr_text(tmp_path, ("sw", "fr", "de"))
+    assert text.startswith("### BiPO's default learning rate (compared on held-out pairs)")
+    assert "(layer sw 4, fr 4)" not in text and "(sw 4, fr 4)" in text
+    assert "alone, each language would choose: sw 0.01, fr 0.001)" in text
+    assert "The rate chosen here is the library's default (`lr` 0.001)." in text
+    assert (
+        "mean relative selection KL is 0.500, against 0.700 for the next best (`lr` 0.01)." in text
+    )
+    assert "smallest `lr` tried" in text and "Not run yet in de: the choice may change." in text
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in text.splitlines()
+            if r.startswith("| 0.0")]  # fmt: skip
+    assert rows[0] == ["0.001", "0.500", "0.050", "0.500", "0.500", "0.500", "0.010", "0.010", "✓"]
+    assert rows[1] == ["0.01", "0.400", "0.100", "0.700", "1.000", "0.700", "0.020", "0.020", ""]
+    assert "is above unsteered" not in text
+    _lr_selection("de", [0.1, 0.1, 0.1], 0.1, lrs=(1e-3, 1e-2, 3e-2)).save(folder / "de.json")
+    with pytest.raises(ValueError, match="must share one grid of rates"):
+        default_lr_text(tmp_path, ("sw", "fr", "de"))
 
 
 def test_bipo_alpha_text_counts_languages_below_unsteered_and_long_enough(tmp_path):

@@ -93,13 +93,18 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
     assert chosen["epochs"] in QUICK.bipo_epochs
     # the library default's rate, checked on held-out pairs with the default's own schedule
     assert "### BiPO's default learning rate (compared on held-out pairs)" in gen
-    default_lr = HyperSelection.load(tmp_path / "run" / "gen_bipo_default_lr.json")
+    default_lr = HyperSelection.load(tmp_path / "run" / "gen_bipo_default_lr" / "de.json")
+    assert QUICK.bipo_default_lr_langs == ("de",)
     assert default_lr.points == tuple({"lr": x} for x in QUICK.bipo_default_lrs)
     assert default_lr.meta["fit"]["n"] == QUICK.n_gen_fit
     fits = [p["fit_metrics"] for p in default_lr.meta["points"]]
     assert {(f["lr_scale"], f["steps"]) for f in fits} == {("coord", QUICK.n_gen_fit)}
     agree = "is" if default_lr.best["lr"] == 1e-3 else f"is {default_lr.best['lr']:g}, not"
     assert f"The rate chosen here {agree} the library's default (`lr` 0.001)." in gen
+    header = (
+        "| lr | select: de | select / unsteered | worst select / unsteered | test / unsteered |"
+    )
+    assert header in gen
     # BiPO at the library's defaults is trained apart: the study's rows pin lr_scale="resid"
     assert (tmp_path / "run" / "gen_vectors" / "de-bipo_defaults.safetensors").is_file()
     bipo = [*(tmp_path / "run").glob("vectors/*-bipo.json"),
