@@ -185,6 +185,9 @@ def test_default_lr_text_chooses_one_rate_for_all_languages(tmp_path):
     _lr_selection("de", [0.1, 0.1, 0.1], 0.1, lrs=(1e-3, 1e-2, 3e-2)).save(folder / "de.json")
     with pytest.raises(ValueError, match="must share one grid of rates"):
         default_lr_text(tmp_path, ("sw", "fr", "de"))
+    _lr_selection("de", [0.12, 0.5], 0.1).save(folder / "de.json")  # above unsteered at 1e-3
+    text = default_lr_text(tmp_path, ("sw", "fr", "de"))
+    assert "(`lr` 0.001). Its mean" in text and "At this rate de is above unsteered." in text
 
 
 def test_bipo_alpha_text_counts_languages_below_unsteered_and_long_enough(tmp_path):
