@@ -153,8 +153,10 @@ def default_lr_frame(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     (:meth:`~interp_steer.analysis.HyperSelection.to_frame`), all on the same grid. One
     row per rate: each language's selection KL (nats), the mean over languages of the
     selection KL and of the test KL each relative to its language's unsteered KL (so each
-    language weighs the same, whatever its KL), and ``chosen``: the lowest mean relative
-    selection KL (the first on ties). The test pairs play no part in the choice.
+    language weighs the same, whatever its KL), the worst language's relative selection KL
+    (a default should leave no language further from English), and ``chosen``: the lowest
+    mean relative selection KL (the first on ties). The test pairs play no part in the
+    choice.
 
     >>> def frame(select, test):  # scores are -KL; unsteered KL 1 (selection) and 2 (test)
     ...     return pd.DataFrame({"lr": [1e-3, 1e-2], "select_score": select,
