@@ -239,8 +239,8 @@ class StudyConfig:
             of each coordinate's spread; the ``bipo_default_lr`` stage, on ``n_gen_fit``
             pairs of each of ``bipo_default_lr_langs``: the default's own schedule).
         bipo_default_lr_langs: The languages the default rate is compared on, one rate for
-            all (sw gains most from a longer default vector in ``bipo_alpha``; fr and de
-            least).
+            all (in ``bipo_alpha`` sw gains the most nats from a longer default vector; fr
+            and de gain the least).
         bipo_alphas: Multipliers of BiPO's default vector (as trained: α = 1) whose
             held-out EnglishKL is compared, one chosen per language (the ``bipo_alpha``
             stage: a sensitivity curve around α = 1).

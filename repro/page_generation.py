@@ -200,11 +200,10 @@ def default_lr_text(root: Path, langs: Sequence[str]) -> str:
     if not sels:
         return ""
     table = default_lr_frame({sel.lang: sel.to_frame() for sel in sels})
-    chosen_col = table.pop("chosen")
-    for sel in sels:
+    for sel in sels:  # before the last column, "chosen"
         points = sel.meta.get("points") or [{} for _ in sel.points]
-        table[f"‖v‖/‖h‖: {sel.lang}"] = [_trained_ratio(p) for p in points]
-    table["chosen"] = chosen_col
+        table.insert(len(table.columns) - 1, f"‖v‖/‖h‖: {sel.lang}",
+                     [_trained_ratio(p) for p in points])  # fmt: skip
     default = check_hyper("bipo", {})
     lr, scale = default["lr"], _LR_UNITS[default["lr_scale"]]
     chosen = int(np.flatnonzero(table["chosen"] == "✓")[0])
