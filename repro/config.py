@@ -241,6 +241,9 @@ class StudyConfig:
         bipo_default_lr_langs: The languages the default rate is compared on, one rate for
             all (in ``bipo_alpha`` sw gains the most nats from a longer default vector; fr
             and de gain the least).
+        bipo_default_epochs: The numbers of epochs tried for the library's default BiPO
+            (the ``bipo_default_epochs`` stage: at the default rate, on the same pairs and
+            languages as ``bipo_default_lrs``).
         bipo_alphas: Multipliers of BiPO's default vector (as trained: α = 1) whose
             held-out EnglishKL is compared, one chosen per language (the ``bipo_alpha``
             stage: a sensitivity curve around α = 1).
@@ -283,6 +286,7 @@ class StudyConfig:
     n_bipo_lr_fit: int = 128
     bipo_default_lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
     bipo_default_lr_langs: tuple[str, ...] = ("sw", "fr", "de")
+    bipo_default_epochs: tuple[int, ...] = (1, 2)
     bipo_alphas: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5)
     trajectory_langs: tuple[str, str] = ("fr", "zh")
     n_trajectory: int = 157
@@ -319,6 +323,7 @@ QUICK = StudyConfig(
     n_bipo_lr_fit=4,
     bipo_default_lrs=(1e-3, 1e-2),
     bipo_default_lr_langs=("de",),
+    bipo_default_epochs=(1, 2),
     bipo_alphas=(0.5, 1.0),
     n_trajectory=8,
     forcing=FORCING_QUICK,

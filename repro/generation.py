@@ -47,6 +47,7 @@ __all__ = [
     "GEN_ORDER",
     "MATH_TEMPLATE",
     "bipo_alpha_stage",
+    "bipo_default_epochs_stage",
     "bipo_default_lr_stage",
     "bipo_defaults_stage",
     "bipo_epochs_stage",
@@ -130,11 +131,26 @@ def bipo_default_lr_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
     a :func:`bipo_lr_stage` candidate. Saved as ``gen_bipo_default_lr/<lang>.json``
     (resumable in ``gen_bipo_default_lr/<lang>/``). Reported, not used: the library's
     default is a constant; the page chooses one rate for all the languages
-    (:func:`~repro.page_generation.default_lr_frame`) and says whether it is the default.
+    (:func:`~repro.page_generation.default_frame`) and says whether it is the default.
     """
     for lang in cfg.bipo_default_lr_langs:
         _bipo_selection(model, cfg, root, "lr", cfg.bipo_default_lrs, {}, lang=lang,
                         stem="default_lr", base={}, n_fit=cfg.n_gen_fit)  # fmt: skip
+
+
+def bipo_default_epochs_stage(model: Any, cfg: StudyConfig, root: Path) -> None:
+    """The library's default number of BiPO epochs, compared: ``cfg.bipo_default_epochs``.
+
+    Like :func:`bipo_default_lr_stage` (the same languages, pairs, layers and scores, every
+    other hyper-parameter at the library's default, the default rate included), over the
+    number of passes over the pairs (the cosine schedule spans them all). Saved as
+    ``gen_bipo_default_epochs/<lang>.json`` (resumable in
+    ``gen_bipo_default_epochs/<lang>/``). Reported, not used: the page chooses one number
+    for all the languages (:func:`~repro.page_generation.default_frame`).
+    """
+    for lang in cfg.bipo_default_lr_langs:
+        _bipo_selection(model, cfg, root, "epochs", cfg.bipo_default_epochs, {}, lang=lang,
+                        stem="default_epochs", base={}, n_fit=cfg.n_gen_fit)  # fmt: skip
 
 
 def bipo_epochs_stage(model: Any, cfg: StudyConfig, root: Path) -> None:

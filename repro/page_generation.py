@@ -36,8 +36,8 @@ __all__ = [
     "bipo_alpha_text",
     "bipo_defaults_text",
     "comparison_phrase",
-    "default_lr_frame",
-    "default_lr_text",
+    "default_frame",
+    "default_text",
     "edge_note",
     "english_kl_part",
     "generation_findings",
@@ -146,99 +146,132 @@ def _hyper_text(found: tuple[pd.DataFrame, HyperSelection] | None, what: str, us
     )
 
 
-def default_lr_frame(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """One BiPO rate for several languages: per-language selections pooled, one chosen.
+_DEFAULT_WORDS = {"lr": ("learning rate", "rate"), "epochs": ("number of epochs", "number")}
+"""How the page names each of BiPO's defaults compared on held-out pairs: the subsection's
+noun, and the word for one candidate."""
 
-    ``frames``: language → its selection over ``lr``
+
+def default_frame(frames: Mapping[str, pd.DataFrame], name: str = "lr") -> pd.DataFrame:
+    """One value of a BiPO default for several languages: selections pooled, one chosen.
+
+    ``frames``: language → its selection over ``name``
     (:meth:`~interp_steer.analysis.HyperSelection.to_frame`), all on the same grid. One
-    row per rate: each language's selection KL (nats), the mean over languages of the
+    row per value: each language's selection KL (nats), the mean over languages of the
     selection KL and of the test KL each relative to its language's unsteered KL (so each
-    language weighs the same, whatever its KL), the worst language's relative selection KL
-    (a default should leave no language further from English), and ``chosen``: the lowest
-    mean relative selection KL (the first on ties). The test pairs play no part in the
-    choice.
+    language weighs the same, whatever its KL), the worst language's relative selection KL,
+    and ``chosen``: the lowest mean relative selection KL among the values that leave every
+    language below its unsteered KL (worst < 1: a default should leave no language further
+    from English), or, where no value does, the lowest mean (the first on ties). The test
+    pairs play no part in the choice.
 
     >>> def frame(select, test):  # scores are -KL; unsteered KL 1 (selection) and 2 (test)
     ...     return pd.DataFrame({"lr": [1e-3, 1e-2], "select_score": select,
     ...                          "test_score": test, "select_unsteered": -1.0,
     ...                          "test_unsteered": -2.0})
-    >>> f = default_lr_frame({"sw": frame([-0.5, -0.4], [-1.0, -1.0]),
-    ...                       "fr": frame([-0.9, -1.1], [-2.0, -2.0])})
-    >>> f[["lr", "select: sw", "select: fr", "select / unsteered"]]
-          lr  select: sw  select: fr  select / unsteered
-    0  0.001         0.5         0.9                0.70
-    1  0.010         0.4         1.1                0.75
-    >>> f["chosen"].tolist()  # sw's gain is outweighed by fr's loss, relative to unsteered
+    >>> f = default_frame({"sw": frame([-0.5, -0.2], [-1.0, -1.0]),
+    ...                    "fr": frame([-0.9, -1.05], [-2.0, -2.0])})
+    >>> f[["lr", "select: sw", "select: fr", "select / unsteered", "worst select / unsteered"]]
+          lr  select: sw  select: fr  select / unsteered  worst select / unsteered
+    0  0.001         0.5        0.90               0.700                      0.90
+    1  0.010         0.2        1.05               0.625                      1.05
+    >>> f["chosen"].tolist()  # 1e-2 has the lower mean, but takes fr above unsteered
     ['✓', '']
     """
-    grids = {tuple(f["lr"].astype(float)) for f in frames.values()}
+    grids = {tuple(f[name].astype(float)) for f in frames.values()}
     if len(grids) != 1:
-        raise ValueError(f"the languages' selections must share one grid of rates, not {grids}")
-    table = pd.DataFrame({"lr": list(grids.pop())})
+        raise ValueError(f"the languages' selections must share one grid of {name}, not {grids}")
+    table = pd.DataFrame({name: list(grids.pop())})
     for lang, f in frames.items():
         table[f"select: {lang}"] = -f["select_score"].to_numpy()
     for part in ("select", "test"):
         ratios = [(f[f"{part}_score"] / f[f"{part}_unsteered"]).to_numpy() for f in frames.values()]
         table[f"{part} / unsteered"] = np.mean(ratios, axis=0)
-        if part == "select":  # a default should leave no language further from English
+        if part == "select":
             table["worst select / unsteered"] = np.max(ratios, axis=0)
-    best = int(np.argmin(table["select / unsteered"].to_numpy()))  # the first on ties
+    mean = table["select / unsteered"].to_numpy()
+    safe = table["worst select / unsteered"].to_numpy() < 1.0
+    best = int(np.argmin(np.where(safe, mean, np.inf) if safe.any() else mean))  # first on ties
     table["chosen"] = np.where(table.index == best, "✓", "")
     return table
 
 
-def default_lr_text(root: Path, langs: Sequence[str]) -> str:
-    """The subsection choosing the library's default BiPO rate ('' without any language).
+def default_text(root: Path, langs: Sequence[str], name: str = "lr") -> str:
+    """The subsection choosing one of the library's BiPO defaults ('' without any language).
 
-    ``gen_bipo_default_lr/<lang>.json`` (the ``bipo_default_lr`` stage) for each of
-    ``langs`` that has one, pooled by :func:`default_lr_frame`; the text says whether the
-    rate chosen is the library's default today, and which languages are still missing.
+    ``name``: ``"lr"`` (the ``bipo_default_lr`` stage) or ``"epochs"``
+    (``bipo_default_epochs``). ``gen_bipo_default_<name>/<lang>.json`` for each of
+    ``langs`` that has one, pooled by :func:`default_frame`; the text says whether the
+    value chosen is the library's default today, and which languages are still missing.
     """
-    folder = root / "gen_bipo_default_lr"
+    folder = root / f"gen_bipo_default_{name}"
     sels = [HyperSelection.load(folder / f"{lang}.json") for lang in langs
             if (folder / f"{lang}.json").is_file()]  # fmt: skip
     if not sels:
         return ""
-    table = default_lr_frame({sel.lang: sel.to_frame() for sel in sels})
+    noun, word = _DEFAULT_WORDS[name]
+    table = default_frame({sel.lang: sel.to_frame() for sel in sels}, name)
     for sel in sels:  # before the last column, "chosen"
         points = sel.meta.get("points") or [{} for _ in sel.points]
         table.insert(len(table.columns) - 1, f"‖v‖/‖h‖: {sel.lang}",
                      [_trained_ratio(p) for p in points])  # fmt: skip
     default = check_hyper("bipo", {})
-    lr, scale = default["lr"], _LR_UNITS[default["lr_scale"]]
     chosen = int(np.flatnonzero(table["chosen"] == "✓")[0])
-    best = float(table["lr"].iloc[chosen])
-    over = [sel.lang for sel in sels if table[f"select: {sel.lang}"][chosen] > -sel.baseline[0]]
-    worse = f" At this rate {', '.join(over)} is above unsteered." if over else ""
-    ratio = table["select / unsteered"]
-    runner = ratio.drop(index=chosen).idxmin() if len(table) > 1 else None
-    margin = (
-        ""
-        if runner is None
-        else f" Its mean relative selection KL is {ratio[chosen]:.3f}, against "
-        f"{ratio[runner]:.3f} for the next best (`lr` {table['lr'][runner]:g})."
+    best = float(table[name].iloc[chosen])
+
+    def above(row: int) -> list[str]:
+        return [sel.lang for sel in sels if table[f"select: {sel.lang}"][row] > -sel.baseline[0]]
+
+    over = above(chosen)
+    worse = (
+        f" No {word} tried leaves every language below unsteered; at this one "
+        f"{', '.join(over)} is above."
+        if over
+        else ""
     )
-    table["lr"] = [f"{x:g}" for x in table["lr"]]  # 3e-4 is not 0.000
-    agree = "is" if best == lr else f"is {best:g}, not"
-    own = ", ".join(f"{sel.lang} {float(sel.best['lr']):g}" for sel in sels)
+    ratio = table["select / unsteered"]
+    margin = ""
+    if len(table) > 1:
+        runner = ratio.drop(index=chosen).idxmin()
+        margin = f" Its mean relative selection KL is {ratio[chosen]:.3f}"
+        if ratio[runner] < ratio[chosen]:
+            margin += (
+                f"; `{name}` {table[name][runner]:g} has a lower mean ({ratio[runner]:.3f}) "
+                f"but leaves {', '.join(above(runner))} above unsteered."
+            )
+        else:
+            margin += (
+                f", against {ratio[runner]:.3f} for the next best "
+                f"(`{name}` {table[name][runner]:g})."
+            )
+    table[name] = [f"{x:g}" for x in table[name]]  # 3e-4 is not 0.000
+    value = default[name]
+    agree = "is" if best == value else f"is {best:g}, not"
+    own = ", ".join(f"{sel.lang} {float(sel.best[name]):g}" for sel in sels)
     missing = [lang for lang in langs if lang not in {sel.lang for sel in sels}]
     left = f" Not run yet in {', '.join(missing)}: the choice may change." if missing else ""
     layers = ", ".join(f"{sel.lang} {sel.layer}" for sel in sels)
+    n = sels[0].meta["fit"].get("n", "?")
+    scale = _LR_UNITS[default["lr_scale"]]
+    schedule = (
+        f"one epoch over the first {n} `train` pairs; `lr`{scale}"
+        if name == "lr"
+        else f"`lr` {default['lr']:g}{scale}, over the first {n} `train` pairs; the cosine "
+        "schedule spans all the epochs"
+    )
     return (
-        "### BiPO's default learning rate (compared on held-out pairs)\n\n"
+        f"### BiPO's default {noun} (compared on held-out pairs)\n\n"
         f"In each language, each candidate trained BiPO with every other hyper-parameter at "
-        f"the library's default, so on the default's own schedule (one epoch over the first "
-        f"{sels[0].meta['fit'].get('n', '?')} `train` pairs; `lr`{scale}), at the language's "
-        f"selected layer ({layers}), applied as trained (α = 1), and was scored by its KL to "
-        f"English (nats, lower = closer) on held-out selection pairs — {sels[0].selection} — "
-        "and on test pairs, which play no part in the choice; ‖v‖/‖h‖ is each vector's "
-        "length as trained, relative to the mean residual norm at its layer. One rate is "
-        "chosen for all the "
-        "languages: the lowest mean over them of the selection KL relative to the language's "
-        "unsteered KL, so that each language weighs the same (alone, each language would "
-        f"choose: {own}). The rate chosen here {agree} the library's default (`lr` {lr:g})."
-        f"{margin}{worse}"
-        f"{edge_note(('lr',), sels[0].points, chosen)}{left}\n\n"
+        f"the library's default, so on the default's own schedule ({schedule}), at the "
+        f"language's selected layer ({layers}), applied as trained (α = 1), and was scored "
+        "by its KL to English (nats, lower = closer) on held-out selection pairs — "
+        f"{sels[0].selection} — and on test pairs, which play no part in the choice; "
+        "‖v‖/‖h‖ is each vector's length as trained, relative to the mean residual norm at "
+        f"its layer. One {word} is chosen for all the languages: the lowest mean over them of "
+        "the selection KL relative to the language's unsteered KL (so that each language "
+        f"weighs the same) among the {word}s that leave every language below unsteered "
+        f"(alone, each language would choose: {own}). The {word} chosen here {agree} the "
+        f"library's default (`{name}` {value:g}).{margin}{worse}"
+        f"{edge_note((name,), sels[0].points, chosen)}{left}\n\n"
         f"{markdown_table(table, digits=3)}\n"
     )
 
@@ -313,8 +346,16 @@ def _trained_ratio(point: Mapping[str, Any]) -> float:
     return float(point["vector_norm"]) / float(metrics["resid_norm"])
 
 
+_LOWEST = {"epochs": 1, "batch_size": 1, "warmup_steps": 0}
+"""The smallest value each of these hyper-parameters can take: a grid's choice there is not
+at an edge that a smaller value could move past."""
+
+
 def edge_note(names: Sequence[str], points: Sequence[Mapping[str, Any]], chosen: int | None) -> str:
     """A sentence when a one-name numeric grid's choice is its smallest or largest value.
+
+    Not at the smallest where that is the value's lowest possible (:data:`_LOWEST`: there
+    is no fewer than one epoch).
 
     ``names``, ``points`` and ``chosen`` as in a :class:`~interp_steer.analysis.HyperSelection`.
 
@@ -323,6 +364,8 @@ def edge_note(names: Sequence[str], points: Sequence[Mapping[str, Any]], chosen:
     >>> lrs = [{"lr": 1e-4}, {"lr": 3e-4}, {"lr": 1e-3}]
     >>> edge_note(("lr",), lrs, 1), edge_note(("pairing",), [{"pairing": "copy"}], 0)
     ('', '')
+    >>> edge_note(("epochs",), [{"epochs": 1}, {"epochs": 2}], 0)  # none is smaller than 1
+    ''
     """
     if len(names) != 1 or chosen is None:
         return ""
@@ -331,7 +374,7 @@ def edge_note(names: Sequence[str], points: Sequence[Mapping[str, Any]], chosen:
         return ""
     if values[chosen] == max(values):
         return f" The choice is the largest `{names[0]}` tried: a larger one might do better still."
-    if values[chosen] == min(values):
+    if values[chosen] == min(values) and values[chosen] > _LOWEST.get(names[0], -np.inf):
         return (
             f" The choice is the smallest `{names[0]}` tried: a smaller one might do better still."
         )
@@ -681,7 +724,8 @@ def english_kl_part(
         kl_text,
         bipo_defaults_text(root, cells),
         bipo_alpha_text(root, cells),
-        default_lr_text(root, cfg.get("bipo_default_lr_langs", ())),
+        default_text(root, cfg.get("bipo_default_lr_langs", ()), "lr"),
+        default_text(root, cfg.get("bipo_default_lr_langs", ()), "epochs"),
         _hyper_text(
             hyper_table(root / "gen_bipo_lr.json"),
             "learning rate",

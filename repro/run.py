@@ -47,6 +47,7 @@ from repro.control import control_stage
 from repro.forcing import forcing_stage
 from repro.generation import (
     bipo_alpha_stage,
+    bipo_default_epochs_stage,
     bipo_default_lr_stage,
     bipo_defaults_stage,
     bipo_epochs_stage,
@@ -95,6 +96,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("gen_adapters", gen_adapters),
     ("gen_kl", gen_kl),
     ("bipo_default_lr", bipo_default_lr_stage),
+    ("bipo_default_epochs", bipo_default_epochs_stage),
     ("bipo_defaults", bipo_defaults_stage),
     ("bipo_alpha", bipo_alpha_stage),
     ("gen_table", gen_table),

@@ -12,7 +12,7 @@ from repro.page_generation import (
     bipo_alpha_text,
     bipo_defaults_text,
     comparison_phrase,
-    default_lr_text,
+    default_text,
     generation_findings,
     generation_section,
     kl_table,
@@ -145,12 +145,12 @@ def test_bipo_defaults_text_tests_each_language_against_unsteered_and_mean_diff(
     assert "`lr` 0.001 × ‖h‖, 1 epoch(s)" in bipo_defaults_text(tmp_path, cells)
 
 
-def _lr_selection(lang, kls, unsteered, lrs=(1e-3, 1e-2)):
-    """A saved-able selection over ``lr`` whose selection KLs are ``kls`` (test KL: 2×)."""
+def _lr_selection(lang, kls, unsteered, lrs=(1e-3, 1e-2), name="lr"):
+    """A saved-able selection over ``name`` whose selection KLs are ``kls`` (test KL: 2×)."""
     select = np.array([[-k, -k - 0.1, -k + 0.1] for k in kls])
     return HyperSelection(
-        model="m", method="bipo", lang=lang, layer=4, metric="-KL", names=("lr",),
-        points=tuple({"lr": x} for x in lrs), relative=False, strength=np.ones(len(lrs)),
+        model="m", method="bipo", lang=lang, layer=4, metric="-KL", names=(name,),
+        points=tuple({name: x} for x in lrs), relative=False, strength=np.ones(len(lrs)),
         alpha=np.ones(len(lrs)), select=select, test=2 * select,
         baseline=np.array([-unsteered] * 3), test_baseline=np.array([-2 * unsteered] * 3),
         chosen=int(np.argmin(kls)), selection="train 400..463",
@@ -160,17 +160,18 @@ def _lr_selection(lang, kls, unsteered, lrs=(1e-3, 1e-2)):
     )  # fmt: skip
 
 
-def test_default_lr_text_chooses_one_rate_for_all_languages(tmp_path):
+def test_default_text_chooses_one_rate_for_all_languages(tmp_path):
     folder = tmp_path / "gen_bipo_default_lr"
-    assert default_lr_text(tmp_path, ("sw", "fr")) == ""  # nothing run yet
+    assert default_text(tmp_path, ("sw", "fr")) == ""  # nothing run yet
     folder.mkdir()
     # sw alone prefers 1e-2 (0.5 → 0.4 of 1.0), fr 1e-3 (0.05 → 0.1 of 0.1): relative to
     # unsteered fr's loss outweighs sw's gain although its KL is ten times smaller
     _lr_selection("sw", [0.5, 0.4], 1.0).save(folder / "sw.json")
     _lr_selection("fr", [0.05, 0.1], 0.1).save(folder / "fr.json")
-    text = default_lr_text(tmp_path, ("sw", "fr", "de"))
+    text = default_text(tmp_path, ("sw", "fr", "de"))
     assert text.startswith("### BiPO's default learning rate (compared on held-out pairs)")
     assert "(layer sw 4, fr 4)" not in text and "(sw 4, fr 4)" in text
+    assert "one epoch over the first 400 `train` pairs; `lr` × each coordinate's spread" in text
     assert "alone, each language would choose: sw 0.01, fr 0.001)" in text
     assert "The rate chosen here is the library's default (`lr` 0.001)." in text
     assert (
@@ -181,13 +182,41 @@ def test_default_lr_text_chooses_one_rate_for_all_languages(tmp_path):
             if r.startswith("| 0.0")]  # fmt: skip
     assert rows[0] == ["0.001", "0.500", "0.050", "0.500", "0.500", "0.500", "0.010", "0.010", "✓"]
     assert rows[1] == ["0.01", "0.400", "0.100", "0.700", "1.000", "0.700", "0.020", "0.020", ""]
-    assert "is above unsteered" not in text
+    assert "above" not in text
     _lr_selection("de", [0.1, 0.1, 0.1], 0.1, lrs=(1e-3, 1e-2, 3e-2)).save(folder / "de.json")
-    with pytest.raises(ValueError, match="must share one grid of rates"):
-        default_lr_text(tmp_path, ("sw", "fr", "de"))
-    _lr_selection("de", [0.12, 0.5], 0.1).save(folder / "de.json")  # above unsteered at 1e-3
-    text = default_lr_text(tmp_path, ("sw", "fr", "de"))
-    assert "(`lr` 0.001). Its mean" in text and "At this rate de is above unsteered." in text
+    with pytest.raises(ValueError, match="must share one grid of lr"):
+        default_text(tmp_path, ("sw", "fr", "de"))
+    # 1e-2 has the lower mean (0.1 and 1.02 of unsteered: 0.56 against 0.7), but takes fr
+    # above unsteered: a default must leave every language below
+    (folder / "de.json").unlink()
+    _lr_selection("sw", [0.9, 0.1], 1.0).save(folder / "sw.json")
+    _lr_selection("fr", [0.05, 0.102], 0.1).save(folder / "fr.json")
+    text = default_text(tmp_path, ("sw", "fr"))
+    assert "The rate chosen here is the library's default (`lr` 0.001)." in text
+    assert "0.700; `lr` 0.01 has a lower mean (0.560) but leaves fr above unsteered." in text
+    assert "largest" not in text and "smallest `lr` tried" in text
+    _lr_selection("de", [0.12, 0.5], 0.1).save(folder / "de.json")  # above at both rates
+    text = default_text(tmp_path, ("sw", "fr", "de"))
+    assert "(`lr` 0.001). Its mean" in text
+    assert "No rate tried leaves every language below unsteered; at this one de is above." in text
+
+
+def test_default_text_chooses_the_number_of_epochs(tmp_path):
+    folder = tmp_path / "gen_bipo_default_epochs"
+    folder.mkdir()
+    # two epochs: sw closer to English (0.6 → 0.5 of 1.0), de no further (0.05 → 0.05)
+    _lr_selection("sw", [0.6, 0.5], 1.0, lrs=(1, 2), name="epochs").save(folder / "sw.json")
+    _lr_selection("de", [0.05, 0.05], 0.1, lrs=(1, 2), name="epochs").save(folder / "de.json")
+    text = default_text(tmp_path, ("sw", "de"), "epochs")
+    assert text.startswith("### BiPO's default number of epochs (compared on held-out pairs)")
+    assert "(`lr` 0.001 × each coordinate's spread, over the first 400 `train` pairs" in text
+    assert "The number chosen here is 2, not the library's default (`epochs` 1)." in text
+    assert "against 0.550 for the next best (`epochs` 1)." in text
+    assert "| epochs | select: sw | select: de |" in text
+    assert "largest `epochs` tried: a larger one might do better still." in text
+    _lr_selection("de", [0.05, 0.11], 0.1, lrs=(1, 2), name="epochs").save(folder / "de.json")
+    text = default_text(tmp_path, ("sw", "de"), "epochs")  # de above unsteered at 2
+    assert "is the library's default (`epochs` 1)." in text and "tried" not in text
 
 
 def test_bipo_alpha_text_counts_languages_below_unsteered_and_long_enough(tmp_path):

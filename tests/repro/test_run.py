@@ -105,6 +105,15 @@ def test_quick_study_writes_the_results_page(tmp_path, monkeypatch):
         "| lr | select: de | select / unsteered | worst select / unsteered | test / unsteered |"
     )
     assert header in gen
+    # and its number of epochs, at the default rate
+    assert "### BiPO's default number of epochs (compared on held-out pairs)" in gen
+    epochs = HyperSelection.load(tmp_path / "run" / "gen_bipo_default_epochs" / "de.json")
+    assert epochs.points == tuple({"epochs": x} for x in QUICK.bipo_default_epochs)
+    fits = [p["fit_metrics"] for p in epochs.meta["points"]]
+    assert [(f["lr"], f["steps"]) for f in fits] == [
+        (1e-3, QUICK.n_gen_fit * x) for x in QUICK.bipo_default_epochs
+    ]
+    assert "| epochs | select: de | select / unsteered |" in gen
     # BiPO at the library's defaults is trained apart: the study's rows pin lr_scale="resid"
     assert (tmp_path / "run" / "gen_vectors" / "de-bipo_defaults.safetensors").is_file()
     bipo = [*(tmp_path / "run").glob("vectors/*-bipo.json"),
