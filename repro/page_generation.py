@@ -228,6 +228,11 @@ def default_text(root: Path, langs: Sequence[str], name: str = "lr") -> str:
         if over
         else ""
     )
+    tests = [(sel.lang, -sel.test[chosen, 0], -sel.test_baseline[0]) for sel in sels]
+    test_over = [f"{lang} ({kl:.3f} against {base:.3f} nats)" for lang, kl, base in tests
+                 if kl > base]  # fmt: skip
+    if test_over:
+        worse += f" On the test pairs at this {word}, above unsteered: {', '.join(test_over)}."
     ratio = table["select / unsteered"]
     margin = ""
     if len(table) > 1:

@@ -213,6 +213,14 @@ def test_default_text_chooses_the_number_of_epochs(tmp_path):
     assert "The number chosen here is 2, not the library's default (`epochs` 1)." in text
     assert "against 0.550 for the next best (`epochs` 1)." in text
     assert "| epochs | select: sw | select: de |" in text
+    assert "test pairs at this" not in text
+    _lr_selection("de", [0.05, 0.04], 0.1, lrs=(1, 2), name="epochs").save(folder / "de.json")
+    sel = HyperSelection.load(folder / "de.json")  # de's test KL at 2 epochs: 0.25 > 0.2
+    test = sel.test.copy()
+    test[1] = [-0.25, -0.3, -0.2]
+    HyperSelection(**{**sel.__dict__, "test": test}).save(folder / "de.json")
+    text = default_text(tmp_path, ("sw", "de"), "epochs")
+    assert "On the test pairs at this number, above unsteered: de (0.250 against 0.200" in text
     assert "largest `epochs` tried: a larger one might do better still." in text
     _lr_selection("de", [0.05, 0.11], 0.1, lrs=(1, 2), name="epochs").save(folder / "de.json")
     text = default_text(tmp_path, ("sw", "de"), "epochs")  # de above unsteered at 2
