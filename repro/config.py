@@ -242,8 +242,8 @@ class StudyConfig:
             all (in ``bipo_alpha`` sw gains the most nats from a longer default vector; fr
             and de gain the least).
         bipo_default_epochs: The numbers of epochs tried for the library's default BiPO
-            (the ``bipo_default_epochs`` stage: at the default rate, on the same pairs and
-            languages as ``bipo_default_lrs``).
+            (the ``bipo_default_epochs`` stage: at the default rate, on the same pairs as
+            ``bipo_default_lrs``, in ``bipo_default_lr_langs``).
         bipo_alphas: Multipliers of BiPO's default vector (as trained: α = 1) whose
             held-out EnglishKL is compared, one chosen per language (the ``bipo_alpha``
             stage: a sensitivity curve around α = 1).

@@ -8,7 +8,7 @@ puts them on the page. Every number is computed from the run folder.
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from repro.tables import (
 from repro.vectors import bipo_hyper
 
 __all__ = [
+    "DefaultName",
     "FLOOR",
     "NORM_FLOOR",
     "PAIRS_OF_INTEREST",
@@ -146,12 +147,15 @@ def _hyper_text(found: tuple[pd.DataFrame, HyperSelection] | None, what: str, us
     )
 
 
+DefaultName = Literal["lr", "epochs"]
+"""The BiPO defaults the study compares on held-out pairs (``bipo_default_<name>`` stages)."""
+
 _DEFAULT_WORDS = {"lr": ("learning rate", "rate"), "epochs": ("number of epochs", "number")}
 """How the page names each of BiPO's defaults compared on held-out pairs: the subsection's
 noun, and the word for one candidate."""
 
 
-def default_frame(frames: Mapping[str, pd.DataFrame], name: str = "lr") -> pd.DataFrame:
+def default_frame(frames: Mapping[str, pd.DataFrame], name: DefaultName = "lr") -> pd.DataFrame:
     """One value of a BiPO default for several languages: selections pooled, one chosen.
 
     ``frames``: language → its selection over ``name``
@@ -195,7 +199,7 @@ def default_frame(frames: Mapping[str, pd.DataFrame], name: str = "lr") -> pd.Da
     return table
 
 
-def default_text(root: Path, langs: Sequence[str], name: str = "lr") -> str:
+def default_text(root: Path, langs: Sequence[str], name: DefaultName = "lr") -> str:
     """The subsection choosing one of the library's BiPO defaults ('' without any language).
 
     ``name``: ``"lr"`` (the ``bipo_default_lr`` stage) or ``"epochs"``
