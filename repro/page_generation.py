@@ -222,8 +222,8 @@ def default_text(root: Path, langs: Sequence[str], name: DefaultName = "lr") -> 
     chosen = int(np.flatnonzero(table["chosen"] == "✓")[0])
     best = float(table[name].iloc[chosen])
 
-    def above(row: int) -> list[str]:
-        return [sel.lang for sel in sels if table[f"select: {sel.lang}"][row] > -sel.baseline[0]]
+    def above(row: int) -> list[str]:  # not below unsteered, as default_frame's rule says
+        return [sel.lang for sel in sels if table[f"select: {sel.lang}"][row] >= -sel.baseline[0]]
 
     over = above(chosen)
     worse = (

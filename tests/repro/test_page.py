@@ -1,5 +1,6 @@
 """The results page's computed sentences: transfer summary, floor wording, gains pairing."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -195,6 +196,9 @@ def test_default_text_chooses_one_rate_for_all_languages(tmp_path):
     assert "The rate chosen here is the library's default (`lr` 0.001)." in text
     assert "0.700; `lr` 0.01 has a lower mean (0.560) but leaves fr above unsteered." in text
     assert "largest" not in text and "smallest `lr` tried" in text
+    _lr_selection("fr", [0.05, 0.1], 0.1).save(folder / "fr.json")  # at unsteered: not below
+    text = default_text(tmp_path, ("sw", "fr"))
+    assert "`lr` 0.01 has a lower mean (0.550) but leaves fr above unsteered." in text
     _lr_selection("de", [0.12, 0.5], 0.1).save(folder / "de.json")  # above at both rates
     text = default_text(tmp_path, ("sw", "fr", "de"))
     assert "(`lr` 0.001). Its mean" in text
@@ -218,7 +222,7 @@ def test_default_text_chooses_the_number_of_epochs(tmp_path):
     sel = HyperSelection.load(folder / "de.json")  # de's test KL at 2 epochs: 0.25 > 0.2
     test = sel.test.copy()
     test[1] = [-0.25, -0.3, -0.2]
-    HyperSelection(**{**sel.__dict__, "test": test}).save(folder / "de.json")
+    dataclasses.replace(sel, test=test).save(folder / "de.json")
     text = default_text(tmp_path, ("sw", "de"), "epochs")
     assert "On the test pairs at this number, above unsteered: de (0.250 against 0.200" in text
     assert "largest `epochs` tried: a larger one might do better still." in text
